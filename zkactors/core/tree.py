@@ -1,0 +1,516 @@
+"""The znode tree: ZooKeeper's data model as a pure, deterministic core.
+
+This module owns the namespace of znodes — their data, their stat counters and
+the parent/child links — and the rules for changing them: the checks ZooKeeper's
+``PrepRequestProcessor`` makes and the updates its ``DataTree`` applies. It also
+owns the path syntax (:func:`validate_path`), the write-ahead-log encoding of a
+write (:meth:`Tree.apply`) and the snapshot format.
+
+It does no I/O and reads no clock: every write is handed its zxid and time, so
+applying the same transactions on any node yields the same tree (compare trees
+with :meth:`Tree.digest`). Writes are all-or-nothing: every check runs before
+the first mutation, so an error leaves the tree exactly as it was. A successful
+write returns the watch events it fires, in the order ZooKeeper fires them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from zkactors.errors import (
+    BadArgumentsError,
+    BadVersionError,
+    DataInconsistency,
+    MarshallingError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    UnimplementedError,
+)
+
+ROOT = "/"
+#: Width of the counter appended to a sequential node's name ("%010d").
+SEQUENCE_DIGITS = 10
+#: Flag bits of a ``["create", path, data, flags]`` txn.
+CREATE_MAKEPATH = 1
+CREATE_SEQUENCE = 2
+SNAPSHOT_FORMAT = "zkactors.tree/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """A znode's metadata. Field order is kazoo's ``ZnodeStat`` (and the wire's).
+
+    The camelCase names are ZooKeeper's and kazoo's own, kept so they read the same.
+    """
+
+    czxid: int
+    mzxid: int
+    ctime: int
+    mtime: int
+    version: int
+    cversion: int
+    aversion: int
+    ephemeralOwner: int
+    dataLength: int
+    numChildren: int
+    pzxid: int
+
+    def to_list(self) -> list[int]:
+        return [
+            self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cversion,
+            self.aversion, self.ephemeralOwner, self.dataLength, self.numChildren, self.pzxid,
+        ]
+
+    @classmethod
+    def from_list(cls, values: Any) -> Stat:
+        """Inverse of :meth:`to_list`; raises MarshallingError on anything else."""
+        if not isinstance(values, (list, tuple)) or len(values) != 11:
+            raise MarshallingError(f"a stat is a list of 11 ints, got {values!r}")
+        if not all(type(v) is int for v in values):
+            raise MarshallingError(f"a stat is a list of 11 ints, got {values!r}")
+        return cls(*values)
+
+    # kazoo's ZnodeStat aliases, so code written against kazoo reads the same.
+    @property
+    def created(self) -> float:
+        return self.ctime / 1000.0
+
+    @property
+    def last_modified(self) -> float:
+        return self.mtime / 1000.0
+
+    @property
+    def data_length(self) -> int:
+        return self.dataLength
+
+    @property
+    def children_count(self) -> int:
+        return self.numChildren
+
+    @property
+    def children_version(self) -> int:
+        return self.cversion
+
+    @property
+    def creation_transaction_id(self) -> int:
+        return self.czxid
+
+    @property
+    def last_modified_transaction_id(self) -> int:
+        return self.mzxid
+
+    @property
+    def owner_session_id(self) -> int:
+        return self.ephemeralOwner
+
+    @property
+    def acl_version(self) -> int:
+        return self.aversion
+
+
+class EventType:
+    """Change event types. Plain strs, so events pack with msgpack as they are."""
+
+    NODE_CREATED = "created"
+    NODE_DELETED = "deleted"
+    NODE_DATA_CHANGED = "changed"
+    NODE_CHILDREN_CHANGED = "child"
+
+
+NODE_CREATED = EventType.NODE_CREATED
+NODE_DELETED = EventType.NODE_DELETED
+NODE_DATA_CHANGED = EventType.NODE_DATA_CHANGED
+NODE_CHILDREN_CHANGED = EventType.NODE_CHILDREN_CHANGED
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change, for the watch machinery.
+
+    ``version`` is the node's data version after the change; for a children
+    event, the parent's cversion after it; for a delete, -1.
+    """
+
+    type: str
+    path: str
+    zxid: int
+    version: int
+
+
+# ZooKeeper's PathUtils rejects these UTF-16 code units. Java sees a code point
+# above U+FFFF as a surrogate pair (in \ud800-\udbff), so those are rejected too.
+_INVALID_CHAR = re.compile("[\u0001-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\U0010ffff]")
+
+
+def validate_path(path: object, max_path_bytes: int = 4096, sequence: bool = False) -> str:
+    """Return ``path`` if it is a valid znode path, else raise BadArgumentsError.
+
+    The rules are ZooKeeper's ``PathUtils.validatePath``. With ``sequence`` the
+    path is a prefix to which the server appends ten digits, so it is checked as
+    if a digit followed it (``"/a/"`` is then fine) and the suffix counts toward
+    ``max_path_bytes``.
+    """
+    if not isinstance(path, str):
+        raise BadArgumentsError(f"path must be a str, not {type(path).__name__}")
+    if not path:
+        raise BadArgumentsError("path must not be empty")
+    if path[0] != "/":
+        raise BadArgumentsError("path must start with '/'", path)
+    full = path + "1" if sequence else path
+    if len(full) > 1:
+        if full[-1] == "/":
+            raise BadArgumentsError("path must not end with '/'", path)
+        if "\0" in full:
+            raise BadArgumentsError("path must not contain the null character", repr(path))
+        if "//" in full:
+            raise BadArgumentsError("path must not contain an empty node name ('//')", path)
+        if "/./" in full or "/../" in full or full.endswith(("/.", "/..")):
+            raise BadArgumentsError("path must not contain '.' or '..' node names", path)
+        bad = _INVALID_CHAR.search(full)
+        if bad is not None:
+            raise BadArgumentsError(
+                f"path contains invalid character {bad.group()!r} at index {bad.start()}",
+                repr(path),
+            )
+    size = len(path.encode("utf-8")) + (SEQUENCE_DIGITS if sequence else 0)
+    if size > max_path_bytes:
+        raise BadArgumentsError(
+            f"path is {size} bytes, over the limit of {max_path_bytes} bytes", path[:64] + "…"
+        )
+    return path
+
+
+def _split(path: str) -> tuple[str, str]:
+    """``"/a/b"`` -> ``("/a", "b")``; ``"/a"`` -> ``("/", "a")``."""
+    cut = path.rfind("/")
+    return path[:cut] or ROOT, path[cut + 1:]
+
+
+def _depth_first_key(path: str) -> tuple[int, str]:
+    return -path.count("/"), path
+
+
+class _Node:
+    """One znode. The stat is assembled on read; only what changes is stored.
+
+    ``creates`` is ZooKeeper's *stored* cversion: the number of children ever
+    created. The cversion clients see counts deletes too, and ZooKeeper derives
+    it as ``2 * creates - numChildren`` (``DataNode.copyStat``); the sequence
+    suffix uses ``creates``. aversion and ephemeralOwner are always 0 here (no
+    ACLs, no ephemeral nodes yet), so they are not stored.
+    """
+
+    __slots__ = (
+        "children",
+        "creates",
+        "ctime",
+        "czxid",
+        "data",
+        "mtime",
+        "mzxid",
+        "pzxid",
+        "version",
+    )
+
+    def __init__(self, data: bytes, zxid: int, time_ms: int) -> None:
+        self.data = data
+        self.czxid = self.mzxid = self.pzxid = zxid
+        self.ctime = self.mtime = time_ms
+        self.version = 0
+        self.creates = 0
+        self.children: set[str] = set()
+
+    def cversion(self) -> int:
+        return 2 * self.creates - len(self.children)
+
+    def stat(self) -> Stat:
+        n = len(self.children)
+        return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+                    2 * self.creates - n, 0, 0, len(self.data), n, self.pzxid)
+
+
+class Tree:
+    """The znode namespace: a flat ``path -> node`` dict plus child-name sets."""
+
+    def __init__(self, max_data_bytes: int = 1 << 20, max_path_bytes: int = 4096) -> None:
+        self.max_data_bytes = max_data_bytes
+        self.max_path_bytes = max_path_bytes
+        # The root exists from the start with an all-zero stat, as in ZooKeeper.
+        self._nodes: dict[str, _Node] = {ROOT: _Node(b"", 0, 0)}
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    # ----------------------------------------------------------------- writes
+
+    def create(
+        self,
+        path: str,
+        data: bytes,
+        zxid: int,
+        time_ms: int,
+        makepath: bool = False,
+        sequence: bool = False,
+    ) -> tuple[str, list[Event]]:
+        """Create a znode; return the path created (with its sequence suffix)."""
+        validate_path(path, self.max_path_bytes, sequence)
+        self._check_data(data, path)
+        nodes = self._nodes
+        parent_path, _ = _split(path)
+        parent = nodes.get(parent_path)
+        missing: list[str] = []
+        if parent is None:
+            if not makepath:
+                raise NoNodeError(f"parent {parent_path} does not exist", path)
+            ancestor = parent_path
+            while ancestor not in nodes:
+                missing.append(ancestor)
+                ancestor = _split(ancestor)[0]
+            missing.reverse()
+        if sequence:
+            # ZooKeeper's rule: the suffix is the parent's create count before
+            # this create (0 for a parent that makepath is about to create).
+            counter = parent.creates if parent is not None else 0
+            path = f"{path}{counter:0{SEQUENCE_DIGITS}d}"
+        if path in nodes:
+            raise NodeExistsError("node already exists", path)
+
+        events: list[Event] = []
+        for ancestor in missing:
+            self._add(ancestor, b"", zxid, time_ms, events)
+        self._add(path, data, zxid, time_ms, events)
+        return path, events
+
+    def _add(self, path: str, data: bytes, zxid: int, time_ms: int, events: list[Event]) -> None:
+        parent_path, name = _split(path)
+        parent = self._nodes[parent_path]
+        self._nodes[path] = _Node(data, zxid, time_ms)
+        parent.children.add(name)
+        parent.creates += 1
+        parent.pzxid = zxid
+        events.append(Event(NODE_CREATED, path, zxid, 0))
+        events.append(Event(NODE_CHILDREN_CHANGED, parent_path, zxid, parent.cversion()))
+
+    def set(
+        self, path: str, data: bytes, version: int, zxid: int, time_ms: int
+    ) -> tuple[Stat, list[Event]]:
+        """Replace a znode's data if ``version`` matches (-1 matches any)."""
+        validate_path(path, self.max_path_bytes)
+        self._check_data(data, path)
+        _check_version_arg(version, path)
+        node = self._nodes.get(path)
+        if node is None:
+            raise NoNodeError("node does not exist", path)
+        if version != -1 and version != node.version:
+            raise BadVersionError(f"expected version {version}, node has {node.version}", path)
+        node.data = data
+        node.version += 1
+        node.mzxid = zxid
+        node.mtime = time_ms
+        return node.stat(), [Event(NODE_DATA_CHANGED, path, zxid, node.version)]
+
+    def delete(self, path: str, version: int, zxid: int, recursive: bool = False) -> list[Event]:
+        """Delete a znode (with its whole subtree if ``recursive``).
+
+        The version check applies to ``path`` only. The parent's pzxid moves but
+        not its mtime, as in ZooKeeper.
+        """
+        validate_path(path, self.max_path_bytes)
+        _check_version_arg(version, path)
+        if path == ROOT:
+            raise BadArgumentsError("the root node cannot be deleted", path)
+        nodes = self._nodes
+        node = nodes.get(path)
+        if node is None:
+            raise NoNodeError("node does not exist", path)
+        # ZooKeeper checks the version before emptiness.
+        if version != -1 and version != node.version:
+            raise BadVersionError(f"expected version {version}, node has {node.version}", path)
+        if node.children and not recursive:
+            raise NotEmptyError("node has children", path)
+
+        doomed = [path]
+        if node.children:
+            i = 0
+            while i < len(doomed):
+                prefix = doomed[i] + "/"
+                doomed.extend(prefix + name for name in nodes[doomed[i]].children)
+                i += 1
+            # Deepest first (ties by path), so no event names a node whose
+            # children are still reported as present.
+            doomed.sort(key=_depth_first_key)
+        events = []
+        for gone in doomed:
+            del nodes[gone]
+            events.append(Event(NODE_DELETED, gone, zxid, -1))
+        parent_path, name = _split(path)
+        parent = nodes[parent_path]
+        parent.children.discard(name)
+        parent.pzxid = zxid
+        events.append(Event(NODE_CHILDREN_CHANGED, parent_path, zxid, parent.cversion()))
+        return events
+
+    def apply(self, txn: list | tuple, zxid: int, time_ms: int) -> tuple[object, list[Event]]:
+        """Apply one write-ahead-log txn; return ``(result, events)``.
+
+        ``["create", path, data, flags]`` -> created path;
+        ``["set", path, data, version]`` -> ``Stat.to_list()``;
+        ``["delete", path, version, recursive]`` -> None.
+        """
+        if not isinstance(txn, (list, tuple)) or not txn:
+            raise BadArgumentsError(f"a txn is a non-empty list, got {type(txn).__name__}")
+        op = txn[0]
+        if not isinstance(op, str):
+            raise BadArgumentsError(f"txn op must be a str, got {op!r}")
+        if op not in ("create", "set", "delete"):
+            raise UnimplementedError(f"unknown txn op {op!r}")
+        if len(txn) != 4:
+            raise BadArgumentsError(f"a {op} txn has 4 fields, got {len(txn)}")
+        if op == "create":
+            _, path, data, flags = txn
+            if type(flags) is not int or flags & ~(CREATE_MAKEPATH | CREATE_SEQUENCE):
+                raise BadArgumentsError(f"bad create flags {flags!r}", _path_hint(path))
+            return self.create(
+                path, data, zxid, time_ms,
+                makepath=bool(flags & CREATE_MAKEPATH), sequence=bool(flags & CREATE_SEQUENCE),
+            )
+        if op == "set":
+            _, path, data, version = txn
+            stat, events = self.set(path, data, version, zxid, time_ms)
+            return stat.to_list(), events
+        _, path, version, recursive = txn
+        if type(recursive) is not bool:
+            raise BadArgumentsError(f"delete's recursive must be a bool, got {recursive!r}",
+                                    _path_hint(path))
+        return None, self.delete(path, version, zxid, recursive)
+
+    def _check_data(self, data: object, path: str) -> None:
+        if not isinstance(data, bytes):
+            raise BadArgumentsError(f"data must be bytes, not {type(data).__name__}", path)
+        if len(data) > self.max_data_bytes:
+            raise BadArgumentsError(
+                f"data is {len(data)} bytes, over the limit of {self.max_data_bytes} bytes", path
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, path: str) -> tuple[bytes, Stat]:
+        node = self._lookup(path)
+        return node.data, node.stat()
+
+    def exists(self, path: str) -> Stat | None:
+        validate_path(path, self.max_path_bytes)
+        node = self._nodes.get(path)
+        return None if node is None else node.stat()
+
+    def get_children(self, path: str) -> list[str]:
+        """Child names (not paths), sorted so that replies are deterministic."""
+        return sorted(self._lookup(path).children)
+
+    def _lookup(self, path: str) -> _Node:
+        validate_path(path, self.max_path_bytes)
+        node = self._nodes.get(path)
+        if node is None:
+            raise NoNodeError("node does not exist", path)
+        return node
+
+    # -------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> list:
+        """The whole tree as msgpack-friendly plain data, sorted by path.
+
+        ``[SNAPSHOT_FORMAT, [[path, data, czxid, mzxid, ctime, mtime, version,
+        creates, pzxid], ...]]``; children are implied by the paths.
+        """
+        records = [
+            [path, n.data, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.creates, n.pzxid]
+            for path, n in sorted(self._nodes.items())
+        ]
+        return [SNAPSHOT_FORMAT, records]
+
+    @classmethod
+    def restore(
+        cls, snap: Any, max_data_bytes: int = 1 << 20, max_path_bytes: int = 4096
+    ) -> Tree:
+        """Rebuild a tree from :meth:`snapshot`; DataInconsistency if it is malformed."""
+        if (not isinstance(snap, (list, tuple)) or len(snap) != 2
+                or snap[0] != SNAPSHOT_FORMAT or not isinstance(snap[1], (list, tuple))):
+            raise DataInconsistency(f"not a {SNAPSHOT_FORMAT} snapshot")
+        tree = cls(max_data_bytes, max_path_bytes)
+        nodes: dict[str, _Node] = {}
+        for record in snap[1]:
+            if (not isinstance(record, (list, tuple)) or len(record) != 9
+                    or not isinstance(record[1], bytes)
+                    or not all(type(v) is int for v in record[2:])):
+                raise DataInconsistency(f"malformed snapshot record {record!r:.200}")
+            path = record[0]
+            try:
+                # Syntax only: a node saved under larger limits must still load.
+                validate_path(path, max_path_bytes=1 << 62)
+            except BadArgumentsError as err:
+                raise DataInconsistency(f"bad path in snapshot: {err}") from None
+            if path in nodes:
+                raise DataInconsistency("duplicate path in snapshot", path)
+            node = _Node(record[1], 0, 0)
+            (node.czxid, node.mzxid, node.ctime, node.mtime, node.version, node.creates,
+             node.pzxid) = record[2:]
+            nodes[path] = node
+        if ROOT not in nodes:
+            raise DataInconsistency("snapshot has no root node")
+        for path in nodes:
+            if path != ROOT:
+                parent_path, name = _split(path)
+                parent = nodes.get(parent_path)
+                if parent is None:
+                    raise DataInconsistency("snapshot node has no parent", path)
+                parent.children.add(name)
+        for path, node in nodes.items():
+            if node.creates < len(node.children):
+                raise DataInconsistency("child count above create count", path)
+        tree._nodes = nodes
+        return tree
+
+    def digest(self) -> int:
+        """A 64-bit hash of every path, data and stat; equal trees, equal digests.
+
+        O(n log n): meant for tests and consistency checks, not the write path.
+        """
+        h = hashlib.blake2b(digest_size=8)
+        for path in sorted(self._nodes):
+            node = self._nodes[path]
+            h.update(path.encode("utf-8"))
+            h.update(b"\0%d\0" % len(node.data))
+            h.update(node.data)
+            h.update(",".join(map(str, node.stat().to_list())).encode("ascii"))
+            h.update(b"\n")
+        return int.from_bytes(h.digest(), "big")
+
+
+def _check_version_arg(version: object, path: str) -> None:
+    if type(version) is not int:
+        raise BadArgumentsError(f"version must be an int, not {type(version).__name__}", path)
+
+
+def _path_hint(path: object) -> str | None:
+    return path if isinstance(path, str) else None
+
+
+__all__ = [
+    "CREATE_MAKEPATH",
+    "CREATE_SEQUENCE",
+    "NODE_CHILDREN_CHANGED",
+    "NODE_CREATED",
+    "NODE_DATA_CHANGED",
+    "NODE_DELETED",
+    "ROOT",
+    "SNAPSHOT_FORMAT",
+    "Event",
+    "EventType",
+    "Stat",
+    "Tree",
+    "validate_path",
+]
