@@ -1,0 +1,1 @@
+"""Command-line entry points: ``zknode`` (run one node) and ``zkctl`` (admin)."""

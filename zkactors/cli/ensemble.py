@@ -1,0 +1,155 @@
+"""Run and inspect the local ensemble described by a conf directory.
+
+``up`` starts every node in the background (``python -m zkactors.cli.zknode``),
+with its pid file and log in the node's data dir, and waits until each answers;
+``down`` stops exactly the processes it started, by the PIDs it recorded (and only
+if that PID is still a zknode of this config, so a recycled PID is never hit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from zkactors.config import NodeConfig, load_ensemble
+
+PID_FILE = "zknode.pid"
+LOG_FILE = "zknode.log"
+
+
+class EnsembleError(Exception):
+    """The ensemble could not be started, stopped or reached."""
+
+
+def pid_path(config: NodeConfig) -> str:
+    return os.path.join(config.data_dir, PID_FILE)
+
+
+def running_pid(config: NodeConfig) -> int | None:
+    """The recorded PID if it is alive and still runs this node's config."""
+    try:
+        with open(pid_path(config)) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    if "zknode" in cmdline and os.path.basename(config.path) in cmdline:
+        return pid
+    return None
+
+
+def node_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
+    from zkactors.client import Client
+
+    client = Client(endpoint, request_timeout=timeout, connect_timeout=min(1.5, timeout),
+                    name="zkctl-status")
+    try:
+        client.start(timeout=timeout)
+        return client.server_status()
+    except Exception:  # noqa: BLE001 - unreachable or refusing: reported as down
+        return None
+    finally:
+        client.stop()
+
+
+def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, Any]]:
+    """One row per node: node, role, term, commit_index, applied_zxid, lag, …"""
+    if hosts:
+        targets = [(None, h.strip()) for h in hosts.split(",") if h.strip()]
+    else:
+        targets = [(cfg.node_id, cfg.me.client) for cfg in load_ensemble(conf_dir)]
+    rows = []
+    for node_id, endpoint in targets:
+        row = node_status(endpoint, timeout)
+        if row is None:
+            row = {"node": node_id, "role": "down", "term": 0, "commit_index": 0,
+                   "applied_zxid": 0, "lag": 0, "clients": 0, "endpoint": endpoint}
+        rows.append(row)
+    return rows
+
+
+def up(conf_dir: str, wait_s: float) -> list[str]:
+    configs = load_ensemble(conf_dir)
+    lines, started = [], []
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    for config in configs:
+        pid = running_pid(config)
+        if pid is not None:
+            lines.append(f"node {config.node_id} already running (pid {pid})")
+            continue
+        os.makedirs(config.data_dir, exist_ok=True)
+        log_path = os.path.join(config.data_dir, LOG_FILE)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "zkactors.cli.zknode", config.path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, env=env,
+            )
+        with open(pid_path(config), "w") as f:
+            f.write(f"{proc.pid}\n")
+        started.append((config, proc))
+    deadline = time.monotonic() + wait_s
+    for config, proc in started:
+        while True:
+            if proc.poll() is not None:
+                raise EnsembleError(f"node {config.node_id} exited with code {proc.returncode}; "
+                                    f"see {os.path.join(config.data_dir, LOG_FILE)}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EnsembleError(f"node {config.node_id} not serving after {wait_s} s; "
+                                    f"see {os.path.join(config.data_dir, LOG_FILE)}")
+            if node_status(config.me.client, min(1.0, remaining)) is not None:
+                break
+        lines.append(f"node {config.node_id} serving at {config.me.client} (pid {proc.pid})")
+    return lines
+
+
+def down(conf_dir: str, wait_s: float) -> list[str]:
+    lines = []
+    stopping = []
+    for config in load_ensemble(conf_dir):
+        pid = running_pid(config)
+        if pid is None:
+            lines.append(f"node {config.node_id} not running")
+            _remove(pid_path(config))
+            continue
+        os.kill(pid, signal.SIGTERM)
+        stopping.append((config, pid))
+    deadline = time.monotonic() + wait_s
+    for config, pid in stopping:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            lines.append(f"node {config.node_id} killed (pid {pid}) after {wait_s} s")
+        else:
+            lines.append(f"node {config.node_id} stopped (pid {pid})")
+        _remove(pid_path(config))
+    return lines
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (our own child, not yet reaped) is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

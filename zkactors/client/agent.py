@@ -1,0 +1,335 @@
+"""The client agent: a thread that owns the client's sockets and its connection state.
+
+Shaped like the ZeroMQ Guide's Clone client: the API object lives in the caller's
+thread and hands requests over (a queue, plus a doorbell on an inproc PAIR pipe);
+the agent alone touches the DEALER socket. Its states:
+
+* CONNECTING — a DEALER to one endpoint, ``hello`` sent, waiting for the answer;
+  no answer within ``connect_timeout`` means the next endpoint.
+* CONNECTED — requests flow, at most the node's ``max_inflight`` at a time; pings
+  keep the line proven when idle. Silence for ``connect_timeout`` while something
+  is outstanding means the node is gone: SUSPENDED, next endpoint.
+
+Requests that were sent but not answered when a connection is lost: reads are
+sent again (they change nothing); writes fail with ``ConnectionLoss`` because the
+agent cannot know whether the node applied them — it never guesses success.
+A connection suspended for longer than the session timeout becomes LOST and every
+waiting request fails; the agent goes on trying to reconnect.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from zkactors.errors import (
+    Code,
+    ConnectionClosedError,
+    ConnectionLoss,
+    OperationTimeoutError,
+    error_for,
+)
+from zkactors.protocol import (
+    OP_HELLO,
+    OP_PING,
+    PROTOCOL_VERSION,
+    WRITE_OPS,
+    pack,
+    pack_batch,
+    unpack,
+)
+
+CONNECTED = "CONNECTED"
+SUSPENDED = "SUSPENDED"
+LOST = "LOST"
+
+_TICK_S = 0.05
+#: Requests per frame at most, so one huge burst doesn't become one huge message.
+_MAX_FRAME_REQUESTS = 256
+_pipe_ids = itertools.count(1)
+
+
+class ZkFuture(Future):
+    """A ``concurrent.futures.Future`` with kazoo's ``IAsyncResult`` spelling too."""
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self.result(timeout)
+
+    def get_nowait(self) -> Any:
+        return self.result(0)
+
+
+@dataclass(slots=True)
+class Request:
+    rid: int
+    op: str
+    packed: bytes  # the request alone, msgpack-encoded; frames are built by pack_batch
+    future: ZkFuture
+    transform: Callable[[Any], Any]
+    deadline: float
+    path: str | None = None
+    attempts: int = 0
+    sent_at: float = field(default=0.0)
+
+
+class Agent(threading.Thread):
+    def __init__(self, endpoints: list[str], context: zmq.Context, requests: queue.SimpleQueue,
+                 on_state: Callable[[str], None], connect_timeout: float,
+                 session_timeout: float, name: str) -> None:
+        super().__init__(name=f"zkactors-client-agent-{name}", daemon=True)
+        self.endpoints = endpoints
+        self.context = context
+        self.requests = requests
+        self.on_state = on_state
+        self.connect_timeout = connect_timeout
+        self.session_timeout = session_timeout
+        self.client_name = name
+        self.pipe_address = f"inproc://zkactors-client-{next(_pipe_ids)}"
+        self.pipe = context.socket(zmq.PAIR)
+        self.pipe.linger = 0
+        self.pipe.bind(self.pipe_address)
+        self.rids = itertools.count(1)
+        self.stopping = threading.Event()
+
+        self.dealer: zmq.Socket | None = None
+        self.endpoint_index = -1
+        self.connected = False
+        self.state: str | None = None
+        self.hello_rid = 0
+        self.hello_sent_at = 0.0
+        self.suspended_since: float | None = None
+        self.last_recv = 0.0
+        self.ping_rid = 0
+        self.max_inflight = 64
+        self.node_id: int | None = None
+        #: Why the last node refused our hello (wrong protocol, full), if it did.
+        self.hello_error: Exception | None = None
+        self.last_zxid = 0
+        self.inflight: dict[int, Request] = {}
+        self.waiting: deque[Request] = deque()
+
+    # ---------------------------------------------------------------- thread
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.pipe, zmq.POLLIN)
+        next_tick = time.monotonic()
+        try:
+            self._connect_next()
+            poller.register(self.dealer, zmq.POLLIN)
+            while not self.stopping.is_set():
+                timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
+                for sock, _ in poller.poll(timeout_ms):
+                    if sock is self.pipe:
+                        self._drain_pipe()
+                    elif sock is self.dealer:
+                        self._drain_dealer()
+                now = time.monotonic()
+                if now >= next_tick:
+                    old = self.dealer
+                    self._tick(now)
+                    if self.dealer is not old:
+                        poller.unregister(old)
+                        old.close(linger=0)
+                        poller.register(self.dealer, zmq.POLLIN)
+                    next_tick = now + _TICK_S
+        finally:
+            self._fail_all(ConnectionClosedError("client stopped"))
+            if self.dealer is not None:
+                self.dealer.close(linger=0)
+            self.pipe.close(linger=0)
+
+    def _drain_pipe(self) -> None:
+        while True:
+            try:
+                self.pipe.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        while True:
+            try:
+                request = self.requests.get_nowait()
+            except queue.Empty:
+                break
+            self.waiting.append(request)
+        self._send_waiting()
+
+    # ------------------------------------------------------------ connection
+    def _connect_next(self) -> None:
+        """Open a DEALER to the next endpoint and say hello (the caller swaps sockets)."""
+        self.endpoint_index = (self.endpoint_index + 1) % len(self.endpoints)
+        dealer = self.context.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.sndhwm = 100_000
+        dealer.rcvhwm = 100_000
+        dealer.connect(self.endpoints[self.endpoint_index])
+        self.dealer = dealer
+        self.connected = False
+        self.hello_rid = next(self.rids)
+        self.hello_sent_at = time.monotonic()
+        dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION, self.client_name]]))
+
+    def _lose_connection(self, now: float) -> None:
+        """The node went silent: reroute what was in flight and try the next endpoint."""
+        if self.suspended_since is None:
+            self.suspended_since = now
+        if self.connected:
+            self._set_state(SUSPENDED)
+        resend = []
+        for request in self.inflight.values():
+            if request.op in WRITE_OPS:
+                request.future.set_exception(ConnectionLoss(
+                    "connection lost before the write was acknowledged; "
+                    "it may or may not have been applied", request.path))
+            else:
+                resend.append(request)
+        self.inflight.clear()
+        self.waiting.extendleft(reversed(resend))
+        self.ping_rid = 0
+        self._connect_next()
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.on_state(state)
+
+    # ------------------------------------------------------------- sending
+    def _send_waiting(self) -> None:
+        if not self.connected:
+            return
+        now = time.monotonic()
+        batch = []
+        while self.waiting and len(self.inflight) < self.max_inflight:
+            request = self.waiting.popleft()
+            if request.future.done():  # cancelled by the caller meanwhile
+                continue
+            request.attempts += 1
+            request.sent_at = now
+            self.inflight[request.rid] = request
+            batch.append(request.packed)
+            if len(batch) >= _MAX_FRAME_REQUESTS:
+                self.dealer.send(pack_batch(batch))
+                batch = []
+        if batch:
+            self.dealer.send(pack_batch(batch))
+
+    # ------------------------------------------------------------ receiving
+    def _drain_dealer(self) -> None:
+        dealer = self.dealer
+        now = time.monotonic()
+        for _ in range(10_000):
+            try:
+                frame = dealer.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.last_recv = now
+            try:
+                replies = unpack(frame)
+                for rid, code, result, zxid in replies:
+                    self._on_reply(rid, code, result, zxid)
+            except (ValueError, TypeError):
+                continue  # not a reply we understand; its request will time out
+        self._send_waiting()
+
+    def _on_reply(self, rid: int, code: int, result: Any, zxid: int) -> None:
+        self.last_zxid = max(self.last_zxid, zxid)
+        if rid == self.hello_rid:
+            self._on_hello(code, result)
+        elif rid == self.ping_rid:
+            self.ping_rid = 0
+        else:
+            request = self.inflight.pop(rid, None)
+            if request is not None:
+                self._resolve(request, code, result)
+
+    def _on_hello(self, code: int, result: Any) -> None:
+        self.hello_rid = 0
+        if code != Code.OK:
+            # A node that refuses us (wrong protocol, full): fail fast on the next tick.
+            self.hello_sent_at = 0.0
+            self.hello_error = error_for(code, result)
+            return
+        self.connected = True
+        self.suspended_since = None
+        self.max_inflight = max(1, int(result.get("max_inflight", 64)))
+        self.node_id = result.get("node")
+        self._set_state(CONNECTED)
+
+    def _resolve(self, request: Request, code: int, result: Any) -> None:
+        if code == Code.OK:
+            try:
+                value = request.transform(result)
+            except Exception as exc:  # noqa: BLE001 - a malformed reply must not kill the agent
+                request.future.set_exception(exc)
+                return
+            request.future.set_result(value)
+            return
+        if code == Code.SESSION_EXPIRED and request.attempts < 3:
+            # The node forgot our idle session: say hello again, then resend.
+            self.waiting.appendleft(request)
+            self._rehello()
+            return
+        if code == Code.THROTTLED and request.attempts < 10:
+            self.waiting.append(request)
+            return
+        request.future.set_exception(error_for(code, result, request.path))
+
+    def _rehello(self) -> None:
+        if self.connected:
+            self.connected = False
+            self.hello_rid = next(self.rids)
+            self.hello_sent_at = time.monotonic()
+            self.dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION,
+                                    self.client_name]]))
+
+    # ----------------------------------------------------------------- time
+    def _tick(self, now: float) -> None:
+        self._expire_requests(now)
+        if not self.connected:
+            if self.hello_rid == 0 or now - self.hello_sent_at > self.connect_timeout:
+                self._lose_connection(now)
+        else:
+            silent = now - self.last_recv
+            if silent > self.connect_timeout and (self.inflight or self.ping_rid):
+                self._lose_connection(now)
+            elif silent > self.connect_timeout / 3 and not self.ping_rid:
+                self.ping_rid = next(self.rids)
+                self.dealer.send(pack([[self.ping_rid, OP_PING]]))
+        if (self.suspended_since is not None and self.state != LOST
+                and now - self.suspended_since > self.session_timeout):
+            self._set_state(LOST)
+            self._fail_all(ConnectionLoss("no node reachable within the session timeout"))
+
+    def _expire_requests(self, now: float) -> None:
+        for rid in [rid for rid, r in self.inflight.items() if r.deadline < now]:
+            request = self.inflight.pop(rid)
+            request.future.set_exception(OperationTimeoutError(
+                f"no reply from node {self.node_id} in time", request.path))
+        if self.waiting and any(r.deadline < now for r in self.waiting):
+            kept = deque()
+            for request in self.waiting:
+                if request.deadline < now:
+                    request.future.set_exception(
+                        OperationTimeoutError("not connected in time", request.path))
+                else:
+                    kept.append(request)
+            self.waiting = kept
+
+    def _fail_all(self, error: Exception) -> None:
+        while True:
+            try:
+                self.waiting.append(self.requests.get_nowait())
+            except queue.Empty:
+                break
+        for request in [*self.inflight.values(), *self.waiting]:
+            if not request.future.done():
+                request.future.set_exception(error)
+        self.inflight.clear()
+        self.waiting.clear()

@@ -1,0 +1,279 @@
+"""The gateway core: client sessions, request validation, routing, flow control.
+
+Pure: the driver hands it each client frame (with the ROUTER identity of the
+connection and the current time) and the replies coming back from the other
+actors; it says where each request goes and what to send to whom. No socket, no
+clock, no tree.
+
+What it guarantees:
+
+* every frame is either routed, answered with a typed error, or — when it cannot
+  even be parsed into a request id — dropped and counted; nothing reaches a core
+  unvalidated;
+* a client says ``hello`` (with the protocol version) before anything else, so
+  that versions can't silently mismatch;
+* at most ``max_inflight`` requests per connection are outstanding inside the
+  node, and at most ``max_clients`` sessions exist; idle sessions expire;
+* a problem is logged once per client and kind (the driver logs what
+  :attr:`GatewayCore.first_seen` reports), counted always.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from zkactors.core.tree import validate_path
+from zkactors.errors import (
+    BadArgumentsError,
+    Code,
+    ProtocolVersionError,
+    SessionExpiredError,
+    ThrottledError,
+    ZookeeperError,
+)
+from zkactors.protocol import (
+    FLAG_MAKEPATH,
+    FLAG_SEQUENCE,
+    OP_CREATE,
+    OP_DELETE,
+    OP_HELLO,
+    OP_PING,
+    OP_SET,
+    OP_STATUS,
+    PROTOCOL_VERSION,
+    WRITE_OPS,
+    FrameError,
+    decode_frame,
+    decode_request,
+)
+
+ROUTE_LOG = "log"
+ROUTE_STORE = "store"
+ROUTE_REPLY = "reply"
+
+
+@dataclass(slots=True)
+class Session:
+    name: str
+    inflight: int
+    last_seen_ms: int
+    #: Writes sent on to the log and not yet answered; while there are any, this
+    #: client's reads go through the log too, so they can't overtake its writes.
+    writes_inflight: int = 0
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        node_id: int,
+        max_data_bytes: int,
+        max_path_bytes: int,
+        max_inflight: int,
+        max_clients: int,
+        session_timeout_ms: int,
+        identity: dict[str, Any] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.max_data_bytes = max_data_bytes
+        self.max_path_bytes = max_path_bytes
+        self.max_inflight = max_inflight
+        self.max_clients = max_clients
+        self.session_timeout_ms = session_timeout_ms
+        #: Fixed facts about this node added to every status reply (role, endpoint).
+        self.identity = dict(identity or {})
+        self.sessions: dict[bytes, Session] = {}
+        self._status_waiting: set[tuple[bytes, int]] = set()
+        self.counters: Counter[str] = Counter()
+        self._reported: set[tuple[bytes, str]] = set()
+        #: Problems seen for the first time since the last call to :meth:`take_first_seen`.
+        self.first_seen: list[tuple[bytes, str, str]] = []
+
+    # ---------------------------------------------------------------- requests
+    def on_frame(self, ident: bytes, frame: bytes, now_ms: int, writes: list, reads: list,
+                 replies: list) -> None:
+        """Route every request of one client frame.
+
+        Appends what goes to the log (writes, and reads that must wait behind the
+        same client's writes; see ``MSG_WRITE``) to ``writes``, reads ``[ident, rid,
+        op, args]`` for the store to ``reads``, and answers given at once ``[ident,
+        rid, code, result, False]`` to ``replies``. The caller owns the
+        lists, so one batch of frames becomes one message per actor.
+        """
+        try:
+            requests = decode_frame(frame)
+        except FrameError as err:
+            self._problem(ident, "bad_frame", str(err))
+            return
+        session = self.sessions.get(ident)
+        if session is not None:
+            session.last_seen_ms = now_ms
+        for request in requests:
+            routed = self._route(ident, request, session, now_ms)
+            if routed is None:
+                continue
+            kind, item = routed
+            if kind is ROUTE_LOG:
+                writes.append(item)
+            elif kind is ROUTE_STORE:
+                reads.append(item)
+            else:
+                replies.append(item)
+            if kind is not ROUTE_REPLY:
+                session.inflight += 1
+            elif item[2] == 0 and session is None:
+                session = self.sessions.get(ident)  # hello just opened it
+
+    def _route(self, ident: bytes, request: Any, session: Session | None,
+               now_ms: int) -> tuple[str, list] | None:
+        try:
+            rid, op, args = decode_request(request)
+        except FrameError as err:
+            self._problem(ident, "bad_frame", str(err))
+            return None
+        except ZookeeperError as err:
+            self._problem(ident, err.code.name.lower(), str(err))
+            return ROUTE_REPLY, [ident, err.rid, int(err.code), str(err), False]  # type: ignore[attr-defined]
+        if op == OP_HELLO:
+            return ROUTE_REPLY, [ident, *self._hello(ident, rid, args, now_ms), False]
+        if session is None:
+            err = SessionExpiredError("no session: send hello first")
+            return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+        if op == OP_PING:
+            return ROUTE_REPLY, [ident, rid, 0, None, False]
+        if session.inflight >= self.max_inflight:
+            err = ThrottledError(f"more than {self.max_inflight} requests in flight")
+            self._problem(ident, "throttled", str(err))
+            return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+        if op == OP_STATUS:
+            # The store knows the applied state first-hand; the reply is completed
+            # with the gateway's own fields on its way back (see on_replies).
+            self._status_waiting.add((ident, rid))
+            return ROUTE_STORE, [ident, rid, OP_STATUS, []]
+        try:
+            if op in WRITE_OPS:
+                txn = self._txn(op, args)
+                session.writes_inflight += 1
+                return ROUTE_LOG, [ident, rid, txn, None]
+            validate_path(args[0], self.max_path_bytes)
+            if session.writes_inflight:
+                return ROUTE_LOG, [ident, rid, None, [op, args]]
+            return ROUTE_STORE, [ident, rid, op, args]
+        except ZookeeperError as err:
+            self._problem(ident, err.code.name.lower(), str(err))
+            return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+
+    def _hello(self, ident: bytes, rid: int, args: list, now_ms: int) -> tuple[int, int, Any]:
+        version, name = args
+        if version != PROTOCOL_VERSION:
+            err = ProtocolVersionError(
+                f"client speaks protocol {version}, node speaks {PROTOCOL_VERSION}"
+            )
+            self._problem(ident, "protocol_version", str(err))
+            return rid, int(err.code), str(err)
+        session = self.sessions.get(ident)
+        if session is None:
+            if len(self.sessions) >= self.max_clients:
+                err = ThrottledError(f"node has its maximum of {self.max_clients} clients")
+                self._problem(ident, "too_many_clients", str(err))
+                return rid, int(err.code), str(err)
+            self.sessions[ident] = Session(name[:200], 0, now_ms)
+        else:
+            session.last_seen_ms = now_ms
+        return rid, int(Code.OK), {
+            "protocol": PROTOCOL_VERSION,
+            "node": self.node_id,
+            "max_inflight": self.max_inflight,
+            "max_data_bytes": self.max_data_bytes,
+            "session_timeout_ms": self.session_timeout_ms,
+        }
+
+    def _txn(self, op: str, args: list) -> list:
+        """Validate a write and turn it into the txn the log stores."""
+        if op == OP_CREATE:
+            path, data, flags = args
+            if flags & ~(FLAG_MAKEPATH | FLAG_SEQUENCE):
+                raise BadArgumentsError(f"unknown create flags {flags:#x}", path)
+            validate_path(path, self.max_path_bytes, sequence=bool(flags & FLAG_SEQUENCE))
+            self._check_size(path, data)
+            return [OP_CREATE, path, data, flags]
+        if op == OP_SET:
+            path, data, version = args
+            validate_path(path, self.max_path_bytes)
+            self._check_size(path, data)
+            self._check_version(path, version)
+            return [OP_SET, path, data, version]
+        if op == OP_DELETE:
+            path, version, recursive = args
+            validate_path(path, self.max_path_bytes)
+            self._check_version(path, version)
+            return [OP_DELETE, path, version, recursive]
+        raise BadArgumentsError(f"not a write: {op!r}")  # pragma: no cover
+
+    def _check_size(self, path: str, data: bytes) -> None:
+        if len(data) > self.max_data_bytes:
+            raise BadArgumentsError(
+                f"value of {len(data)} bytes exceeds max_data_bytes={self.max_data_bytes}", path
+            )
+
+    @staticmethod
+    def _check_version(path: str, version: int) -> None:
+        if not -1 <= version < 2**31:
+            raise BadArgumentsError(f"version {version} out of range", path)
+
+    # ----------------------------------------------------------------- replies
+    def on_replies(self, replies: list[list]) -> None:
+        """Requests answered by another actor leave the in-flight count; status
+        replies get the gateway's fields added."""
+        sessions = self.sessions
+        for reply in replies:
+            session = sessions.get(reply[0])
+            if session is not None:
+                session.inflight -= 1
+                if reply[4]:
+                    session.writes_inflight -= 1
+            if self._status_waiting and (reply[0], reply[1]) in self._status_waiting:
+                self._status_waiting.discard((reply[0], reply[1]))
+                reply[3] = self.status(reply[3])
+
+    def status(self, store_status: dict[str, Any]) -> dict[str, Any]:
+        applied_index = store_status.get("applied_index", 0)
+        commit_index = store_status.get("commit_index", 0)
+        return {
+            "node": self.node_id,
+            **self.identity,
+            **store_status,
+            "lag": max(0, commit_index - applied_index),
+            "clients": len(self.sessions),
+            "errors": dict(self.counters),
+        }
+
+    # -------------------------------------------------------------------- time
+    def tick(self, now_ms: int) -> list[bytes]:
+        """Expire idle sessions with nothing in flight; returns the expired idents."""
+        horizon = now_ms - self.session_timeout_ms
+        expired = [
+            ident
+            for ident, session in self.sessions.items()
+            if session.last_seen_ms < horizon and session.inflight == 0
+        ]
+        for ident in expired:
+            del self.sessions[ident]
+        return expired
+
+    # ---------------------------------------------------------------- problems
+    def on_bad_frame(self, ident: bytes, detail: str) -> None:
+        """A message the driver could not even split into one frame: dropped, counted."""
+        self._problem(ident, "bad_frame", detail)
+
+    def _problem(self, ident: bytes, kind: str, detail: str) -> None:
+        self.counters[kind] += 1
+        key = (ident, kind)
+        if key not in self._reported and len(self._reported) < 100_000:
+            self._reported.add(key)
+            self.first_seen.append((ident, kind, detail))
+
+    def take_first_seen(self) -> list[tuple[bytes, str, str]]:
+        seen, self.first_seen = self.first_seen, []
+        return seen

@@ -1,0 +1,111 @@
+"""The store core: the znode tree as a state machine, and the reads served from it.
+
+Pure: it applies committed log entries in index order and answers reads; the
+driver moves the messages. Each applied entry yields the reply for the client that
+sent it (if it is still waiting) and the change events for the watch actor.
+
+A txn that fails (NoNode, BadVersion …) still consumes its index, exactly as a
+ZooKeeper error txn consumes a zxid: every member applies the same entries and
+reaches the same failure, so the trees stay identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zkactors.core.replog import Committed
+from zkactors.core.tree import Event, Tree
+from zkactors.errors import Code, UnimplementedError, ZookeeperError
+from zkactors.protocol import (
+    OP_CHILDREN,
+    OP_EXISTS,
+    OP_GET,
+    OP_STATUS,
+    OP_SYNC,
+    make_zxid,
+)
+
+#: One reply to route back to a client: [ident, rid, code, result, was_write].
+Reply = list
+
+
+class StoreCore:
+    def __init__(self, tree: Tree, applied_index: int = 0, applied_term: int = 0,
+                 term: int = 0) -> None:
+        self.tree = tree
+        self.applied_index = applied_index
+        self.applied_zxid = make_zxid(applied_term, applied_index)
+        self.commit_index = applied_index
+        self.term = max(term, applied_term)
+
+    def apply(self, committed: list[Committed], commit_index: int,
+              term: int) -> tuple[list[Reply], list[Event]]:
+        """Apply committed entries in order; return client replies and change events.
+
+        ``commit_index`` and ``term`` are the log's, as of this batch (for status)."""
+        self.term = term
+        replies: list[Reply] = []
+        events: list[Event] = []
+        tree = self.tree
+        for item in committed:
+            entry = item.entry
+            if entry is None:  # a read that waited for this client's earlier writes
+                replies.extend(self.read([[item.ident, item.rid, *item.read]]))
+                continue
+            if entry.index != self.applied_index + 1:
+                # The log actor hands over entries strictly in order; anything else is
+                # a bug that would silently fork the state machine.
+                raise RuntimeError(
+                    f"apply out of order: applied {self.applied_index}, got {entry.index}"
+                )
+            zxid = make_zxid(entry.term, entry.index)
+            try:
+                result, changed = tree.apply(entry.txn, zxid, entry.time_ms)
+            except ZookeeperError as err:
+                code, result, changed = err.code, str(err), ()
+            else:
+                code = Code.OK
+                events.extend(changed)
+            self.applied_index = entry.index
+            self.applied_zxid = zxid
+            if item.ident is not None:
+                replies.append([item.ident, item.rid, int(code), result, True])
+        self.commit_index = max(self.commit_index, commit_index, self.applied_index)
+        return replies, events
+
+    def read(self, requests: list[list]) -> list[Reply]:
+        """Answer ``[ident, rid, op, args]`` reads from the current tree."""
+        replies = []
+        for ident, rid, op, args in requests:
+            try:
+                result = self._read_one(op, args)
+                replies.append([ident, rid, 0, result, False])
+            except ZookeeperError as err:
+                replies.append([ident, rid, int(err.code), str(err), False])
+        return replies
+
+    def _read_one(self, op: str, args: list) -> Any:
+        path = args[0] if args else "/"
+        if op == OP_GET:
+            data, stat = self.tree.get(path)
+            return [data, stat.to_list()]
+        if op == OP_EXISTS:
+            stat = self.tree.exists(path)
+            return None if stat is None else stat.to_list()
+        if op == OP_CHILDREN:
+            return self.tree.get_children(path)
+        if op == OP_STATUS:
+            return self.status()
+        if op == OP_SYNC:
+            # One node: everything committed is applied by the time a read is served.
+            return self.applied_zxid
+        raise UnimplementedError(f"not a read: {op!r}")
+
+    def status(self) -> dict[str, int]:
+        return {
+            "term": self.term,
+            "applied_zxid": self.applied_zxid,
+            "applied_index": self.applied_index,
+            "commit_index": self.commit_index,
+            "znodes": len(self.tree),
+        }

@@ -1,0 +1,1 @@
+"""The imperative shell: threads, ZeroMQ sockets, the clock and the disk."""

@@ -1,0 +1,90 @@
+"""Gateway actor: owns the client ROUTER socket; drives :class:`GatewayCore`.
+
+Frames are drained in batches: all writes that arrived together travel to the log
+actor as one message, all reads to the store actor as one message, and the replies
+ready for one client at once leave as one frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from zkactors.core.gateway import GatewayCore
+from zkactors.protocol import MSG_READ, MSG_REPLY, MSG_WRITE, pack
+from zkactors.runtime.actor import Actor, now_ms
+
+
+class GatewayActor(Actor):
+    talks_to = ("log", "store")
+
+    def __init__(self, *args: Any, core: GatewayCore, endpoint: str, **kwargs: Any) -> None:
+        super().__init__("gateway", *args, **kwargs)
+        self.core = core
+        self.endpoint = endpoint
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.router.sndhwm = 100_000
+        self.router.rcvhwm = 100_000
+        # Bind here, on the supervisor's thread, so a busy port fails the start.
+        self.router.bind(endpoint)
+        self.add_socket(self.router)
+        self.applied_zxid = 0
+
+    def on_socket(self, sock: zmq.Socket) -> None:
+        router = self.router
+        core = self.core
+        now = now_ms()
+        writes: list[list] = []
+        reads: list[list] = []
+        replies: list[list] = []
+        for _ in range(self.max_batch):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if len(frames) != 2:
+                core.on_bad_frame(frames[0], f"{len(frames) - 1} frames, expected 1")
+                continue
+            core.on_frame(frames[0], frames[1], now, writes, reads, replies)
+        if writes:
+            self.send("log", [MSG_WRITE, writes])
+        if reads:
+            self.send("store", [MSG_READ, reads])
+        if replies:
+            self._send_replies(replies, self.applied_zxid)
+        self._report_problems()
+
+    def on_inbox(self, messages: list[list]) -> None:
+        for message in messages:
+            kind = message[0]
+            if kind != MSG_REPLY:
+                raise RuntimeError(f"gateway got unknown message kind {kind!r}")
+            _, zxid, replies = message
+            self.applied_zxid = zxid
+            self.core.on_replies(replies)
+            self._send_replies(replies, zxid)
+
+    def _send_replies(self, replies: list[list], zxid: int) -> None:
+        """One frame per client connection, however many of its replies are ready."""
+        by_client: dict[bytes, list] = {}
+        for ident, rid, code, result, *_ in replies:
+            entry = [rid, code, result, zxid]
+            batch = by_client.get(ident)
+            if batch is None:
+                by_client[ident] = [entry]
+            else:
+                batch.append(entry)
+        send = self.router.send_multipart
+        for ident, batch in by_client.items():
+            send([ident, pack(batch)])
+
+    def on_tick(self, now: int) -> None:
+        expired = self.core.tick(now)
+        if expired:
+            self.log.info("sessions_expired", count=len(expired))
+
+    def _report_problems(self) -> None:
+        for ident, kind, detail in self.core.take_first_seen():
+            self.log.warning("bad_request", client=ident.hex(), kind=kind, detail=detail)
