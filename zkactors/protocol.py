@@ -34,6 +34,7 @@ children   path                                    [names…]
 sync       path                                    zxid the node has applied
 status     —                                       map of node state
 ping       —                                       None
+bye        —                                       None (the session ends)
 =========  ======================================  ==============================
 
 A stat travels as the list of :class:`zkactors.core.tree.Stat` fields.
@@ -62,6 +63,7 @@ OP_CHILDREN = "children"
 OP_SYNC = "sync"
 OP_STATUS = "status"
 OP_PING = "ping"
+OP_BYE = "bye"
 
 FLAG_MAKEPATH = 1
 FLAG_SEQUENCE = 2
@@ -81,6 +83,7 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     OP_SYNC: (str,),
     OP_STATUS: (),
     OP_PING: (),
+    OP_BYE: (),
 }
 
 # Actor message kinds (inproc, within one node).

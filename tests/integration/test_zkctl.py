@@ -118,3 +118,16 @@ def test_more_than_one_member_is_refused_until_replication_lands(tmp_path):
     assert node.proc.wait(20) == 2
     assert "replication is not available yet" in node.log()
     assert "node_serving" not in node.log()
+
+
+def test_sessions_end_when_clients_stop(node):
+    from tests.integration.cluster import wait_for
+
+    for _ in range(3):
+        assert ctl(node, "ls", "/").returncode == 0
+
+    def clients():
+        return json.loads(ctl(node, "status", "--json").stdout)[0]["clients"]
+
+    # Only the status call's own session remains.
+    wait_for(lambda: clients() == 1, 10, "finished zkctl sessions to be gone")

@@ -19,6 +19,7 @@ waiting request fails; the agent goes on trying to reconnect.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -38,7 +39,9 @@ from zkactors.errors import (
     OperationTimeoutError,
     error_for,
 )
+from zkactors.logsetup import get_logger
 from zkactors.protocol import (
+    OP_BYE,
     OP_HELLO,
     OP_PING,
     PROTOCOL_VERSION,
@@ -99,6 +102,7 @@ class Agent(threading.Thread):
         self.pipe.bind(self.pipe_address)
         self.rids = itertools.count(1)
         self.stopping = threading.Event()
+        self.log = get_logger(actor="client-agent", client=name)
 
         self.dealer: zmq.Socket | None = None
         self.endpoint_index = -1
@@ -141,10 +145,17 @@ class Agent(threading.Thread):
                         old.close(linger=0)
                         poller.register(self.dealer, zmq.POLLIN)
                     next_tick = now + _TICK_S
+        except Exception as exc:
+            # A bug here must not leave callers waiting for replies that can't come.
+            self.log.exception("client_agent_crashed", error=repr(exc))
+            self._set_state(LOST)
         finally:
             self._fail_all(ConnectionClosedError("client stopped"))
             if self.dealer is not None:
-                self.dealer.close(linger=0)
+                if self.connected:  # let the node drop our session now, not at expiry
+                    with contextlib.suppress(zmq.ZMQError):
+                        self.dealer.send(pack([[next(self.rids), OP_BYE]]), zmq.NOBLOCK)
+                self.dealer.close(linger=100)
             self.pipe.close(linger=0)
 
     def _drain_pipe(self) -> None:

@@ -36,6 +36,7 @@ from zkactors.errors import (
 from zkactors.protocol import (
     FLAG_MAKEPATH,
     FLAG_SEQUENCE,
+    OP_BYE,
     OP_CREATE,
     OP_DELETE,
     OP_HELLO,
@@ -142,6 +143,10 @@ class GatewayCore:
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
         if op == OP_PING:
             return ROUTE_REPLY, [ident, rid, 0, None, False]
+        if op == OP_BYE:
+            # Requests still in flight are answered anyway; the session just goes.
+            del self.sessions[ident]
+            return ROUTE_REPLY, [ident, rid, 0, None, False]
         if session.inflight >= self.max_inflight:
             err = ThrottledError(f"more than {self.max_inflight} requests in flight")
             self._problem(ident, "throttled", str(err))
@@ -229,7 +234,7 @@ class GatewayCore:
         sessions = self.sessions
         for reply in replies:
             session = sessions.get(reply[0])
-            if session is not None:
+            if session is not None and session.inflight > 0:
                 session.inflight -= 1
                 if reply[4]:
                     session.writes_inflight -= 1
