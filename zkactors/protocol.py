@@ -95,7 +95,7 @@ MSG_READ = "read"
 # log -> store: commit_index, term, [[ident, rid, index, term, time_ms, txn] (an entry)
 #   or [ident, rid, [op, args]] (a read released in order), ...]
 MSG_COMMIT = "commit"
-# store -> gateway: applied_zxid, [[ident, rid, code, result, was_write], ...]
+# store -> gateway: applied_zxid, [[ident, rid, code, result, via_log], ...]
 MSG_REPLY = "reply"
 
 

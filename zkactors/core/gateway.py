@@ -60,9 +60,10 @@ class Session:
     name: str
     inflight: int
     last_seen_ms: int
-    #: Writes sent on to the log and not yet answered; while there are any, this
-    #: client's reads go through the log too, so they can't overtake its writes.
-    writes_inflight: int = 0
+    #: Requests sent through the log and not yet answered (writes, and reads held
+    #: behind them). While there are any, this client's reads go through the log
+    #: too, so they can neither overtake its writes nor its earlier held reads.
+    log_inflight: int = 0
 
 
 class GatewayCore:
@@ -159,10 +160,11 @@ class GatewayCore:
         try:
             if op in WRITE_OPS:
                 txn = self._txn(op, args)
-                session.writes_inflight += 1
+                session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, txn, None]
             validate_path(args[0], self.max_path_bytes)
-            if session.writes_inflight:
+            if session.log_inflight:
+                session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, None, [op, args]]
             return ROUTE_STORE, [ident, rid, op, args]
         except ZookeeperError as err:
@@ -237,7 +239,7 @@ class GatewayCore:
             if session is not None and session.inflight > 0:
                 session.inflight -= 1
                 if reply[4]:
-                    session.writes_inflight -= 1
+                    session.log_inflight -= 1
             if self._status_waiting and (reply[0], reply[1]) in self._status_waiting:
                 self._status_waiting.discard((reply[0], reply[1]))
                 reply[3] = self.status(reply[3])

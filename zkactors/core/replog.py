@@ -90,6 +90,9 @@ class LogCore:
     def persisted(self, member_id: int, index: int) -> list[Committed]:
         """``member_id`` holds the log up to ``index`` durably; return, in order, the
         entries now committed and the reads no longer waiting behind anything."""
+        # A member can't hold more than we have proposed; never let a confused
+        # acknowledgement commit entries that don't exist.
+        index = min(index, self.last_index)
         if index > self.match_index.get(member_id, index):
             self.match_index[member_id] = index
         self.commit_index = max(self.commit_index, quorum_index(list(self.match_index.values())))

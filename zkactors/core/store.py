@@ -25,7 +25,9 @@ from zkactors.protocol import (
     make_zxid,
 )
 
-#: One reply to route back to a client: [ident, rid, code, result, was_write].
+#: One reply to route back to a client: [ident, rid, code, result, via_log] (via_log:
+#: the request came through the log — an entry, or a read held behind the client's
+#: writes — so the gateway can tell when a client has nothing left in the log).
 Reply = list
 
 
@@ -50,7 +52,9 @@ class StoreCore:
         for item in committed:
             entry = item.entry
             if entry is None:  # a read that waited for this client's earlier writes
-                replies.extend(self.read([[item.ident, item.rid, *item.read]]))
+                reply = self.read([[item.ident, item.rid, *item.read]])[0]
+                reply[4] = True
+                replies.append(reply)
                 continue
             if entry.index != self.applied_index + 1:
                 # The log actor hands over entries strictly in order; anything else is
