@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from zkactors.protocol import (
+    OP_BYE,
     OP_GET,
     OP_HELLO,
     OP_SET,
@@ -215,9 +216,11 @@ def _worker(endpoint: str, workload: str, value: bytes, conns: list[int], inflig
                     if batch:
                         s.send(pack_batch(batch))
         elapsed = time.perf_counter() - started
+        for s, _ in sockets:  # end the sessions now rather than at their timeout
+            s.send(pack([[0, OP_BYE]]))
         results.put({"ops": ops, "failed": failed + len(sent_at), "elapsed": elapsed,
                      "latencies": latencies})
-        ctx.destroy(linger=0)
+        ctx.destroy(linger=200)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         results.put({"error": repr(exc)})
 

@@ -159,11 +159,12 @@ class Agent(threading.Thread):
             self.pipe.close(linger=0)
 
     def _drain_pipe(self) -> None:
-        # Checking EVENTS / empty() instead of catching Again / Empty: this is the
-        # latency path of every call, and exceptions cost more than the checks.
         pipe = self.pipe
-        while pipe.get(zmq.EVENTS) & zmq.POLLIN:
-            pipe.recv()
+        while True:
+            try:
+                pipe.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
         requests = self.requests
         while not requests.empty():
             self.waiting.append(requests.get())
@@ -233,9 +234,10 @@ class Agent(threading.Thread):
         dealer = self.dealer
         now = time.monotonic()
         for _ in range(10_000):
-            if not dealer.get(zmq.EVENTS) & zmq.POLLIN:
+            try:
+                frame = dealer.recv(zmq.NOBLOCK)
+            except zmq.Again:
                 break
-            frame = dealer.recv()
             self.last_recv = now
             try:
                 replies = unpack(frame)
