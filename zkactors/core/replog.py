@@ -17,7 +17,23 @@ followers' acknowledgements.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from zkactors.core.messages import (
+    CANDIDATE,
+    FOLLOWER,
+    LEADER,
+    AppendEntries,
+    AppendResponse,
+    Campaign,
+    LeaderSeen,
+    RequestVote,
+    RoleChanged,
+    StepDown,
+    VoteResponse,
+)
+from zkactors.errors import Code
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +123,409 @@ class LogCore:
     def pending(self) -> int:
         """Entries proposed but not yet committed."""
         return len(self._waiting)
+
+
+# --------------------------------------------------------------------------- Raft
+NOOP = ["noop"]  # appended by a new leader, so entries of earlier terms can commit
+
+
+@dataclass(slots=True)
+class Ready:
+    """What the driver must do after one input, in this order:
+
+    1. persist ``hard_state`` (term, vote) if set, drop the log after
+       ``truncate_after`` if set, append ``entries`` — and fsync all of it;
+    2. only then send ``messages`` (each ``(peer id, message)``): a vote or an
+       acknowledgement must never leave before what it promises is on disk;
+    3. hand ``committed`` to the store, answer ``failed`` requests with their error,
+       and tell the election actor ``role`` if set.
+
+    A leader's own entries count toward the quorum only once the driver reports
+    them with :meth:`ReplicatedLog.persisted`.
+    """
+
+    hard_state: tuple[int, int] | None = None
+    truncate_after: int | None = None
+    entries: list[Entry] = field(default_factory=list)
+    messages: list[tuple[int, Any]] = field(default_factory=list)
+    committed: list[Committed] = field(default_factory=list)
+    failed: list[tuple[bytes, int, int, str]] = field(default_factory=list)
+    role: RoleChanged | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.hard_state or self.truncate_after is not None or self.entries
+                    or self.messages or self.committed or self.failed or self.role)
+
+
+class ReplicatedLog:
+    """Raft's log replication, terms and votes, for one member of an ensemble.
+
+    It owns the term, the vote and the log *together*, so a vote is granted on an
+    up-to-date picture of its own log and a newer term is adopted in the same step
+    as whatever revealed it. When to campaign is decided elsewhere (the election
+    core sends :class:`Campaign`); whether a campaign, a vote or an append is valid
+    is decided here.
+
+    Pure: every input returns a :class:`Ready`. The whole log is held in memory
+    (``entries[i - 1]`` is index ``i``); snapshots and compaction come later.
+    """
+
+    def __init__(self, node_id: int, members: list[int], term: int = 0, voted_for: int = 0,
+                 entries: list[Entry] | None = None, max_batch: int = 512,
+                 max_inflight: int = 8, retransmit_ms: int = 200) -> None:
+        if node_id not in members:
+            raise ValueError(f"node {node_id} is not a member of {members}")
+        self.node_id = node_id
+        self.members = sorted(members)
+        self.peers = [m for m in self.members if m != node_id]
+        self.term = term
+        self.voted_for = voted_for
+        self.entries: list[Entry] = list(entries or [])
+        for position, entry in enumerate(self.entries, start=1):
+            if entry.index != position:
+                raise ValueError(f"log entries must be contiguous from 1, got {entry.index}")
+        self.role = FOLLOWER
+        self.leader = 0
+        self.commit_index = 0
+        self.handed_index = 0  # last index handed to the store
+        self.persisted_index = len(self.entries)
+        #: Last index known to match the current leader's log (follower side).
+        self.verified_index = 0
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        self.retransmit_ms = retransmit_ms
+        self.votes: set[int] = set()
+        self.next_index: dict[int, int] = {}
+        self.match_index: dict[int, int] = {}
+        self.inflight: dict[int, int] = {}
+        #: Per follower: True while we don't know where its log matches ours (send
+        #: one append at a time), False once we do (pipeline up to max_inflight).
+        self.probing: dict[int, bool] = {}
+        self.last_sent: dict[int, int] = {}
+        #: Requests proposed here, in order: (index, item). For an entry the index
+        #: is its own; for a read, the log's last index when it arrived — the read
+        #: is answered once everything up to there has been handed to the store.
+        self._waiting: deque[tuple[int, Committed]] = deque()
+        self.rejected = 0  # messages dropped as stale, foreign or impossible
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def last_index(self) -> int:
+        return len(self.entries)
+
+    @property
+    def last_term(self) -> int:
+        return self.entries[-1].term if self.entries else 0
+
+    def term_at(self, index: int) -> int:
+        return self.entries[index - 1].term if 0 < index <= len(self.entries) else 0
+
+    def majority(self) -> int:
+        return len(self.members) // 2 + 1
+
+    def role_changed(self) -> RoleChanged:
+        return RoleChanged(self.role, self.term, self.leader, self.last_index, self.last_term,
+                           self.commit_index)
+
+    # ------------------------------------------------------------ client side
+    def propose(self, requests: list[list], now_ms: int) -> Ready:
+        """Client requests ``[ident, rid, txn, read]`` (see :class:`LogCore.propose`)."""
+        ready = Ready()
+        if self.role != LEADER:
+            hint = f"not the leader; leader is node {self.leader}" if self.leader else \
+                "not the leader; no leader known"
+            ready.failed = [(ident, rid, int(Code.NOT_LEADER), hint)
+                            for ident, rid, _, _ in requests]
+            return ready
+        for ident, rid, txn, read in requests:
+            if txn is None:
+                self._waiting.append((self.last_index, Committed(None, ident, rid, read)))
+                continue
+            entry = Entry(self.last_index + 1, self.term, now_ms, txn)
+            self.entries.append(entry)
+            ready.entries.append(entry)
+            self._waiting.append((entry.index, Committed(entry, ident, rid)))
+        ready.committed = self._release()  # reads with nothing ahead of them go at once
+        for peer in self.peers:
+            self._send_appends(peer, now_ms, ready)
+        return ready
+
+    def persisted(self, index: int, term: int, now_ms: int = 0) -> Ready:
+        """The driver fsynced our log up to ``index``, whose entry had ``term``.
+
+        The term guards against a stale report: if the log was truncated and
+        rewritten meanwhile, the entry now at ``index`` is not the one on disk."""
+        ready = Ready()
+        if self.term_at(index) == term:
+            self.persisted_index = max(self.persisted_index, index)
+        if self.role == LEADER:
+            self._advance_commit(now_ms, ready)
+        ready.committed.extend(self._release())
+        return ready
+
+    # ------------------------------------------------------ from the election core
+    def campaign(self, message: Campaign, now_ms: int = 0) -> Ready:
+        ready = Ready()
+        if self.role == LEADER or self.term >= message.pre_vote_term:
+            return ready  # stale: something newer happened since the pre-vote
+        self._become(CANDIDATE, message.pre_vote_term, 0, ready)
+        self.voted_for = self.node_id
+        ready.hard_state = (self.term, self.voted_for)
+        self.votes = {self.node_id}
+        if len(self.votes) >= self.majority():
+            self._become_leader(now_ms, ready)
+        else:
+            request = RequestVote(self.term, self.node_id, self.last_index, self.last_term)
+            ready.messages = [(peer, request) for peer in self.peers]
+        return ready
+
+    def leader_seen(self, message: LeaderSeen, now_ms: int = 0) -> Ready:
+        ready = Ready()
+        if message.term < self.term or message.leader not in self.members:
+            self.rejected += 1
+            return ready
+        if message.term > self.term or self.role == CANDIDATE or self.leader != message.leader:
+            if self.role == LEADER and message.term == self.term:
+                self.rejected += 1  # two leaders in one term: impossible, never obey it
+                return ready
+            self._become(FOLLOWER, message.term, message.leader, ready)
+        self._learn_commit(message.commit_index, ready)
+        return ready
+
+    def step_down(self, message: StepDown, now_ms: int = 0) -> Ready:
+        ready = Ready()
+        if message.term > self.term:
+            self._become(FOLLOWER, message.term, 0, ready)
+        elif message.term == self.term and self.role == LEADER:
+            self._become(FOLLOWER, self.term, 0, ready)
+        return ready
+
+    # -------------------------------------------------------------- from peers
+    def on_message(self, message: Any, now_ms: int = 0) -> Ready:
+        ready = Ready()
+        sender = getattr(message, "candidate", None) or getattr(message, "voter", None) or \
+            getattr(message, "leader", None) or getattr(message, "sender", None)
+        if sender not in self.peers:
+            self.rejected += 1
+            return ready
+        if message.term > self.term:
+            leader = message.leader if isinstance(message, AppendEntries) else 0
+            self._become(FOLLOWER, message.term, leader, ready)
+        if isinstance(message, RequestVote):
+            self._on_request_vote(message, ready)
+        elif isinstance(message, VoteResponse):
+            self._on_vote(message, now_ms, ready)
+        elif isinstance(message, AppendEntries):
+            self._on_append(message, ready)
+        elif isinstance(message, AppendResponse):
+            self._on_append_response(message, now_ms, ready)
+        else:
+            self.rejected += 1
+        return ready
+
+    def _on_request_vote(self, message: RequestVote, ready: Ready) -> None:
+        up_to_date = (message.last_term, message.last_index) >= (self.last_term, self.last_index)
+        granted = (message.term == self.term and up_to_date
+                   and self.voted_for in (0, message.candidate) and self.role != LEADER)
+        if granted and self.voted_for != message.candidate:
+            self.voted_for = message.candidate
+            ready.hard_state = (self.term, self.voted_for)
+            ready.role = self.role_changed()  # lets the election timer restart
+        ready.messages.append((message.candidate,
+                               VoteResponse(self.term, self.node_id, granted)))
+
+    def _on_vote(self, message: VoteResponse, now_ms: int, ready: Ready) -> None:
+        if self.role != CANDIDATE or message.term != self.term or not message.granted:
+            return
+        self.votes.add(message.voter)
+        if len(self.votes) >= self.majority():
+            self._become_leader(now_ms, ready)
+
+    def _on_append(self, message: AppendEntries, ready: Ready) -> None:
+        if message.term < self.term:
+            ready.messages.append((message.leader, AppendResponse(
+                self.term, self.node_id, False, 0, 0, message.prev_index)))
+            return
+        if self.role == LEADER:
+            self.rejected += 1  # another leader in our term: impossible
+            return
+        if self.role == CANDIDATE or self.leader != message.leader:
+            self._become(FOLLOWER, self.term, message.leader, ready)
+        prev = message.prev_index
+        if prev > self.last_index:
+            ready.messages.append((message.leader, AppendResponse(
+                self.term, self.node_id, False, 0, self.last_index + 1, prev)))
+            return
+        if self.term_at(prev) != message.prev_term:
+            # Skip back over the whole conflicting term in one round trip.
+            conflict_term = self.term_at(prev)
+            first = prev
+            while first > 1 and self.term_at(first - 1) == conflict_term:
+                first -= 1
+            ready.messages.append((message.leader, AppendResponse(
+                self.term, self.node_id, False, 0, max(first, self.commit_index + 1), prev)))
+            return
+        index = prev
+        for term, time_ms, txn in message.entries:
+            index += 1
+            if index <= self.last_index:
+                if self.term_at(index) == term:
+                    continue  # already have it (a duplicate or an overlap)
+                if index <= self.commit_index:
+                    raise RuntimeError(f"leader {message.leader} conflicts with committed "
+                                       f"index {index}: refusing to diverge")
+                self._truncate_after(index - 1, ready)
+            entry = Entry(index, term, time_ms, txn)
+            self.entries.append(entry)
+            ready.entries.append(entry)
+        self.verified_index = max(self.verified_index, index)
+        ready.messages.append((message.leader, AppendResponse(
+            self.term, self.node_id, True, index, 0, 0)))
+        self._learn_commit(message.commit_index, ready)
+
+    def _on_append_response(self, message: AppendResponse, now_ms: int, ready: Ready) -> None:
+        if self.role != LEADER or message.term != self.term:
+            return
+        peer = message.sender
+        if message.success:
+            self.inflight[peer] = max(0, self.inflight[peer] - 1)
+            if message.match_index > self.match_index[peer]:
+                self.match_index[peer] = message.match_index
+                self._advance_commit(now_ms, ready)
+            self.next_index[peer] = max(self.next_index[peer], message.match_index + 1)
+            self.probing[peer] = False
+        elif self._is_answer_to_latest(peer, message.rejected_index):
+            # Back up to the follower's hint and probe, one append at a time, until
+            # an append succeeds; answers to anything sent before are now stale.
+            self.next_index[peer] = max(self.match_index[peer] + 1,
+                                        min(message.conflict_index, self.last_index + 1))
+            self.probing[peer] = True
+            self.inflight[peer] = 0
+        else:
+            return  # stale: acting on it would resend what is already on its way
+        self._send_appends(peer, now_ms, ready)
+
+    def _is_answer_to_latest(self, peer: int, rejected: int) -> bool:
+        if self.probing[peer]:
+            return rejected == self.next_index[peer] - 1
+        return rejected > self.match_index[peer]
+
+    # -------------------------------------------------------------------- time
+    def tick(self, now_ms: int) -> Ready:
+        """Probe followers whose appends seem lost, or that are idle (the empty
+        append carries the commit index and proves the logs still match)."""
+        ready = Ready()
+        if self.role != LEADER:
+            return ready
+        for peer in self.peers:
+            if now_ms - self.last_sent[peer] >= self.retransmit_ms:
+                self.inflight[peer] = 0
+                self.probing[peer] = True
+                self.next_index[peer] = self.match_index[peer] + 1
+                self._send_appends(peer, now_ms, ready, probe=True)
+        return ready
+
+    # ---------------------------------------------------------------- helpers
+    def _become(self, role: str, term: int, leader: int, ready: Ready) -> None:
+        was_leader = self.role == LEADER
+        if term > self.term:
+            self.term = term
+            self.voted_for = 0
+            ready.hard_state = (self.term, self.voted_for)
+            self.verified_index = 0
+        elif leader != self.leader:
+            self.verified_index = 0
+        self.role = role
+        self.leader = leader
+        if was_leader and role != LEADER:
+            # Whatever was proposed and not committed may or may not commit under
+            # the next leader: its clients get a retryable error, never a success.
+            for _, item in self._waiting:
+                if item.ident is not None:
+                    ready.failed.append((item.ident, item.rid, int(Code.CONNECTION_LOSS),
+                                         "leadership lost before commit; outcome unknown"))
+            self._waiting.clear()
+        ready.role = self.role_changed()
+
+    def _become_leader(self, now_ms: int, ready: Ready) -> None:
+        self._become(LEADER, self.term, self.node_id, ready)
+        for peer in self.peers:
+            self.next_index[peer] = self.last_index + 1
+            self.match_index[peer] = 0
+            self.inflight[peer] = 0
+            self.probing[peer] = True
+            self.last_sent[peer] = now_ms
+        noop = Entry(self.last_index + 1, self.term, now_ms, NOOP)
+        self.entries.append(noop)
+        ready.entries.append(noop)
+        self._waiting.append((noop.index, Committed(noop, None, 0)))
+        for peer in self.peers:
+            self._send_appends(peer, now_ms, ready)
+        ready.role = self.role_changed()
+
+    def _send_appends(self, peer: int, now_ms: int, ready: Ready, probe: bool = False) -> None:
+        sent = False
+        window = 1 if self.probing[peer] else self.max_inflight
+        while self.inflight[peer] < window and self.next_index[peer] <= self.last_index:
+            start = self.next_index[peer]
+            batch = self.entries[start - 1:start - 1 + self.max_batch]
+            ready.messages.append((peer, AppendEntries(
+                self.term, self.node_id, start - 1, self.term_at(start - 1),
+                [[e.term, e.time_ms, e.txn] for e in batch], self.commit_index)))
+            self.next_index[peer] = start + len(batch)
+            self.inflight[peer] += 1
+            sent = True
+        if probe and not sent and not self.inflight[peer]:
+            # Nothing new: an empty append carries the commit index and proves the
+            # follower's log still matches.
+            prev = self.next_index[peer] - 1
+            ready.messages.append((peer, AppendEntries(
+                self.term, self.node_id, prev, self.term_at(prev), [], self.commit_index)))
+            self.inflight[peer] += 1
+            sent = True
+        if sent:
+            self.last_sent[peer] = now_ms
+
+    def _advance_commit(self, now_ms: int, ready: Ready) -> None:
+        match = [self.match_index[p] for p in self.peers] + [self.persisted_index]
+        candidate = quorum_index(match)
+        # Raft §5.4.2: only an entry of the current term commits by counting.
+        if candidate > self.commit_index and self.term_at(candidate) == self.term:
+            self.commit_index = candidate
+            ready.committed.extend(self._release())
+            for peer in self.peers:
+                if not self.inflight[peer]:
+                    self._send_appends(peer, now_ms, ready, probe=True)
+
+    def _learn_commit(self, leader_commit: int, ready: Ready) -> None:
+        # Only what is verified to match the leader's log may be taken as committed.
+        commit = min(leader_commit, self.verified_index)
+        if commit > self.commit_index:
+            self.commit_index = commit
+            ready.committed.extend(self._release())
+
+    def _release(self) -> list[Committed]:
+        """Committed entries, and the reads queued behind them, not yet handed to the
+        store — strictly in log order."""
+        released = []
+        waiting = self._waiting
+        entries = self.entries
+        while True:
+            if waiting and waiting[0][1].entry is None and waiting[0][0] <= self.handed_index:
+                released.append(waiting.popleft()[1])
+            elif self.handed_index < self.commit_index:
+                self.handed_index += 1
+                entry = entries[self.handed_index - 1]
+                if waiting and waiting[0][1].entry is entry:
+                    released.append(waiting.popleft()[1])
+                else:  # replicated from a leader, or from before our term
+                    released.append(Committed(entry, None, 0))
+            else:
+                return released
+
+    def _truncate_after(self, index: int, ready: Ready) -> None:
+        del self.entries[index:]
+        self.persisted_index = min(self.persisted_index, index)
+        ready.truncate_after = index if ready.truncate_after is None else \
+            min(ready.truncate_after, index)
+        ready.entries = [e for e in ready.entries if e.index <= index]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zkactors.core.replog import Committed
+from zkactors.core.replog import NOOP, Committed
 from zkactors.core.tree import Event, Tree
 from zkactors.errors import Code, UnimplementedError, ZookeeperError
 from zkactors.protocol import (
@@ -63,6 +63,9 @@ class StoreCore:
                     f"apply out of order: applied {self.applied_index}, got {entry.index}"
                 )
             zxid = make_zxid(entry.term, entry.index)
+            if entry.txn == NOOP:  # a new leader's first entry: nothing to apply
+                self.applied_index, self.applied_zxid = entry.index, zxid
+                continue
             try:
                 result, changed = tree.apply(entry.txn, zxid, entry.time_ms)
             except ZookeeperError as err:

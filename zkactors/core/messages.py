@@ -1,0 +1,180 @@
+"""Messages of the replication protocol, as the pure cores see them.
+
+Two conversations run between nodes, each between same-named actors:
+
+* **election ↔ election** — the failure detector. The leader's election actor
+  sends :class:`Heartbeat` every ``heartbeat_ms``; followers answer with
+  :class:`HeartbeatAck`. A follower that hears nothing for an election timeout
+  runs a :class:`PreVote` round first, so a node that was cut off cannot disturb
+  a healthy leader when it comes back (Raft thesis §9.6). None of these messages
+  changes a term or a vote: they only decide *when* to campaign.
+* **log ↔ log** — Raft proper: :class:`RequestVote` / :class:`VoteResponse` and
+  :class:`AppendEntries` / :class:`AppendResponse`. The log actor owns the term,
+  the vote and the log together, so a vote is always granted on an up-to-date
+  picture of its own log and a term is adopted in the same step (ARCHITECTURE.md,
+  "the election/log race").
+
+Inside one node the election actor talks to its log actor with :class:`Campaign`,
+:class:`LeaderSeen` and :class:`StepDown`, and hears back :class:`RoleChanged`.
+
+Every message is a frozen dataclass; :func:`to_wire` / :func:`from_wire` turn them
+into msgpack-friendly lists ``[kind, *fields]`` and back, validating field types,
+so a malformed peer message is rejected at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+FOLLOWER = "follower"
+CANDIDATE = "candidate"
+LEADER = "leader"
+
+
+# ---------------------------------------------------------------- election <-> election
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    term: int
+    leader: int
+    commit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAck:
+    term: int  # the sender's term; higher than the heartbeat's means "you are stale"
+    sender: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreVote:
+    term: int  # the term the candidate would campaign in (its term + 1)
+    candidate: int
+    last_index: int
+    last_term: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreVoteResponse:
+    term: int  # echoes the PreVote's term
+    voter: int
+    granted: bool
+
+
+# ---------------------------------------------------------------------- log <-> log
+@dataclass(frozen=True, slots=True)
+class RequestVote:
+    term: int
+    candidate: int
+    last_index: int
+    last_term: int
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    term: int
+    voter: int
+    granted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries:
+    term: int
+    leader: int
+    prev_index: int
+    prev_term: int
+    #: ``[[term, time_ms, txn], ...]`` for indexes prev_index + 1, prev_index + 2, …
+    entries: list
+    commit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResponse:
+    term: int
+    sender: int
+    success: bool
+    #: On success: the highest index known to match the leader's log.
+    match_index: int
+    #: On failure: where the leader should try next (Raft's fast back-up hint):
+    #: the first index of the conflicting term, or one past the follower's log.
+    conflict_index: int
+    #: On failure: the ``prev_index`` that was refused, so the leader can tell the
+    #: answer to its latest probe from stale answers to older appends.
+    rejected_index: int
+
+
+# ------------------------------------------------------------ election <-> log (inproc)
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """Pre-vote won: start a real election (term + 1, vote for self)."""
+
+    pre_vote_term: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderSeen:
+    """A heartbeat from ``leader`` at ``term`` was accepted: follow it (adopting the
+    term if it is newer)."""
+
+    term: int
+    leader: int
+    commit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepDown:
+    """Check-quorum failed, or a peer's term ``term`` is newer than ours."""
+
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    """The log actor's view after any change of role, term, leader or log end."""
+
+    role: str
+    term: int
+    leader: int  # 0 when unknown
+    last_index: int
+    last_term: int
+    commit_index: int
+
+
+PEER_MESSAGES = (Heartbeat, HeartbeatAck, PreVote, PreVoteResponse,
+                 RequestVote, VoteResponse, AppendEntries, AppendResponse)
+LOCAL_MESSAGES = (Campaign, LeaderSeen, StepDown, RoleChanged)
+_BY_NAME = {cls.__name__: cls for cls in (*PEER_MESSAGES, *LOCAL_MESSAGES)}
+# Field annotations are strings here (``from __future__ import annotations``).
+_TYPES = {"int": int, "bool": bool, "list": list, "str": str}
+
+
+class MessageError(ValueError):
+    """A message that does not decode into one of the kinds above."""
+
+
+def to_wire(message: Any) -> list:
+    return [type(message).__name__, *(getattr(message, f.name) for f in fields(message))]
+
+
+def from_wire(obj: Any) -> Any:
+    """Decode and type-check a ``[kind, *fields]`` list; MessageError if malformed."""
+    if not isinstance(obj, list) or not obj or not isinstance(obj[0], str):
+        raise MessageError("not a [kind, ...] list")
+    cls = _BY_NAME.get(obj[0])
+    if cls is None:
+        raise MessageError(f"unknown message kind {obj[0]!r}")
+    specs = fields(cls)
+    values = obj[1:]
+    if len(values) != len(specs):
+        raise MessageError(f"{obj[0]} takes {len(specs)} fields, got {len(values)}")
+    for spec, value in zip(specs, values):
+        expected = _TYPES[spec.type]
+        if expected is int and (not isinstance(value, int) or isinstance(value, bool)
+                                or value < 0):
+            raise MessageError(f"{obj[0]}.{spec.name} must be a non-negative integer")
+        if expected is bool and not isinstance(value, bool):
+            raise MessageError(f"{obj[0]}.{spec.name} must be a boolean")
+        if expected in (list, str) and not isinstance(value, expected):
+            raise MessageError(f"{obj[0]}.{spec.name} must be a {expected.__name__}")
+    return cls(*values)

@@ -1,0 +1,1 @@
+"""Deterministic simulation of an ensemble over the pure cores (see cluster.py)."""

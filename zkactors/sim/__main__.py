@@ -1,0 +1,40 @@
+"""``python -m zkactors.sim --seeds N``: run many seeded simulations; a failure
+prints the one command that replays it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from zkactors.sim.run import run_seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zkactors.sim", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
+    parser.add_argument("--first", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--seed", type=int, help="run just this seed (a replay)")
+    parser.add_argument("--nodes", type=int, default=3, help="ensemble size (default 3)")
+    parser.add_argument("--ms", type=int, default=3000, help="simulated ms of chaos per seed")
+    args = parser.parse_args(argv)
+    seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
+    started = time.monotonic()
+    totals = {"writes_acked": 0, "leaders": 0, "events": 0}
+    for seed in seeds:
+        try:
+            result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms)
+        except Exception as err:  # noqa: BLE001 - a crash of a core is a failure too
+            print(f"FAILED: {type(err).__name__}: {err}")
+            print(f"replay: python -m zkactors.sim --seed {seed} --nodes {args.nodes} "
+                  f"--ms {args.ms}")
+            return 1
+        for key in totals:
+            totals[key] += result[key]
+    print(f"{len(seeds)} seeds passed in {time.monotonic() - started:.1f} s "
+          f"({args.nodes} nodes, {args.ms} ms of chaos each): {totals}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
