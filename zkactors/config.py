@@ -8,7 +8,7 @@ can compare :meth:`NodeConfig.cluster_fingerprint` to detect a disagreement.
 Sections::
 
     [node]       id, data_dir                       required
-    [member.N]   client, peer, watch                at least one, all keys required
+    [member.N]   client, peer, election, watch      at least one, all keys required
     [limits]     max_data_bytes, max_path_bytes, max_inflight_per_client,
                  max_clients, max_batch             optional (defaults: see Limits)
     [timing]     heartbeat_ms, election_timeout_ms,
@@ -90,11 +90,12 @@ class ConfigError(ZkactorsError):
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One ensemble member and the three endpoints others connect to."""
+    """One ensemble member and the endpoints others connect to."""
 
     id: int
     client: str  # client requests (ROUTER)
-    peer: str  # votes and appends between nodes (ROUTER)
+    peer: str  # log replication and votes between log actors (ROUTER)
+    election: str  # heartbeats and pre-votes between election actors (ROUTER)
     watch: str  # watch notifications (PUB)
 
 
@@ -152,7 +153,7 @@ class NodeConfig:
         (after endpoint normalisation); nothing else in the file counts.
         """
         canonical = json.dumps(
-            [[m.id, m.client, m.peer, m.watch] for m in self.members],
+            [[m.id, m.client, m.peer, m.election, m.watch] for m in self.members],
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode("ascii")).hexdigest()
@@ -203,7 +204,7 @@ _OPTIONAL: dict[str, dict[str, _Kind]] = {
     },
 }
 _NODE_KEYS = ("id", "data_dir")
-_MEMBER_KEYS = ("client", "peer", "watch")
+_MEMBER_KEYS = ("client", "peer", "election", "watch")
 _MEMBER_PREFIX = "member."
 
 _ENDPOINT = re.compile(r"tcp://(?P<host>[^:/\s]*):(?P<port>[^:/\s]*)")

@@ -96,7 +96,14 @@ MSG_READ = "read"
 #   or [ident, rid, [op, args]] (a read released in order), ...]
 MSG_COMMIT = "commit"
 # store -> gateway: applied_zxid, [[ident, rid, code, result, via_log], ...]
+# (also log -> gateway for requests it refuses, e.g. NOT_LEADER)
 MSG_REPLY = "reply"
+# election <-> log: a zkactors.core.messages message, to_wire-encoded
+MSG_LOCAL = "local"
+# election -> gateway: whether a live leader is known (reads are served only then)
+MSG_HEALTH = "health"
+# log -> gateway: role, term, leader id, leader's client endpoint ("" if unknown)
+MSG_ROLE = "role"
 
 
 class FrameError(Exception):

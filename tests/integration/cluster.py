@@ -7,6 +7,7 @@ deadline.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,10 +20,27 @@ ZKNODE = [sys.executable, str(REPO / "bin" / "zknode")]
 ZKCTL = [sys.executable, str(REPO / "bin" / "zkctl")]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now, chosen below the kernel's ephemeral range: a port
+    from that range could be taken by any outgoing connection before the node binds
+    it (and nodes make many), which made tests flaky."""
+    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randint(10_000, low - 1)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found")
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.02):
@@ -39,7 +57,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.02):
 
 def write_config(directory: Path, node_id: int = 1, extra: str = "", fsync: bool = True) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(4)]
     path = directory / f"node{node_id}.ini"
     path.write_text(
         f"""[node]
@@ -49,6 +67,7 @@ data_dir = data{node_id}
 [member.{node_id}]
 client = tcp://127.0.0.1:{ports[0]}
 peer = tcp://127.0.0.1:{ports[1]}
+election = tcp://127.0.0.1:{ports[3]}
 watch = tcp://127.0.0.1:{ports[2]}
 
 [storage]
@@ -115,3 +134,75 @@ def zkctl(*args: str, timeout: float = 60.0, cwd: Path | None = None) -> subproc
     env = dict(os.environ)
     return subprocess.run([*ZKCTL, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd or REPO, env=env, check=False)
+
+
+def write_ensemble(directory: Path, size: int = 3, extra: str = "") -> list[Path]:
+    """One INI per member, all listing every member (free loopback ports)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    members = ""
+    for n in range(1, size + 1):
+        client, peer, election, watch = (free_port() for _ in range(4))
+        members += (f"[member.{n}]\nclient = tcp://127.0.0.1:{client}\n"
+                    f"peer = tcp://127.0.0.1:{peer}\nelection = tcp://127.0.0.1:{election}\n"
+                    f"watch = tcp://127.0.0.1:{watch}\n\n")
+    paths = []
+    for n in range(1, size + 1):
+        path = directory / f"node{n}.ini"
+        path.write_text(f"[node]\nid = {n}\ndata_dir = data{n}\n\n{members}{extra}")
+        paths.append(path)
+    return paths
+
+
+class Ensemble:
+    """Real zknode processes for every member of a conf directory."""
+
+    def __init__(self, directory: Path, size: int = 3, extra: str = "") -> None:
+        self.directory = directory
+        self.configs = write_ensemble(directory, size, extra)
+        self.nodes = {n: NodeProcess(path) for n, path in enumerate(self.configs, start=1)}
+        for node in self.nodes.values():
+            text = node.config.read_text()
+            section = text.split(f"[member.{node.config.stem[4:]}]", 1)[1]
+            node.client_endpoint = section.split("client = ", 1)[1].split()[0]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(n.client_endpoint for n in self.nodes.values())
+
+    def start(self) -> Ensemble:
+        for node in self.nodes.values():
+            node.start(wait=False)
+        for node in self.nodes.values():
+            node.wait_serving()
+        self.wait_for_leader()
+        return self
+
+    def status(self) -> list[dict]:
+        import json
+
+        out = zkctl("--conf", str(self.directory), "--timeout", "1", "status", "--json")
+        return json.loads(out.stdout)
+
+    def wait_for_leader(self, timeout: float = 20.0, exclude: int | None = None) -> int:
+        def leader():
+            rows = [r for r in self.status() if r["role"] == "leader" and r["node"] != exclude]
+            return rows[0]["node"] if rows else None
+
+        return wait_for(leader, timeout, "a leader", interval=0.05)
+
+    def wait_converged(self, timeout: float = 30.0) -> list[dict]:
+        """Every live node has applied the same index, which is the leader's commit."""
+        def converged():
+            rows = [r for r in self.status() if r["role"] != "down"]
+            applied = {r["applied_index"] for r in rows}
+            leaders = [r for r in rows if r["role"] == "leader"]
+            if len(applied) == 1 and leaders and leaders[0]["commit_index"] in applied:
+                return rows
+            return None
+
+        return wait_for(converged, timeout, "all nodes to apply the same index", interval=0.1)
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()

@@ -109,17 +109,6 @@ def test_bad_config_is_one_line_naming_file_section_key(tmp_path):
     assert "node1.ini" in lines[0] and "[limits]" in lines[0] and "max_data_bytes" in lines[0]
 
 
-def test_more_than_one_member_is_refused_until_replication_lands(tmp_path):
-    config = write_config(tmp_path)
-    config.write_text(config.read_text() + "\n[member.2]\nclient = tcp://127.0.0.1:1\n"
-                      "peer = tcp://127.0.0.1:2\nwatch = tcp://127.0.0.1:3\n")
-    node = NodeProcess(config)
-    node.start(wait=False)
-    assert node.proc.wait(20) == 2
-    assert "replication is not available yet" in node.log()
-    assert "node_serving" not in node.log()
-
-
 def test_sessions_end_when_clients_stop(node):
     from tests.integration.cluster import wait_for
 

@@ -30,11 +30,13 @@ data_dir = data
 [member.1]
 client = tcp://127.0.0.1:2181
 peer = tcp://127.0.0.1:2881
+election = tcp://127.0.0.1:2981
 watch = tcp://127.0.0.1:2191
 
 [member.2]
 client = tcp://127.0.0.1:2182
 peer = tcp://127.0.0.1:2882
+election = tcp://127.0.0.1:2982
 watch = tcp://127.0.0.1:2192
 """
 
@@ -56,10 +58,12 @@ def test_shipped_node1_ini_loads_with_documented_defaults() -> None:
     assert cfg.path == str(REPO / "conf" / "node1.ini")
     assert cfg.node_id == 1
     assert cfg.data_dir == str(REPO / "data" / "node1")
-    assert cfg.members == (
+    assert cfg.members == tuple(
         Member(
-            1, "tcp://127.0.0.1:2181", "tcp://127.0.0.1:2881", "tcp://127.0.0.1:2191"
-        ),
+            n, f"tcp://127.0.0.1:218{n}", f"tcp://127.0.0.1:288{n}", f"tcp://127.0.0.1:298{n}",
+            f"tcp://127.0.0.1:219{n}",
+        )
+        for n in (1, 2, 3)
     )
     assert cfg.me is cfg.members[0]
     assert cfg.limits == Limits(

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zkactors.core.gateway import GatewayCore
-from zkactors.core.replog import LogCore
+from zkactors.core.messages import AppendResponse, Campaign, VoteResponse
+from zkactors.core.replog import ReplicatedLog
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
 from zkactors.errors import Code
@@ -47,8 +48,11 @@ def gateway(**overrides) -> GatewayCore:
         "max_inflight": MAX_INFLIGHT, "max_clients": 2, "session_timeout_ms": TIMEOUT,
         "identity": IDENTITY,
     }
+    serving = overrides.pop("serving_reads", True)
     kwargs.update(overrides)
-    return GatewayCore(**kwargs)
+    gw = GatewayCore(**kwargs)
+    gw.serving_reads = serving  # most tests are about a node that knows a live leader
+    return gw
 
 
 def send_frame(gw: GatewayCore, ident: bytes, frame: bytes, now: int = 0) -> Out:
@@ -504,8 +508,9 @@ def test_status_goes_to_the_store_and_its_reply_is_merged():
     gw.on_replies([reply])
     assert reply[3] == {
         "node": 1,
-        **IDENTITY,
         **store_status,
+        **IDENTITY,
+        "serving_reads": True,
         "lag": 3,
         "clients": 2,
         "errors": {"unimplemented": 1},
@@ -541,7 +546,7 @@ def test_status_lag_is_never_negative_and_defaults_to_zero():
     gw = gateway(identity=None)
     assert gw.status({"applied_index": 9, "commit_index": 4})["lag"] == 0
     merged = gw.status({})
-    assert merged == {"node": 1, "lag": 0, "clients": 0, "errors": {}}
+    assert merged == {"node": 1, "lag": 0, "clients": 0, "errors": {}, "serving_reads": True}
 
 
 # --------------------------------------------------------------------- problems
@@ -745,18 +750,27 @@ def test_every_request_is_routed_answered_or_counted_exactly_once(frames):
 
 def test_a_clients_reads_take_effect_in_the_order_it_sent_them():
     gw = gateway(max_inflight=10)
-    log = LogCore(1, [1, 2, 3], term=1, last_index=0)
+    log = ReplicatedLog(1, [1, 2, 3])
+    log.campaign(Campaign(1))
     store = StoreCore(Tree())
     answered: list[list] = []
 
-    def to_log(writes: list) -> None:
-        log.propose(writes, 0)
-
-    def release(member: int, index: int) -> None:
-        released = log.persisted(member, index)
-        replies, _ = store.apply(released, log.commit_index, log.term)
+    def apply(ready) -> None:
+        replies, _ = store.apply(ready.committed, log.commit_index, log.term)
         gw.on_replies(replies)
         answered.extend(replies)
+
+    apply(log.on_message(VoteResponse(1, 2, True)))  # leader of term 1; NOOP is entry 1
+
+    def to_log(writes: list) -> None:
+        apply(log.propose(writes, 0))
+
+    def release(member: int, index: int) -> None:
+        """``member`` holds the log up to ``index`` durably."""
+        if member == 1:
+            apply(log.persisted(index, log.term_at(index)))
+        else:
+            apply(log.on_message(AppendResponse(log.term, member, True, index, 0, 0)))
 
     def frame(ident: bytes, *requests: list) -> None:
         out = send(gw, ident, *requests)
@@ -767,18 +781,39 @@ def test_a_clients_reads_take_effect_in_the_order_it_sent_them():
 
     hello(gw, A)
     hello(gw, B)
-    frame(A, [1, "create", "/x", b"", 0])  # entry 1
-    release(1, 1)
-    release(2, 1)  # committed: A's write answered
-    frame(A, [2, "set", "/x", b"a", -1])  # entry 2
-    frame(B, [1, "set", "/x", b"b", -1])  # entry 3, another client's write
-    frame(A, [3, "get", "/x"])  # queued in the log behind entries 2 and 3
-    release(1, 3)
-    release(2, 2)  # only entry 2 reaches a majority: A's set is answered
-    frame(A, [4, "get", "/x"])  # A has no writes in flight now
-    release(3, 3)  # entry 3 and A's queued read
+    frame(A, [1, "create", "/x", b"", 0])  # entry 2
+    release(1, 2)
+    release(2, 2)  # committed: A's write answered
+    frame(A, [2, "set", "/x", b"a", -1])  # entry 3
+    frame(B, [1, "set", "/x", b"b", -1])  # entry 4, another client's write
+    frame(A, [3, "get", "/x"])  # queued in the log behind entries 3 and 4
+    release(1, 4)
+    release(2, 3)  # only entry 3 reaches a majority: A's set is answered
+    frame(A, [4, "get", "/x"])  # A's held read is still in the log
+    release(3, 4)  # entry 4 and A's queued read
 
     a_reads = [r for r in answered if r[0] == A and r[1] in (3, 4)]
     assert [r[1] for r in a_reads] == [3, 4]  # answered in the order sent
     versions = [r[3][1][4] for r in a_reads]
     assert versions == sorted(versions)  # a later read never sees an older state
+
+
+def test_reads_are_refused_as_not_ready_without_a_live_leader():
+    gw = gateway(serving_reads=False)
+    hello(gw, A)
+    assert reply_code(send(gw, A, [1, "get", "/"])) == int(Code.NOT_READY)
+    out = send(gw, A, [2, "create", "/a", b"", 0])
+    assert len(out.writes) == 1  # writes still go to the log, which knows who leads
+    gw.serving_reads = True
+    assert len(send(gw, B, [3, "get", "/"]).reads) == 0  # B has no session
+    hello(gw, B)
+    assert send(gw, B, [4, "get", "/"]).reads == [[B, 4, "get", ["/"]]]
+
+
+def test_role_changes_show_in_status():
+    gw = gateway()
+    gw.on_role("follower", 3, 2, "tcp://127.0.0.1:2182")
+    status = gw.status({"applied_index": 5, "commit_index": 7, "term": 1})
+    assert (status["role"], status["term"], status["leader"]) == ("follower", 3, 2)
+    assert status["leader_endpoint"] == "tcp://127.0.0.1:2182"
+    assert status["lag"] == 2

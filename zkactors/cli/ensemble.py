@@ -108,7 +108,21 @@ def up(conf_dir: str, wait_s: float) -> list[str]:
             if node_status(config.me.client, min(1.0, remaining)) is not None:
                 break
         lines.append(f"node {config.node_id} serving at {config.me.client} (pid {proc.pid})")
+    leader = wait_for_leader(configs, deadline)
+    lines.append(f"leader: node {leader}")
     return lines
+
+
+def wait_for_leader(configs: list[NodeConfig], deadline: float) -> int:
+    """The id of the node that reports itself leader, once one does."""
+    while True:
+        for config in configs:
+            row = node_status(config.me.client, 1.0)
+            if row is not None and row.get("role") == "leader":
+                return config.node_id
+        if time.monotonic() > deadline:
+            raise EnsembleError("no leader elected in time; see the nodes' zknode.log")
+        time.sleep(0.05)
 
 
 def down(conf_dir: str, wait_s: float) -> list[str]:

@@ -56,6 +56,8 @@ SUSPENDED = "SUSPENDED"
 LOST = "LOST"
 
 _TICK_S = 0.05
+#: Pause before resending a request refused for want of a leader.
+RETRY_DELAY_S = 0.05
 #: Requests per frame at most, so one huge burst doesn't become one huge message.
 _MAX_FRAME_REQUESTS = 256
 _pipe_ids = itertools.count(1)
@@ -120,6 +122,10 @@ class Agent(threading.Thread):
         self.last_zxid = 0
         self.inflight: dict[int, Request] = {}
         self.waiting: deque[Request] = deque()
+        #: Requests to send again later (no leader known yet), with when.
+        self.delayed: list[tuple[float, Request]] = []
+        #: Endpoint to move to once what is in flight here is answered.
+        self.redirect_to: int | None = None
 
     # ---------------------------------------------------------------- thread
     def run(self) -> None:
@@ -131,20 +137,20 @@ class Agent(threading.Thread):
             poller.register(self.dealer, zmq.POLLIN)
             while not self.stopping.is_set():
                 timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
+                old = self.dealer
                 for sock, _ in poller.poll(timeout_ms):
                     if sock is self.pipe:
                         self._drain_pipe()
-                    elif sock is self.dealer:
+                    elif sock is old:
                         self._drain_dealer()
                 now = time.monotonic()
                 if now >= next_tick:
-                    old = self.dealer
                     self._tick(now)
-                    if self.dealer is not old:
-                        poller.unregister(old)
-                        old.close(linger=0)
-                        poller.register(self.dealer, zmq.POLLIN)
                     next_tick = now + _TICK_S
+                if self.dealer is not old:  # moved to another node
+                    poller.unregister(old)
+                    old.close(linger=100)  # lets a bye leave
+                    poller.register(self.dealer, zmq.POLLIN)
         except Exception as exc:
             # A bug here must not leave callers waiting for replies that can't come.
             self.log.exception("client_agent_crashed", error=repr(exc))
@@ -152,9 +158,7 @@ class Agent(threading.Thread):
         finally:
             self._fail_all(ConnectionClosedError("client stopped"))
             if self.dealer is not None:
-                if self.connected:  # let the node drop our session now, not at expiry
-                    with contextlib.suppress(zmq.ZMQError):
-                        self.dealer.send(pack([[next(self.rids), OP_BYE]]), zmq.NOBLOCK)
+                self._say_bye()
                 self.dealer.close(linger=100)
             self.pipe.close(linger=0)
 
@@ -185,6 +189,12 @@ class Agent(threading.Thread):
         self.hello_sent_at = time.monotonic()
         dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION, self.client_name]]))
 
+    def _say_bye(self) -> None:
+        """Let the node drop our session now rather than at its expiry."""
+        if self.connected:
+            with contextlib.suppress(zmq.ZMQError):
+                self.dealer.send(pack([[next(self.rids), OP_BYE]]), zmq.NOBLOCK)
+
     def _lose_connection(self, now: float) -> None:
         """The node went silent: reroute what was in flight and try the next endpoint."""
         if self.suspended_since is None:
@@ -202,6 +212,9 @@ class Agent(threading.Thread):
         self.inflight.clear()
         self.waiting.extendleft(reversed(resend))
         self.ping_rid = 0
+        if self.redirect_to is not None:
+            self.endpoint_index = self.redirect_to - 1
+            self.redirect_to = None
         self._connect_next()
 
     def _set_state(self, state: str) -> None:
@@ -211,7 +224,7 @@ class Agent(threading.Thread):
 
     # ------------------------------------------------------------- sending
     def _send_waiting(self) -> None:
-        if not self.connected:
+        if not self.connected or self.redirect_to is not None:
             return
         now = time.monotonic()
         batch = []
@@ -245,6 +258,13 @@ class Agent(threading.Thread):
                     self._on_reply(rid, code, result, zxid)
             except (ValueError, TypeError):
                 continue  # not a reply we understand; its request will time out
+        if self.redirect_to is not None and not self.inflight:
+            # Everything sent here is answered: move to the node we were sent to,
+            # ending our session here first.
+            self._say_bye()
+            self.endpoint_index = self.redirect_to - 1
+            self.redirect_to = None
+            self._connect_next()
         self._send_waiting()
 
     def _on_reply(self, rid: int, code: int, result: Any, zxid: int) -> None:
@@ -288,6 +308,22 @@ class Agent(threading.Thread):
         if code == Code.THROTTLED and request.attempts < 10:
             self.waiting.append(request)
             return
+        if code == Code.NOT_LEADER and isinstance(result, str) and result.startswith("tcp://") \
+                and result != self.endpoints[self.endpoint_index]:
+            # Never proposed here: safe to send again, to the leader it names (a
+            # member's own word, so followed even if it wasn't in our host list).
+            if result not in self.endpoints:
+                self.endpoints.append(result)
+            self.waiting.appendleft(request)
+            self.redirect_to = self.endpoints.index(result)
+            return
+        if code in (Code.NOT_LEADER, Code.NOT_READY):
+            # No leader known here (an election may be running): wait a little, and
+            # every third time try another node.
+            self.delayed.append((time.monotonic() + RETRY_DELAY_S, request))
+            if request.attempts % 3 == 0 and len(self.endpoints) > 1:
+                self.redirect_to = (self.endpoint_index + 1) % len(self.endpoints)
+            return
         request.future.set_exception(error_for(code, result, request.path))
 
     def _rehello(self) -> None:
@@ -300,6 +336,10 @@ class Agent(threading.Thread):
 
     # ----------------------------------------------------------------- time
     def _tick(self, now: float) -> None:
+        if self.delayed and any(due <= now for due, _ in self.delayed):
+            self.waiting.extend(r for due, r in self.delayed if due <= now)
+            self.delayed = [(due, r) for due, r in self.delayed if due > now]
+            self._send_waiting()
         self._expire_requests(now)
         if not self.connected:
             if self.hello_rid == 0 or now - self.hello_sent_at > self.connect_timeout:
@@ -321,6 +361,12 @@ class Agent(threading.Thread):
             request = self.inflight.pop(rid)
             request.future.set_exception(OperationTimeoutError(
                 f"no reply from node {self.node_id} in time", request.path))
+        if any(r.deadline < now for _, r in self.delayed):
+            for _, request in self.delayed:
+                if request.deadline < now:
+                    request.future.set_exception(
+                        OperationTimeoutError("no leader available in time", request.path))
+            self.delayed = [(due, r) for due, r in self.delayed if r.deadline >= now]
         if self.waiting and any(r.deadline < now for r in self.waiting):
             kept = deque()
             for request in self.waiting:
@@ -337,8 +383,9 @@ class Agent(threading.Thread):
                 self.waiting.append(self.requests.get_nowait())
             except queue.Empty:
                 break
-        for request in [*self.inflight.values(), *self.waiting]:
+        for request in [*self.inflight.values(), *self.waiting, *(r for _, r in self.delayed)]:
             if not request.future.done():
                 request.future.set_exception(error)
         self.inflight.clear()
         self.waiting.clear()
+        self.delayed.clear()

@@ -28,6 +28,7 @@ from zkactors.core.tree import validate_path
 from zkactors.errors import (
     BadArgumentsError,
     Code,
+    NotReadyError,
     ProtocolVersionError,
     SessionExpiredError,
     ThrottledError,
@@ -87,6 +88,9 @@ class GatewayCore:
         self.identity = dict(identity or {})
         self.sessions: dict[bytes, Session] = {}
         self._status_waiting: set[tuple[bytes, int]] = set()
+        #: Reads are served only while a live leader is known (the election actor
+        #: says so): a node cut off from the ensemble must not serve stale data.
+        self.serving_reads = False
         self.counters: Counter[str] = Counter()
         self._reported: set[tuple[bytes, str]] = set()
         #: Problems seen for the first time since the last call to :meth:`take_first_seen`.
@@ -163,6 +167,8 @@ class GatewayCore:
                 session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, txn, None]
             validate_path(args[0], self.max_path_bytes)
+            if not self.serving_reads:
+                raise NotReadyError("no live leader known here; try another node")
             if session.log_inflight:
                 session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, None, [op, args]]
@@ -244,13 +250,19 @@ class GatewayCore:
                 self._status_waiting.discard((reply[0], reply[1]))
                 reply[3] = self.status(reply[3])
 
+    def on_role(self, role: str, term: int, leader: int, leader_endpoint: str) -> None:
+        """The log actor's role changed (shown in status; leader used for redirects)."""
+        self.identity.update(role=role, term=term, leader=leader,
+                             leader_endpoint=leader_endpoint)
+
     def status(self, store_status: dict[str, Any]) -> dict[str, Any]:
         applied_index = store_status.get("applied_index", 0)
         commit_index = store_status.get("commit_index", 0)
         return {
             "node": self.node_id,
-            **self.identity,
             **store_status,
+            **self.identity,
+            "serving_reads": self.serving_reads,
             "lag": max(0, commit_index - applied_index),
             "clients": len(self.sessions),
             "errors": dict(self.counters),

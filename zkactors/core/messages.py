@@ -149,6 +149,19 @@ _BY_NAME = {cls.__name__: cls for cls in (*PEER_MESSAGES, *LOCAL_MESSAGES)}
 _TYPES = {"int": int, "bool": bool, "list": list, "str": str}
 
 
+_SENDER_FIELD = {
+    Heartbeat: "leader", HeartbeatAck: "sender", PreVote: "candidate",
+    PreVoteResponse: "voter", RequestVote: "candidate", VoteResponse: "voter",
+    AppendEntries: "leader", AppendResponse: "sender",
+}
+
+
+def sender_of(message: Any) -> int | None:
+    """The member a peer message says it comes from (None for other objects)."""
+    name = _SENDER_FIELD.get(type(message))
+    return None if name is None else getattr(message, name)
+
+
 class MessageError(ValueError):
     """A message that does not decode into one of the kinds above."""
 

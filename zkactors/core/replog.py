@@ -1,17 +1,17 @@
-"""The log core: orders client writes into log entries and decides what is committed.
+"""The replicated log: Raft's terms, votes, log replication and commit rule.
 
-Pure: no sockets, no disk, no clock. The driver feeds it proposals (with the time
-it read off its clock), persists the entries it hands back, tells it how far the
-log is durable, and forwards the committed entries it returns to the store.
+Pure: no sockets, no disk, no clock. The log actor feeds :class:`ReplicatedLog`
+client writes, peer messages and the election core's decisions, with the time it
+read off its clock; every input returns a :class:`Ready` saying what to persist,
+what to send once that is durable, and which entries are committed.
 
 An entry is ``(index, term, time_ms, txn)``; ``txn`` is the znode operation as the
 tree's :meth:`~zkactors.core.tree.Tree.apply` takes it. The entry's zxid is
 ``term << 32 | index``.
 
-Commit rule: an index is committed once a majority of members hold it durably.
-With one member that is "once our own fsync has returned"; the quorum arithmetic is
-written for any ensemble size so that replication only has to feed in the
-followers' acknowledgements.
+Commit rule (Raft §5.3–5.4): an index is committed once a majority of members hold
+it durably *and* it is from the leader's current term; earlier entries commit with
+it. With one member that is "once our own fsync has returned".
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from zkactors.core.messages import (
     RoleChanged,
     StepDown,
     VoteResponse,
+    sender_of,
 )
 from zkactors.errors import Code
 
@@ -67,66 +68,9 @@ def quorum_index(match_indexes: list[int]) -> int:
     return ordered[len(ordered) // 2]
 
 
-class LogCore:
-    """The leader's side of the log (a single-member ensemble is its own leader)."""
-
-    def __init__(self, node_id: int, member_ids: list[int], term: int, last_index: int) -> None:
-        if node_id not in member_ids:
-            raise ValueError(f"node {node_id} is not a member of {member_ids}")
-        self.node_id = node_id
-        self.term = term
-        self.last_index = last_index
-        # Everything replayed from the WAL was acknowledged or may have been: it is
-        # committed by definition on a single node.
-        self.commit_index = last_index
-        self.match_index = {member: 0 for member in member_ids}
-        self.match_index[node_id] = last_index
-        self._waiting: deque[Committed] = deque()
-
-    def propose(self, requests: list[list], now_ms: int) -> list[Entry]:
-        """Take client requests ``[ident, rid, txn, read]`` in arrival order.
-
-        A write (``txn``) becomes a new entry to persist. A read (``read`` =
-        ``[op, args]``, ``txn`` None) is one the gateway held back because the same
-        client has writes in flight: it queues behind them, so that client's reads
-        and writes take effect in the order it sent them (ZooKeeper's FIFO client
-        order). Call :meth:`persisted` afterwards, even if no entry was made.
-        """
-        entries = []
-        for ident, rid, txn, read in requests:
-            if txn is None:
-                self._waiting.append(Committed(None, ident, rid, read))
-                continue
-            self.last_index += 1
-            entry = Entry(self.last_index, self.term, now_ms, txn)
-            entries.append(entry)
-            self._waiting.append(Committed(entry, ident, rid))
-        return entries
-
-    def persisted(self, member_id: int, index: int) -> list[Committed]:
-        """``member_id`` holds the log up to ``index`` durably; return, in order, the
-        entries now committed and the reads no longer waiting behind anything."""
-        # A member can't hold more than we have proposed; never let a confused
-        # acknowledgement commit entries that don't exist.
-        index = min(index, self.last_index)
-        if index > self.match_index.get(member_id, index):
-            self.match_index[member_id] = index
-        self.commit_index = max(self.commit_index, quorum_index(list(self.match_index.values())))
-        released = []
-        waiting = self._waiting
-        while waiting and (waiting[0].entry is None
-                           or waiting[0].entry.index <= self.commit_index):
-            released.append(waiting.popleft())
-        return released
-
-    @property
-    def pending(self) -> int:
-        """Entries proposed but not yet committed."""
-        return len(self._waiting)
-
-
 # --------------------------------------------------------------------------- Raft
-NOOP = ["noop"]  # appended by a new leader, so entries of earlier terms can commit
+NOOP = ["noop"]
+LOG_MESSAGES = (RequestVote, VoteResponse, AppendEntries, AppendResponse)  # appended by a new leader, so entries of earlier terms can commit
 
 
 @dataclass(slots=True)
@@ -201,6 +145,8 @@ class ReplicatedLog:
         #: Per follower: True while we don't know where its log matches ours (send
         #: one append at a time), False once we do (pipeline up to max_inflight).
         self.probing: dict[int, bool] = {}
+        #: Per follower: the prev_index of the latest probe, whose answer we await.
+        self.probe_prev: dict[int, int] = {}
         self.last_sent: dict[int, int] = {}
         #: Requests proposed here, in order: (index, item). For an entry the index
         #: is its own; for a read, the log's last index when it arrived — the read
@@ -228,8 +174,18 @@ class ReplicatedLog:
                            self.commit_index)
 
     # ------------------------------------------------------------ client side
-    def propose(self, requests: list[list], now_ms: int) -> Ready:
-        """Client requests ``[ident, rid, txn, read]`` (see :class:`LogCore.propose`)."""
+    def propose(self, requests: list[list], now_ms: int, wall_ms: int | None = None) -> Ready:
+        """Client requests ``[ident, rid, txn, read]``, in arrival order.
+
+        A write (``txn``) becomes a new entry. A read (``read`` = ``[op, args]``,
+        ``txn`` None) is one the gateway held back because the same client has
+        requests in the log: it is released once every entry that was in the log
+        when it arrived has been handed to the store, so that client's reads and
+        writes take effect in the order it sent them (ZooKeeper's FIFO client order).
+
+        ``now_ms`` is the monotonic clock every input gets (for retransmit timing);
+        ``wall_ms`` is the calendar time stamped on the entries (ctime/mtime)."""
+        stamp = now_ms if wall_ms is None else wall_ms
         ready = Ready()
         if self.role != LEADER:
             hint = f"not the leader; leader is node {self.leader}" if self.leader else \
@@ -241,7 +197,7 @@ class ReplicatedLog:
             if txn is None:
                 self._waiting.append((self.last_index, Committed(None, ident, rid, read)))
                 continue
-            entry = Entry(self.last_index + 1, self.term, now_ms, txn)
+            entry = Entry(self.last_index + 1, self.term, stamp, txn)
             self.entries.append(entry)
             ready.entries.append(entry)
             self._waiting.append((entry.index, Committed(entry, ident, rid)))
@@ -303,9 +259,9 @@ class ReplicatedLog:
     # -------------------------------------------------------------- from peers
     def on_message(self, message: Any, now_ms: int = 0) -> Ready:
         ready = Ready()
-        sender = getattr(message, "candidate", None) or getattr(message, "voter", None) or \
-            getattr(message, "leader", None) or getattr(message, "sender", None)
-        if sender not in self.peers:
+        # Only log messages from a member; anything else (a misrouted PreVote carries
+        # term + 1!) must not touch the term or the vote.
+        if not isinstance(message, LOG_MESSAGES) or sender_of(message) not in self.peers:
             self.rejected += 1
             return ready
         if message.term > self.term:
@@ -397,8 +353,12 @@ class ReplicatedLog:
         elif self._is_answer_to_latest(peer, message.rejected_index):
             # Back up to the follower's hint and probe, one append at a time, until
             # an append succeeds; answers to anything sent before are now stale.
-            self.next_index[peer] = max(self.match_index[peer] + 1,
-                                        min(message.conflict_index, self.last_index + 1))
+            target = min(message.conflict_index, self.last_index + 1)
+            if target <= self.match_index[peer]:
+                # The follower no longer has entries it acknowledged: its disk was
+                # wiped or replaced. Start again from what it does have.
+                self.match_index[peer] = target - 1
+            self.next_index[peer] = max(self.match_index[peer] + 1, target)
             self.probing[peer] = True
             self.inflight[peer] = 0
         else:
@@ -407,7 +367,7 @@ class ReplicatedLog:
 
     def _is_answer_to_latest(self, peer: int, rejected: int) -> bool:
         if self.probing[peer]:
-            return rejected == self.next_index[peer] - 1
+            return rejected == self.probe_prev[peer]
         return rejected > self.match_index[peer]
 
     # -------------------------------------------------------------------- time
@@ -419,6 +379,9 @@ class ReplicatedLog:
             return ready
         for peer in self.peers:
             if now_ms - self.last_sent[peer] >= self.retransmit_ms:
+                # Lost or unanswered: probe again from just past what is known to
+                # match. (For a follower that hasn't answered since the election
+                # that is the log's start; a cheaper restart point is future work.)
                 self.inflight[peer] = 0
                 self.probing[peer] = True
                 self.next_index[peer] = self.match_index[peer] + 1
@@ -454,6 +417,7 @@ class ReplicatedLog:
             self.match_index[peer] = 0
             self.inflight[peer] = 0
             self.probing[peer] = True
+            self.probe_prev[peer] = -1
             self.last_sent[peer] = now_ms
         noop = Entry(self.last_index + 1, self.term, now_ms, NOOP)
         self.entries.append(noop)
@@ -468,6 +432,7 @@ class ReplicatedLog:
         window = 1 if self.probing[peer] else self.max_inflight
         while self.inflight[peer] < window and self.next_index[peer] <= self.last_index:
             start = self.next_index[peer]
+            self.probe_prev[peer] = start - 1
             batch = self.entries[start - 1:start - 1 + self.max_batch]
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, start - 1, self.term_at(start - 1),
@@ -479,6 +444,7 @@ class ReplicatedLog:
             # Nothing new: an empty append carries the commit index and proves the
             # follower's log still matches.
             prev = self.next_index[peer] - 1
+            self.probe_prev[peer] = prev
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, prev, self.term_at(prev), [], self.commit_index)))
             self.inflight[peer] += 1

@@ -12,7 +12,7 @@ from typing import Any
 import zmq
 
 from zkactors.core.gateway import GatewayCore
-from zkactors.protocol import MSG_READ, MSG_REPLY, MSG_WRITE, pack
+from zkactors.protocol import MSG_HEALTH, MSG_READ, MSG_REPLY, MSG_ROLE, MSG_WRITE, pack
 from zkactors.runtime.actor import Actor, now_ms
 
 
@@ -57,14 +57,22 @@ class GatewayActor(Actor):
         self._report_problems()
 
     def on_inbox(self, messages: list[list]) -> None:
+        core = self.core
         for message in messages:
             kind = message[0]
-            if kind != MSG_REPLY:
+            if kind == MSG_REPLY:
+                _, zxid, replies = message
+                self.applied_zxid = max(self.applied_zxid, zxid)
+                core.on_replies(replies)
+                self._send_replies(replies, self.applied_zxid)
+            elif kind == MSG_ROLE:
+                core.on_role(*message[1:])
+                self.log.info("role", role=message[1], term=message[2], leader=message[3])
+            elif kind == MSG_HEALTH:
+                core.serving_reads = message[1]
+                self.log.info("leader_alive" if message[1] else "leader_lost")
+            else:
                 raise RuntimeError(f"gateway got unknown message kind {kind!r}")
-            _, zxid, replies = message
-            self.applied_zxid = zxid
-            self.core.on_replies(replies)
-            self._send_replies(replies, zxid)
 
     def _send_replies(self, replies: list[list], zxid: int) -> None:
         """One frame per client connection, however many of its replies are ready."""

@@ -1,43 +1,135 @@
-"""Log actor: owns the write-ahead log; drives :class:`LogCore`.
+"""Log actor: owns the WAL, the term/vote file and the replication links; drives
+:class:`~zkactors.core.replog.ReplicatedLog`.
 
-Group commit: everything waiting in the inbox is drained, appended to the WAL and
-covered by one fsync; only then are the entries committed and handed to the store
-(which answers the clients). Nothing is acknowledged before it is on disk.
+Every batch of inputs — client writes from the gateway, appends and votes from
+peers, campaign/follow/step-down from the election actor — goes through the core,
+and the Readies it returns are carried out in the order the core requires:
+truncate and append to the WAL and save the term and vote, fsync once for all of
+them (group commit), and only then send the messages, hand committed entries to
+the store and answer the requests the core refused. Nothing is acknowledged — to
+a client or to a leader — before it is on disk.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from zkactors.core.replog import LogCore
-from zkactors.protocol import MSG_COMMIT, MSG_WRITE, pack
-from zkactors.runtime.actor import Actor, wall_ms
+from zkactors.core.messages import Campaign, LeaderSeen, StepDown, from_wire, to_wire
+from zkactors.core.replog import Ready, ReplicatedLog
+from zkactors.errors import Code
+from zkactors.protocol import (
+    MSG_COMMIT,
+    MSG_LOCAL,
+    MSG_REPLY,
+    MSG_ROLE,
+    MSG_WRITE,
+    pack,
+)
+from zkactors.runtime.actor import Actor, now_ms, wall_ms
+from zkactors.runtime.transport import PeerLinks
+from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
 
 class LogActor(Actor):
-    talks_to = ("store",)
+    talks_to = ("store", "gateway", "election")
 
-    def __init__(self, *args: Any, core: LogCore, wal: WriteAheadLog, **kwargs: Any) -> None:
-        super().__init__("log", *args, **kwargs)
+    def __init__(self, *args: Any, core: ReplicatedLog, wal: WriteAheadLog,
+                 stable: StableStore, peer_endpoints: dict[int, str],
+                 client_endpoints: dict[int, str], **kwargs: Any) -> None:
+        super().__init__("log", *args, tick_ms=10, **kwargs)
         self.core = core
         self.wal = wal
+        self.stable = stable
+        self.client_endpoints = client_endpoints
+        peers = {m: e for m, e in peer_endpoints.items() if m != self.node_id}
+        self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers)
+        self.add_socket(self.links.router)
+        self._extra.extend(self.links.dealers.values())
 
+    def setup(self) -> None:
+        # Tell the election actor (and the gateway) where we stand from the start.
+        ready = Ready(role=self.core.role_changed())
+        self._carry_out([ready])
+
+    # ------------------------------------------------------------------ inputs
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
-        now = wall_ms()
-        entries = []
+        readies = []
         for message in messages:
-            if message[0] != MSG_WRITE:
-                raise RuntimeError(f"log got unknown message kind {message[0]!r}")
-            entries.extend(core.propose(message[1], now))
-        if entries:
-            self.wal.append_many(pack(entry.to_record()) for entry in entries)
-            self.wal.sync()
-        released = core.persisted(self.node_id, self.wal.last_index)
-        if released:
-            self.send("store", [MSG_COMMIT, core.commit_index, core.term, [
+            kind = message[0]
+            if kind == MSG_WRITE:
+                readies.append(core.propose(message[1], now_ms(), wall_ms()))
+            elif kind == MSG_LOCAL:
+                local = from_wire(message[1])
+                if isinstance(local, Campaign):
+                    readies.append(core.campaign(local, now_ms()))
+                elif isinstance(local, LeaderSeen):
+                    readies.append(core.leader_seen(local, now_ms()))
+                elif isinstance(local, StepDown):
+                    readies.append(core.step_down(local, now_ms()))
+                else:
+                    raise RuntimeError(f"log got {type(local).__name__} from its election actor")
+            else:
+                raise RuntimeError(f"log got unknown message kind {kind!r}")
+        self._carry_out(readies)
+
+    def on_socket(self, sock: Any) -> None:
+        now = now_ms()
+        self._carry_out([self.core.on_message(m, now)
+                         for m in self.links.receive(self.max_batch)])
+
+    def on_tick(self, now: int) -> None:
+        self._carry_out([self.core.tick(now)])
+
+    # ----------------------------------------------------------------- effects
+    def _carry_out(self, readies: list[Ready]) -> None:
+        readies = [r for r in readies if r]
+        if not readies:
+            return
+        wal = self.wal
+        hard_state = None
+        last_entry = None
+        for ready in readies:
+            if ready.truncate_after is not None:
+                wal.truncate_after(ready.truncate_after)
+            if ready.entries:
+                wal.append_many(pack(e.to_record()) for e in ready.entries)
+                last_entry = ready.entries[-1]
+            if ready.hard_state is not None:
+                hard_state = ready.hard_state
+        if hard_state is not None:
+            self.stable.save(*hard_state)
+        if last_entry is not None:
+            wal.sync()
+            readies.append(self.core.persisted(last_entry.index, last_entry.term, now_ms()))
+        # Everything the messages below promise is now durable.
+        committed, failed, role = [], [], None
+        for ready in readies:
+            for peer, message in ready.messages:
+                self.links.send(peer, message)
+            committed.extend(ready.committed)
+            failed.extend(ready.failed)
+            role = ready.role or role
+        if committed:
+            self.send("store", [MSG_COMMIT, self.core.commit_index, self.core.term, [
                 [c.ident, c.rid, c.read] if c.entry is None else
                 [c.ident, c.rid, c.entry.index, c.entry.term, c.entry.time_ms, c.entry.txn]
-                for c in released
+                for c in committed
             ]])
+        if failed:
+            self.send("gateway", [MSG_REPLY, 0, [
+                [ident, rid, code, self._redirect(code, text), True]
+                for ident, rid, code, text in failed
+            ]])
+        if role is not None:
+            self.send("election", [MSG_LOCAL, to_wire(role)])
+            self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
+                                  self.client_endpoints.get(role.leader, "")])
+
+    def _redirect(self, code: int, text: str) -> str:
+        """A NOT_LEADER reply carries the leader's client endpoint ("" if unknown),
+        which the client library follows."""
+        if code == Code.NOT_LEADER:
+            return self.client_endpoints.get(self.core.leader, "")
+        return text

@@ -1,8 +1,10 @@
 """The node supervisor: recovers state from disk, wires the actors, watches them die.
 
 Start-up order matters for durability: the WAL is opened (a torn tail repaired,
-corruption refused) and replayed into the tree *before* any socket is bound, so a
-node never answers from a partial state. Then every actor binds its inbox, then
+corruption refused) and loaded, with the term and vote, *before* any socket is
+bound. Entries reach the tree only once a leader has them committed, and reads
+are refused until a live leader is known, so a node never answers from a state
+that might not survive. Then every actor binds its inbox, then
 connects to the others, then the threads start.
 
 If any actor dies the node stops as a whole and exits non-zero; SIGTERM/SIGINT
@@ -19,17 +21,18 @@ import zmq
 
 from zkactors.config import NodeConfig
 from zkactors.core.gateway import GatewayCore
-from zkactors.core.replog import LogCore
+from zkactors.core.replog import Entry, ReplicatedLog
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
-from zkactors.errors import ZookeeperError
 from zkactors.logsetup import get_logger
 from zkactors.protocol import make_zxid, unpack
 from zkactors.runtime.actor import Actor
+from zkactors.runtime.election import ElectionActor
 from zkactors.runtime.gateway import GatewayActor
 from zkactors.runtime.log import LogActor
 from zkactors.runtime.store import StoreActor
 from zkactors.runtime.watch import WatchActor
+from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
 STOP_DEADLINE_S = 2.0
@@ -39,16 +42,14 @@ class StartupError(Exception):
     """The node cannot start; the message says why in one line."""
 
 
-def replay(wal: WriteAheadLog, tree: Tree) -> tuple[int, int]:
-    """Apply every WAL record to ``tree``; return (last index, last term)."""
-    index = term = 0
+def load_log(wal: WriteAheadLog) -> list[Entry]:
+    """Every entry in the WAL. Not applied here: which of them are committed is
+    known only once a leader says so (a follower's tail may yet be replaced)."""
+    entries = []
     for index, payload in wal.replay():
         term, time_ms, txn = unpack(payload)
-        try:
-            tree.apply(txn, make_zxid(term, index), time_ms)
-        except ZookeeperError:
-            pass  # a failed txn fails again, identically: it changed nothing the first time
-    return index, term
+        entries.append(Entry(index, term, time_ms, txn))
+    return entries
 
 
 class Node:
@@ -64,11 +65,6 @@ class Node:
     # ------------------------------------------------------------------ start
     def start(self) -> None:
         config = self.config
-        if len(config.members) > 1:
-            raise StartupError(
-                f"{config.path}: {len(config.members)} members configured, but replication "
-                "is not available yet: configure exactly one [member.N] section"
-            )
         os.makedirs(config.data_dir, exist_ok=True)
         started = time.monotonic()
         self.wal = WriteAheadLog(
@@ -78,21 +74,29 @@ class Node:
         )
         if self.wal.repaired_bytes:
             self.log.warning("wal_torn_tail_repaired", bytes=self.wal.repaired_bytes)
+        stable = StableStore(config.data_dir, fsync=config.storage.fsync)
+        term, voted_for = stable.load()
+        entries = load_log(self.wal)
+        self.log.info("wal_loaded", entries=len(entries), term=term,
+                      seconds=round(time.monotonic() - started, 3))
         limits = config.limits
         tree = Tree(max_data_bytes=limits.max_data_bytes, max_path_bytes=limits.max_path_bytes)
-        last_index, last_term = replay(self.wal, tree)
-        term = max(1, last_term)
-        self.log.info("wal_replayed", entries=last_index, znodes=len(tree),
-                      seconds=round(time.monotonic() - started, 3))
 
         self.context = zmq.Context()
         common = {"node_id": config.node_id, "context": self.context, "stopping": self.stopping,
                   "failed": self.failed, "max_batch": limits.max_batch}
         me = config.me
+        members = [m.id for m in config.members]
         self.actors = [
-            StoreActor(core=StoreCore(tree, last_index, last_term, term), **common),
-            LogActor(core=LogCore(config.node_id, [m.id for m in config.members], term,
-                                  last_index), wal=self.wal, **common),
+            StoreActor(core=StoreCore(tree), **common),
+            LogActor(core=ReplicatedLog(config.node_id, members, term, voted_for, entries,
+                                        max_batch=limits.max_batch),
+                     wal=self.wal, stable=stable,
+                     peer_endpoints={m.id: m.peer for m in config.members},
+                     client_endpoints={m.id: m.client for m in config.members}, **common),
+            ElectionActor(members={m.id: m.election for m in config.members},
+                          endpoint=me.election, heartbeat_ms=config.timing.heartbeat_ms,
+                          election_timeout_ms=config.timing.election_timeout_ms, **common),
             WatchActor(endpoint=me.watch, **common),
             GatewayActor(
                 core=GatewayCore(
@@ -102,7 +106,7 @@ class Node:
                     max_inflight=limits.max_inflight_per_client,
                     max_clients=limits.max_clients,
                     session_timeout_ms=config.timing.client_session_timeout_ms,
-                    identity={"role": "leader", "endpoint": me.client},
+                    identity={"role": "follower", "endpoint": me.client},
                 ),
                 endpoint=me.client,
                 **common,
@@ -112,8 +116,8 @@ class Node:
             actor.connect_outboxes()
         for actor in self.actors:
             actor.start()
-        self.log.info("node_serving", client=me.client, watch=me.watch,
-                      last_zxid=make_zxid(last_term, last_index))
+        self.log.info("node_serving", client=me.client, watch=me.watch, members=members,
+                      last_zxid=make_zxid(entries[-1].term, entries[-1].index) if entries else 0)
 
     # ------------------------------------------------------------------- run
     def wait(self) -> int:

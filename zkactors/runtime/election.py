@@ -1,0 +1,63 @@
+"""Election actor: owns the heartbeat/pre-vote links; drives :class:`ElectionCore`.
+
+It has its own sockets and thread, so heartbeats never wait behind the log actor's
+fsync or a long apply. It tells the log actor when to campaign, whom to follow
+and when to step down, and tells the gateway whether a live leader is known (a
+node cut off from its leader stops serving reads).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from zkactors.core.election import ElectionCore, Send, ToLog
+from zkactors.core.messages import RoleChanged, from_wire, to_wire
+from zkactors.protocol import MSG_HEALTH, MSG_LOCAL
+from zkactors.runtime.actor import Actor, now_ms
+from zkactors.runtime.transport import PeerLinks
+
+
+class ElectionActor(Actor):
+    talks_to = ("log", "gateway")
+
+    def __init__(self, *args: Any, members: dict[int, str], endpoint: str, heartbeat_ms: int,
+                 election_timeout_ms: int, **kwargs: Any) -> None:
+        kwargs["tick_ms"] = max(2, heartbeat_ms // 5)
+        super().__init__("election", *args, **kwargs)
+        # Timeouts must differ between nodes; the seed only has to differ, not be secret.
+        self.core = ElectionCore(self.node_id, sorted(members), heartbeat_ms,
+                                 election_timeout_ms, random.Random().random, now_ms())
+        peers = {m: e for m, e in members.items() if m != self.node_id}
+        self.links = PeerLinks(self.context, self.node_id, endpoint, peers)
+        self.add_socket(self.links.router)
+        self._extra.extend(self.links.dealers.values())
+        self.alive: bool | None = None
+
+    def on_inbox(self, messages: list[list]) -> None:
+        for message in messages:
+            if message[0] != MSG_LOCAL:
+                raise RuntimeError(f"election got unknown message kind {message[0]!r}")
+            role = from_wire(message[1])
+            if not isinstance(role, RoleChanged):
+                raise TypeError(f"election got {type(role).__name__} from its log actor")
+            self._effects(self.core.on_role(role, now_ms()))
+
+    def on_socket(self, sock: Any) -> None:
+        now = now_ms()
+        for message in self.links.receive(self.max_batch):
+            self._effects(self.core.on_peer(message, now))
+
+    def on_tick(self, now: int) -> None:
+        self._effects(self.core.tick(now))
+
+    def _effects(self, effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.links.send(effect.to, effect.message)
+            elif isinstance(effect, ToLog):
+                self.send("log", [MSG_LOCAL, to_wire(effect.message)])
+        alive = self.core.leader_alive(now_ms())
+        if alive != self.alive:
+            self.alive = alive
+            self.send("gateway", [MSG_HEALTH, alive])
