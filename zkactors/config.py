@@ -111,7 +111,7 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Timing:
     heartbeat_ms: int = 50
-    election_timeout_ms: int = 500
+    election_timeout_ms: int = 300
     client_session_timeout_ms: int = 10_000
 
 

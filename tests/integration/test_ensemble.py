@@ -173,7 +173,7 @@ def test_sigstop_of_the_leader_elects_another_and_the_old_one_steps_down(ensembl
         new_leader = ensemble.wait_for_leader(exclude=leader)
         paused_at = len(acked)
         wait_for(lambda: len(acked) >= paused_at + 100, 30, "writes under the new leader")
-        time.sleep(1.5)  # 3 election timeouts of 500 ms: the point of this test
+        time.sleep(1.5)  # 5 election timeouts of 300 ms: the point of this test
     finally:
         old.proc.send_signal(signal.SIGCONT)
 

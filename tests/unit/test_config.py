@@ -74,7 +74,7 @@ def test_shipped_node1_ini_loads_with_documented_defaults() -> None:
         max_batch=1024,
     )
     assert cfg.timing == Timing(
-        heartbeat_ms=50, election_timeout_ms=500, client_session_timeout_ms=10000
+        heartbeat_ms=50, election_timeout_ms=300, client_session_timeout_ms=10000
     )
     assert cfg.storage == Storage(fsync=True, wal_segment_bytes=67108864)
     assert cfg.log_level == "info"

@@ -29,17 +29,31 @@ def pid_path(config: NodeConfig) -> str:
     return os.path.join(config.data_dir, PID_FILE)
 
 
+def _runs_config(pid: int, config: NodeConfig) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return any("zknode" in arg for arg in argv) and any(
+        arg.endswith(".ini") and os.path.abspath(os.path.join(cwd, arg)) == config.path
+        for arg in argv)
+
+
 def running_pid(config: NodeConfig) -> int | None:
-    """The recorded PID if it is alive and still runs this node's config."""
+    """The PID of a zknode running this node's config: the recorded one if it still
+    does, else any (a node may have been restarted by hand, outside ``up``)."""
     try:
         with open(pid_path(config)) as f:
             pid = int(f.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        if _runs_config(pid, config):
+            return pid
     except (OSError, ValueError):
-        return None
-    if "zknode" in cmdline and os.path.basename(config.path) in cmdline:
-        return pid
+        pass
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _runs_config(int(entry), config):
+            return int(entry)
     return None
 
 

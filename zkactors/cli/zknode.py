@@ -10,8 +10,11 @@ import argparse
 import signal
 import sys
 
+import zmq
+
 from zkactors.config import ConfigError, load_node_config
 from zkactors.logsetup import configure_logging
+from zkactors.storage.stable import StableStoreError
 from zkactors.storage.wal import WalError
 
 
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: node.stopping.set())
     try:
         node.start()
-    except (StartupError, WalError, OSError) as err:
+    except (StartupError, WalError, StableStoreError, OSError, zmq.ZMQError) as err:
         print(f"zknode: {err}", file=sys.stderr)
         node.stop()
         return 2

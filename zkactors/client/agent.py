@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from zkactors.errors import (
     Code,
@@ -107,6 +108,7 @@ class Agent(threading.Thread):
         self.log = get_logger(actor="client-agent", client=name)
 
         self.dealer: zmq.Socket | None = None
+        self.monitor: zmq.Socket | None = None
         self.endpoint_index = -1
         self.connected = False
         self.state: str | None = None
@@ -126,6 +128,8 @@ class Agent(threading.Thread):
         self.delayed: list[tuple[float, Request]] = []
         #: Endpoint to move to once what is in flight here is answered.
         self.redirect_to: int | None = None
+        #: When each endpoint last failed us (monotonic seconds).
+        self.failed_at: dict[str, float] = {}
 
     # ---------------------------------------------------------------- thread
     def run(self) -> None:
@@ -135,22 +139,29 @@ class Agent(threading.Thread):
         try:
             self._connect_next()
             poller.register(self.dealer, zmq.POLLIN)
+            poller.register(self.monitor, zmq.POLLIN)
             while not self.stopping.is_set():
                 timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
-                old = self.dealer
+                old, old_monitor = self.dealer, self.monitor
                 for sock, _ in poller.poll(timeout_ms):
                     if sock is self.pipe:
                         self._drain_pipe()
                     elif sock is old:
                         self._drain_dealer()
+                    elif sock is old_monitor:
+                        self._on_monitor_event()
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick(now)
                     next_tick = now + _TICK_S
                 if self.dealer is not old:  # moved to another node
                     poller.unregister(old)
+                    poller.unregister(old_monitor)
+                    old.disable_monitor()
+                    old_monitor.close(linger=0)
                     old.close(linger=100)  # lets a bye leave
                     poller.register(self.dealer, zmq.POLLIN)
+                    poller.register(self.monitor, zmq.POLLIN)
         except Exception as exc:
             # A bug here must not leave callers waiting for replies that can't come.
             self.log.exception("client_agent_crashed", error=repr(exc))
@@ -159,6 +170,8 @@ class Agent(threading.Thread):
             self._fail_all(ConnectionClosedError("client stopped"))
             if self.dealer is not None:
                 self._say_bye()
+                self.dealer.disable_monitor()
+                self.monitor.close(linger=0)
                 self.dealer.close(linger=100)
             self.pipe.close(linger=0)
 
@@ -182,12 +195,26 @@ class Agent(threading.Thread):
         dealer.linger = 0
         dealer.sndhwm = 100_000
         dealer.rcvhwm = 100_000
+        # The TCP connection dropping (a node killed or stopped) is news worth acting
+        # on at once, rather than after connect_timeout of silence.
+        self.monitor = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED |
+                                                 zmq.EVENT_CONNECT_RETRIED)
         dealer.connect(self.endpoints[self.endpoint_index])
         self.dealer = dealer
         self.connected = False
         self.hello_rid = next(self.rids)
         self.hello_sent_at = time.monotonic()
         dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION, self.client_name]]))
+
+    def _on_monitor_event(self) -> None:
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            # Connected and dropped, or refused before we ever got through: either
+            # way this node is not answering now; don't wait out connect_timeout.
+            if (event == zmq.EVENT_DISCONNECTED and self.connected) or \
+                    (event == zmq.EVENT_CONNECT_RETRIED and not self.connected):
+                self._lose_connection(time.monotonic())
+                return  # the monitor belonged to the socket just replaced
 
     def _say_bye(self) -> None:
         """Let the node drop our session now rather than at its expiry."""
@@ -197,6 +224,7 @@ class Agent(threading.Thread):
 
     def _lose_connection(self, now: float) -> None:
         """The node went silent: reroute what was in flight and try the next endpoint."""
+        self.failed_at[self.endpoints[self.endpoint_index]] = now
         if self.suspended_since is None:
             self.suspended_since = now
         if self.connected:
@@ -309,7 +337,10 @@ class Agent(threading.Thread):
             self.waiting.append(request)
             return
         if code == Code.NOT_LEADER and isinstance(result, str) and result.startswith("tcp://") \
-                and result != self.endpoints[self.endpoint_index]:
+                and result != self.endpoints[self.endpoint_index] \
+                and time.monotonic() - self.failed_at.get(result, -1e9) > self.connect_timeout:
+            # (A leader we just lost is no redirect: the node naming it hasn't
+            # noticed yet. That case falls through to waiting for a new one.)
             # Never proposed here: safe to send again, to the leader it names (a
             # member's own word, so followed even if it wasn't in our host list).
             if result not in self.endpoints:

@@ -103,7 +103,8 @@ class ElectionCore:
         self.commit_index = 0
 
         self.rejected = 0  # peer messages dropped: non-members, impossible, unknown
-        self._deadline = now_ms + self._timeout()
+        # Alone, there is nobody to wait for: campaign on the first tick.
+        self._deadline = now_ms if not self.peers else now_ms + self._timeout()
         self._heard_ms: int | None = None  # last accepted heartbeat: the leader lease
         self._pre_vote_term: int | None = None  # the running pre-vote round, if any
         self._granted: set[int] = set()

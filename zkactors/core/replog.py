@@ -85,7 +85,9 @@ class Ready:
        and tell the election actor ``role`` if set.
 
     A leader's own entries count toward the quorum only once the driver reports
-    them with :meth:`ReplicatedLog.persisted`.
+    them with :meth:`ReplicatedLog.persisted`. That is why its appends are the one
+    exception to step 2 (see :func:`may_send_before_persist`): sending them while
+    its own fsync runs lets leader and followers write to disk in parallel.
     """
 
     hard_state: tuple[int, int] | None = None
@@ -99,6 +101,14 @@ class Ready:
     def __bool__(self) -> bool:
         return bool(self.hard_state or self.truncate_after is not None or self.entries
                     or self.messages or self.committed or self.failed or self.role)
+
+
+def may_send_before_persist(message: Any) -> bool:
+    """True for a leader's AppendEntries, which promise nothing about the leader's
+    own disk (its term was made durable when it campaigned; its entries count for
+    it only after :meth:`ReplicatedLog.persisted`). Everything else — votes and
+    acknowledgements above all — must wait for the fsync."""
+    return isinstance(message, AppendEntries)
 
 
 class ReplicatedLog:

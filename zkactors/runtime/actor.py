@@ -26,7 +26,7 @@ from zkactors.protocol import pack, unpack
 IDLE_POLL_MS = 50
 #: A send to another actor that cannot complete in this time means that actor is
 #: dead or wedged; the sender then fails, and with it the node, rather than hang.
-SEND_TIMEOUT_MS = 2000
+SEND_TIMEOUT_MS = 1000
 
 
 def inbox_address(node_id: int, actor: str) -> str:
@@ -84,8 +84,10 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
         self.poller.register(sock, zmq.POLLIN)
 
     def send(self, actor: str, message: list) -> None:
+        # Once the node is stopping, the receiver may be gone: never block on it.
+        shutting_down = self.stopping.is_set() or self.failed.is_set()
         try:
-            self.outboxes[actor].send(pack(message))
+            self.outboxes[actor].send(pack(message), zmq.NOBLOCK if shutting_down else 0)
         except zmq.Again:
             if self.stopping.is_set() or self.failed.is_set():
                 return  # the receiver already left during shutdown

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from zkactors.core.messages import Campaign, LeaderSeen, StepDown, from_wire, to_wire
-from zkactors.core.replog import Ready, ReplicatedLog
+from zkactors.core.replog import Ready, ReplicatedLog, may_send_before_persist
 from zkactors.errors import Code
 from zkactors.protocol import (
     MSG_COMMIT,
@@ -90,6 +90,13 @@ class LogActor(Actor):
         wal = self.wal
         hard_state = None
         last_entry = None
+        # A leader's appends may go now, so followers fsync while we do.
+        for ready in readies:
+            early = [m for m in ready.messages if may_send_before_persist(m[1])]
+            if early:
+                for peer, message in early:
+                    self.links.send(peer, message)
+                ready.messages = [m for m in ready.messages if not may_send_before_persist(m[1])]
         for ready in readies:
             if ready.truncate_after is not None:
                 wal.truncate_after(ready.truncate_after)

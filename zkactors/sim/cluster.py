@@ -30,7 +30,7 @@ from zkactors.core.messages import (
     RoleChanged,
     StepDown,
 )
-from zkactors.core.replog import Entry, Ready, ReplicatedLog
+from zkactors.core.replog import Entry, Ready, ReplicatedLog, may_send_before_persist
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
 from zkactors.sim.invariants import Checker
@@ -250,6 +250,11 @@ class Simulation:
     def _pump(self, node: SimNode) -> None:
         while node.pending and not node.fsyncing:
             ready = node.pending[0]
+            early = [m for m in ready.messages if may_send_before_persist(m[1])]
+            if early:  # as the log actor does: a leader's appends don't wait
+                for peer, message in early:
+                    self._send_peer(node.id, peer, "log", message)
+                ready.messages = [m for m in ready.messages if not may_send_before_persist(m[1])]
             if ready.hard_state is not None or ready.truncate_after is not None \
                     or ready.entries:
                 node.fsyncing = True
