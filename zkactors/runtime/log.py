@@ -12,6 +12,7 @@ a client or to a leader — before it is on disk.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from zkactors.core.messages import Campaign, LeaderSeen, StepDown, from_wire, to_wire
@@ -30,6 +31,9 @@ from zkactors.runtime.transport import PeerLinks
 from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
+#: Entries appended between two gc.freeze() calls (see LogActor._maybe_freeze).
+FREEZE_EVERY = 20_000
+
 
 class LogActor(Actor):
     talks_to = ("store", "gateway", "election")
@@ -46,6 +50,7 @@ class LogActor(Actor):
         self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers)
         self.add_socket(self.links.router)
         self._extra.extend(self.links.dealers.values())
+        self._frozen_at = 0
 
     def setup(self) -> None:
         # Tell the election actor (and the gateway) where we stand from the start.
@@ -109,6 +114,7 @@ class LogActor(Actor):
             self.stable.save(*hard_state)
         if last_entry is not None:
             wal.sync()
+            self._maybe_freeze(last_entry.index)
             readies.append(self.core.persisted(last_entry.index, last_entry.term, now_ms()))
         # Everything the messages below promise is now durable.
         committed, failed, role = [], [], None
@@ -133,6 +139,18 @@ class LogActor(Actor):
             self.send("election", [MSG_LOCAL, to_wire(role)])
             self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
                                   self.client_endpoints.get(role.leader, "")])
+
+    def _maybe_freeze(self, index: int) -> None:
+        """Move the log held in memory out of the garbage collector's sight.
+
+        The log keeps every entry (until snapshots exist), so a full collection
+        walks millions of objects: hundreds of ms with the GIL held, long enough
+        to starve heartbeats and cost a leader its term. Frozen objects are still
+        freed by reference counting; the collector just stops re-scanning them.
+        """
+        if index - self._frozen_at >= FREEZE_EVERY:
+            gc.freeze()
+            self._frozen_at = index
 
     def _redirect(self, code: int, text: str) -> str:
         """A NOT_LEADER reply carries the leader's client endpoint ("" if unknown),

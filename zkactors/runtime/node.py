@@ -13,6 +13,7 @@ stop it cleanly (each actor leaves its poll loop within ``IDLE_POLL_MS``).
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -77,6 +78,7 @@ class Node:
         stable = StableStore(config.data_dir, fsync=config.storage.fsync)
         term, voted_for = stable.load()
         entries = load_log(self.wal)
+        gc.freeze()  # the loaded log is long-lived: keep full collections off it
         self.log.info("wal_loaded", entries=len(entries), term=term,
                       seconds=round(time.monotonic() - started, 3))
         limits = config.limits
