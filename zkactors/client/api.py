@@ -275,7 +275,10 @@ class Client:
         return self._call(OP_SYNC, [path], lambda _: path, path)
 
     def sync(self, path: str = "/") -> str:
-        """Bring the connected node up to date with the leader (kazoo returns the path)."""
+        """Returns (with the path, as kazoo does) once the connected node has applied
+        every request this client sent before it. It does not yet wait for the node
+        to catch up with the leader: a follower may still be behind other clients'
+        writes (ZooKeeper's sync does that; it is planned with issue #4)."""
         return self._wait(self.sync_async(path))
 
     def ensure_path_async(self, path: str) -> ZkFuture:
