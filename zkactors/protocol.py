@@ -28,10 +28,10 @@ hello      protocol_version, client_name           {"protocol", "node", limits�
 create     path, data, flags (1 makepath, 2 seq)   created path
 set        path, data, version                     stat
 delete     path, version, recursive                None
-get        path                                    [data, stat]
-exists     path                                    stat or None
-children   path                                    [names…]
-sync       path                                    zxid the node has applied
+get        path [, min_zxid]                       [data, stat]
+exists     path [, min_zxid]                       stat or None
+children   path [, min_zxid]                       [names…]
+sync       path [, min_zxid]                       zxid the node has applied
 status     —                                       map of node state
 ping       —                                       None
 bye        —                                       None (the session ends)
@@ -85,6 +85,11 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     OP_PING: (),
     OP_BYE: (),
 }
+
+#: Reads may end with one more argument: the newest zxid the client has seen. The
+#: node answers only once it has applied at least that far, so a client never
+#: reads older data than it has already seen (here or on another node).
+OPTIONAL_READ_ARGS = (int,)
 
 # Actor message kinds (inproc, within one node).
 # gateway -> log: [[ident, rid, txn, None] (a write) or [ident, rid, None, [op, args]]
@@ -164,6 +169,8 @@ def decode_request(obj: Any) -> tuple[int, str, list]:
         err = UnimplementedError(f"unknown op {op!r}")
         err.rid = rid  # type: ignore[attr-defined]
         raise err from None
+    if op in READ_OPS and len(args) == len(expected) + len(OPTIONAL_READ_ARGS):
+        expected = expected + OPTIONAL_READ_ARGS
     if len(args) != len(expected) or not all(
         _is_instance(value, kind) for value, kind in zip(args, expected)
     ):

@@ -188,3 +188,33 @@ def test_sigstop_of_the_leader_elects_another_and_the_old_one_steps_down(ensembl
     watcher.join(30)
     assert all(len(nodes) == 1 for nodes in seen.values()), seen
     _assert_all_present(ensemble, acked)
+
+
+def test_a_follower_answers_a_read_only_once_it_has_applied_the_clients_zxid(ensemble):
+    import msgpack
+    import zmq
+
+    with Client(ensemble.hosts) as c:
+        c.create("/seen", b"v")
+        seen = c.last_zxid
+    leader = ensemble.wait_for_leader()
+    follower = next(n for i, n in ensemble.nodes.items() if i != leader)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(follower.client_endpoint)
+    try:
+        def call(*request):
+            sock.send(msgpack.packb([list(request)]))
+            assert sock.poll(10_000), "no reply"
+            return msgpack.unpackb(sock.recv())[0]
+
+        assert call(1, "hello", 1, "raw")[1] == 0
+        wait_for(lambda: call(2, "get", "/seen", seen)[1] == 0, 10, "the follower to catch up")
+        reply = call(3, "get", "/seen", seen)
+        assert reply[1] == 0 and reply[2][0] == b"v" and reply[3] >= seen
+        # A zxid from the future (a later term) is waited for, then refused as NOT_READY.
+        started = time.monotonic()
+        assert call(4, "get", "/seen", seen + (5 << 32))[1] == errors.Code.NOT_READY
+        assert time.monotonic() - started >= 1.0
+    finally:
+        sock.close()

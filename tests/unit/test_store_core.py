@@ -387,3 +387,49 @@ def test_any_batching_gives_the_same_tree_replies_and_events(txns, cuts):
             code = int(err.code)
         assert all_replies[i - 1][2] == code
     assert tree.digest() == one.tree.digest()
+
+
+# ------------------------------------------------------- reads at a client's zxid
+
+
+def test_a_read_at_a_zxid_not_yet_applied_waits_until_it_is():
+    store = new_store()
+    store.apply([committed(1, create("/a", b"one"))], 1, 1)
+    target = make_zxid(1, 2)
+    assert store.read([[A, 7, "get", ["/a", target]]], now_ms=0) == []  # parked
+    replies, _ = store.apply([committed(2, ["set", "/a", b"two", -1])], 2, 1)
+    waited = [r for r in replies if r[1] == 7]
+    assert waited and waited[0][2] == 0 and waited[0][3][0] == b"two"
+
+
+def test_a_read_at_an_applied_zxid_is_answered_at_once():
+    store = new_store()
+    store.apply([committed(1, create("/a", b"one"))], 1, 1)
+    [reply] = store.read([[A, 7, "get", ["/a", make_zxid(1, 1)]]], now_ms=0)
+    assert reply[2] == 0 and reply[3][0] == b"one"
+
+
+def test_a_read_that_waits_too_long_gets_not_ready():
+    store = new_store()
+    assert store.read([[A, 7, "exists", ["/a", make_zxid(1, 5)]]], now_ms=100) == []
+    assert store.tick(100 + store.max_wait_ms - 1) == []
+    [reply] = store.tick(100 + store.max_wait_ms)
+    assert reply[:3] == [A, 7, int(Code.NOT_READY)]
+    assert store.tick(10**9) == []  # answered once only
+
+
+def test_waiting_reads_are_bounded():
+    store = new_store()
+    store.max_parked = 2
+    for rid in range(2):
+        assert store.read([[A, rid, "get", ["/a", make_zxid(1, 9)]]]) == []
+    [reply] = store.read([[A, 99, "get", ["/a", make_zxid(1, 9)]]])
+    assert reply[2] == int(Code.NOT_READY)
+
+
+def test_waiting_reads_are_released_in_arrival_order():
+    store = new_store()
+    store.read([[B, 1, "exists", ["/a", make_zxid(1, 1)]]])
+    store.read([[B, 2, "exists", ["/a", make_zxid(1, 1)]]])
+    replies, _ = store.apply([committed(1, create("/a"))], 1, 1)
+    assert [r[1] for r in replies if r[0] == B] == [1, 2]

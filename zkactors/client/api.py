@@ -34,6 +34,7 @@ from zkactors.protocol import (
     OP_SET,
     OP_STATUS,
     OP_SYNC,
+    READ_OPS,
     encode_request,
 )
 
@@ -211,6 +212,9 @@ class Client:
         if agent is None:
             raise ConnectionClosedError("client is not started")
         rid = next(agent.rids)
+        if op in READ_OPS and agent.last_zxid:
+            # Never read older than what this client has seen (on any node).
+            args = [*args, agent.last_zxid]
         future = ZkFuture()
         request = Request(rid, op, encode_request(rid, op, *args), future, transform,
                           time.monotonic() + self.request_timeout, path)

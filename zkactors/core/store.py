@@ -25,6 +25,8 @@ from zkactors.protocol import (
     make_zxid,
 )
 
+_BEHIND = "this node has not caught up with what the client has seen; try another"
+
 #: One reply to route back to a client: [ident, rid, code, result, via_log] (via_log:
 #: the request came through the log — an entry, or a read held behind the client's
 #: writes — so the gateway can tell when a client has nothing left in the log).
@@ -39,6 +41,11 @@ class StoreCore:
         self.applied_zxid = make_zxid(applied_term, applied_index)
         self.commit_index = applied_index
         self.term = max(term, applied_term)
+        #: Reads waiting for this node to apply the zxid their client has seen:
+        #: (deadline_ms, [ident, rid, op, args]), in arrival order.
+        self._parked: list[tuple[int, list]] = []
+        self.max_parked = 10_000
+        self.max_wait_ms = 2_000
 
     def apply(self, committed: list[Committed], commit_index: int,
               term: int) -> tuple[list[Reply], list[Event]]:
@@ -52,7 +59,7 @@ class StoreCore:
         for item in committed:
             entry = item.entry
             if entry is None:  # a read that waited for this client's earlier writes
-                reply = self.read([[item.ident, item.rid, *item.read]])[0]
+                reply = self._answer(item.ident, item.rid, *item.read)
                 reply[4] = True
                 replies.append(reply)
                 continue
@@ -78,18 +85,51 @@ class StoreCore:
             if item.ident is not None:
                 replies.append([item.ident, item.rid, int(code), result, True])
         self.commit_index = max(self.commit_index, commit_index, self.applied_index)
+        if self._parked:
+            replies.extend(self._release_parked())
         return replies, events
 
-    def read(self, requests: list[list]) -> list[Reply]:
-        """Answer ``[ident, rid, op, args]`` reads from the current tree."""
+    def read(self, requests: list[list], now_ms: int = 0) -> list[Reply]:
+        """Answer ``[ident, rid, op, args]`` reads from the current tree.
+
+        A read whose ``args`` end with a zxid this node has not applied yet waits
+        (at most ``max_wait_ms``, at most ``max_parked`` of them) until it has."""
         replies = []
-        for ident, rid, op, args in requests:
-            try:
-                result = self._read_one(op, args)
-                replies.append([ident, rid, 0, result, False])
-            except ZookeeperError as err:
-                replies.append([ident, rid, int(err.code), str(err), False])
+        for request in requests:
+            ident, rid, op, args = request
+            if len(args) > 1 and args[-1] > self.applied_zxid:
+                if len(self._parked) >= self.max_parked:
+                    replies.append([ident, rid, int(Code.NOT_READY),
+                                    "too many reads waiting to catch up here", False])
+                else:
+                    self._parked.append((now_ms + self.max_wait_ms, request))
+                continue
+            replies.append(self._answer(ident, rid, op, args))
         return replies
+
+    def _answer(self, ident: bytes, rid: int, op: str, args: list) -> Reply:
+        try:
+            return [ident, rid, 0, self._read_one(op, args), False]
+        except ZookeeperError as err:
+            return [ident, rid, int(err.code), str(err), False]
+
+    def _release_parked(self) -> list[Reply]:
+        """Reads whose zxid has now been applied, in arrival order (a client's later
+        reads never carry an older zxid, so its order is kept)."""
+        ready, waiting = [], []
+        for deadline, request in self._parked:
+            (ready if request[3][-1] <= self.applied_zxid else waiting).append(request)
+        self._parked = waiting
+        return [self._answer(*request) for request in ready]
+
+    def tick(self, now_ms: int) -> list[Reply]:
+        """Reads that waited too long: NOT_READY, so the client tries another node."""
+        if not self._parked or self._parked[0][0] > now_ms:
+            return []
+        expired = [r for deadline, r in self._parked if deadline <= now_ms]
+        self._parked = [(d, r) for d, r in self._parked if d > now_ms]
+        return [[ident, rid, int(Code.NOT_READY), _BEHIND, False]
+                for ident, rid, _, _ in expired]
 
     def _read_one(self, op: str, args: list) -> Any:
         path = args[0] if args else "/"

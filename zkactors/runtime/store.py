@@ -11,7 +11,7 @@ from typing import Any
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
 from zkactors.protocol import MSG_COMMIT, MSG_READ, MSG_REPLY
-from zkactors.runtime.actor import Actor
+from zkactors.runtime.actor import Actor, now_ms
 
 
 class StoreActor(Actor):
@@ -38,10 +38,15 @@ class StoreActor(Actor):
                 replies.extend(applied_replies)
                 events.extend(applied_events)
             elif kind == MSG_READ:
-                replies.extend(core.read(message[1]))
+                replies.extend(core.read(message[1], now_ms()))
             else:
                 raise RuntimeError(f"store got unknown message kind {kind!r}")
         if replies:
             self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
         if events:
             self.send("watch", ["events", [[e.type, e.path, e.zxid, e.version] for e in events]])
+
+    def on_tick(self, now: int) -> None:
+        expired = self.core.tick(now)
+        if expired:
+            self.send("gateway", [MSG_REPLY, self.core.applied_zxid, expired])
