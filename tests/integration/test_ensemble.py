@@ -218,3 +218,30 @@ def test_a_follower_answers_a_read_only_once_it_has_applied_the_clients_zxid(ens
         assert time.monotonic() - started >= 1.0
     finally:
         sock.close()
+
+
+def test_a_node_whose_member_list_differs_is_refused_with_a_clear_message(tmp_path):
+    group = Ensemble(tmp_path)
+    odd = group.nodes[3].config
+    text = odd.read_text()
+    # Node 3 believes member 2 watches on another port: same ids, different ensemble.
+    section = text.split("[member.2]", 1)[1].split("[member.3]", 1)[0]
+    watch = section.split("watch = ", 1)[1].split()[0]
+    port = int(watch.rsplit(":", 1)[1])
+    odd.write_text(text.replace(watch, f"tcp://127.0.0.1:{port + 1 if port < 32000 else port - 1}"))
+    try:
+        for node in group.nodes.values():
+            node.start(wait=False)
+        for node in group.nodes.values():
+            node.wait_serving()
+        wait_for(lambda: "peer_config_mismatch" in group.nodes[1].log()
+                 and "peer_config_mismatch" in group.nodes[3].log(), 20, "the mismatch report")
+        line = next(x for x in group.nodes[1].log().splitlines() if "peer_config_mismatch" in x)
+        assert '"peer": 3' in line and "differ" in line
+        # Nodes 1 and 2 still make a majority of their own ensemble; 3 never joins it.
+        leader = group.wait_for_leader()
+        assert leader in (1, 2)
+        rows = {r["node"]: r for r in group.status()}
+        assert rows[3]["leader"] in (0, 3) and rows[3]["role"] != "leader"
+    finally:
+        group.stop()

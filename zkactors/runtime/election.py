@@ -22,14 +22,14 @@ class ElectionActor(Actor):
     talks_to = ("log", "gateway")
 
     def __init__(self, *args: Any, members: dict[int, str], endpoint: str, heartbeat_ms: int,
-                 election_timeout_ms: int, **kwargs: Any) -> None:
+                 election_timeout_ms: int, fingerprint: str = "", **kwargs: Any) -> None:
         kwargs["tick_ms"] = max(2, heartbeat_ms // 5)
         super().__init__("election", *args, **kwargs)
         # Timeouts must differ between nodes; the seed only has to differ, not be secret.
         self.core = ElectionCore(self.node_id, sorted(members), heartbeat_ms,
                                  election_timeout_ms, random.Random().random, now_ms())
         peers = {m: e for m, e in members.items() if m != self.node_id}
-        self.links = PeerLinks(self.context, self.node_id, endpoint, peers)
+        self.links = PeerLinks(self.context, self.node_id, endpoint, peers, fingerprint)
         self.add_socket(self.links.router)
         self._extra.extend(self.links.dealers.values())
         self.alive: bool | None = None
@@ -49,6 +49,8 @@ class ElectionActor(Actor):
             self._effects(self.core.on_peer(message, now))
 
     def on_tick(self, now: int) -> None:
+        self.links.maintain(now)
+        self.links.take_mismatched()  # the log actor reports the same peers
         self._effects(self.core.tick(now))
 
     def _effects(self, effects: list) -> None:

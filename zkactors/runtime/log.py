@@ -40,14 +40,16 @@ class LogActor(Actor):
 
     def __init__(self, *args: Any, core: ReplicatedLog, wal: WriteAheadLog,
                  stable: StableStore, peer_endpoints: dict[int, str],
-                 client_endpoints: dict[int, str], **kwargs: Any) -> None:
+                 client_endpoints: dict[int, str], fingerprint: str = "",
+                 **kwargs: Any) -> None:
         super().__init__("log", *args, tick_ms=10, **kwargs)
         self.core = core
         self.wal = wal
         self.stable = stable
         self.client_endpoints = client_endpoints
         peers = {m: e for m, e in peer_endpoints.items() if m != self.node_id}
-        self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers)
+        self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers,
+                               fingerprint)
         self.add_socket(self.links.router)
         self._extra.extend(self.links.dealers.values())
         self._frozen_at = 0
@@ -85,6 +87,10 @@ class LogActor(Actor):
                          for m in self.links.receive(self.max_batch)])
 
     def on_tick(self, now: int) -> None:
+        self.links.maintain(now)
+        for peer in self.links.take_mismatched():
+            self.log.error("peer_config_mismatch", peer=peer,
+                           detail="its [member.N] sections differ from ours; refusing it")
         self._carry_out([self.core.tick(now)])
 
     # ----------------------------------------------------------------- effects

@@ -95,10 +95,12 @@ class Node:
                                         max_batch=limits.max_batch),
                      wal=self.wal, stable=stable,
                      peer_endpoints={m.id: m.peer for m in config.members},
-                     client_endpoints={m.id: m.client for m in config.members}, **common),
+                     client_endpoints={m.id: m.client for m in config.members},
+                     fingerprint=config.cluster_fingerprint(), **common),
             ElectionActor(members={m.id: m.election for m in config.members},
                           endpoint=me.election, heartbeat_ms=config.timing.heartbeat_ms,
-                          election_timeout_ms=config.timing.election_timeout_ms, **common),
+                          election_timeout_ms=config.timing.election_timeout_ms,
+                          fingerprint=config.cluster_fingerprint(), **common),
             WatchActor(endpoint=me.watch, **common),
             GatewayActor(
                 core=GatewayCore(

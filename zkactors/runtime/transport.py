@@ -12,6 +12,12 @@ stale votes and appends delivered after a reconnect helps no one.
 Every incoming message is checked at the edge: the routing id must name a member,
 the frame must decode into a protocol message, and the sender the message claims
 must be the member it came from. Anything else is dropped and counted.
+
+Every 250 ms each link also sends a ``hello`` carrying the fingerprint of this
+node's member list, and nothing else from a peer is accepted until its hello has
+shown the same fingerprint. A peer whose fingerprint differs has another idea of
+who is in the ensemble — a misconfiguration under which a "majority" means
+nothing — so it is refused (counted, and reported once: :meth:`take_mismatched`).
 """
 
 from __future__ import annotations
@@ -26,12 +32,22 @@ from zkactors.protocol import pack, unpack
 
 RECONNECT_MS = 100
 RECONNECT_MAX_MS = 1000
+HELLO_EVERY_MS = 250
+_HELLO = b"hello"
 
 
 class PeerLinks:
     def __init__(self, context: zmq.Context, node_id: int, endpoint: str,
-                 peers: dict[int, str], hwm: int = 10_000) -> None:
+                 peers: dict[int, str], fingerprint: str = "", hwm: int = 10_000) -> None:
         self.node_id = node_id
+        self.fingerprint = fingerprint.encode()
+        self._hello_due = 0
+        #: Peers whose member list differs from ours (refused), and the newly found
+        #: ones not yet reported by the owner (see :meth:`take_mismatched`).
+        self.refused: set[int] = set()
+        #: Peers whose hello showed our fingerprint: the only ones we listen to.
+        self.verified: set[int] = set()
+        self._newly_refused: list[int] = []
         self.router = context.socket(zmq.ROUTER)
         self.router.linger = 0
         self.router.rcvhwm = hwm
@@ -69,6 +85,12 @@ class PeerLinks:
             if peer is None:
                 self.rejected["unknown_peer"] += 1
                 continue
+            if len(frames) == 3 and frames[1] == _HELLO:
+                self._on_hello(peer, frames[2])
+                continue
+            if peer not in self.verified:
+                self.rejected["config_mismatch" if peer in self.refused else "unverified"] += 1
+                continue
             if len(frames) != 2:
                 self.rejected["bad_frame"] += 1
                 continue
@@ -82,6 +104,31 @@ class PeerLinks:
                 continue
             received.append(message)
         return received
+
+    def maintain(self, now_ms: int) -> None:
+        """Call every tick: sends the periodic hellos."""
+        if now_ms < self._hello_due:
+            return
+        self._hello_due = now_ms + HELLO_EVERY_MS
+        for dealer in self.dealers.values():
+            try:
+                dealer.send_multipart([_HELLO, self.fingerprint], zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    def _on_hello(self, peer: int, fingerprint: bytes) -> None:
+        if fingerprint == self.fingerprint:
+            self.verified.add(peer)
+            self.refused.discard(peer)
+        else:
+            self.verified.discard(peer)
+            if peer not in self.refused:
+                self.refused.add(peer)
+                self._newly_refused.append(peer)
+
+    def take_mismatched(self) -> list[int]:
+        found, self._newly_refused = self._newly_refused, []
+        return found
 
     def close(self) -> None:
         self.router.close(linger=0)
