@@ -1,4 +1,5 @@
-"""Behaviour of the log core (zkactors.core.replog): entries, the commit rule, read markers."""
+"""Quorum arithmetic and entry records of zkactors.core.replog (the Raft behaviour of
+ReplicatedLog is in test_raft_log.py)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkactors.core.replog import Committed, Entry, quorum_index
+from zkactors.core.replog import Entry, quorum_index
 
 pytestmark = pytest.mark.timeout(60)
-
-TXN = ["create", "/a", b"", 0]
-
-
-def write(ident: bytes, rid: int, path: str = "/a") -> list:
-    """A write request as the gateway sends it to the log."""
-    return [ident, rid, ["create", path, b"", 0], None]
-
-
-def read(ident: bytes, rid: int, path: str = "/a") -> list:
-    """A read the gateway held back behind the same client's writes."""
-    return [ident, rid, None, ["get", [path]]]
-
-
-def shape(released: list[Committed]) -> list[tuple]:
-    """Released items as ("entry", index) / ("read", rid), easy to compare."""
-    return [("read", c.rid) if c.entry is None else ("entry", c.entry.index) for c in released]
-
 
 def brute_quorum(match: list[int]) -> int:
     """The largest index that at least a majority of members have reached."""

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -84,7 +84,6 @@ class Request:
     deadline: float
     path: str | None = None
     attempts: int = 0
-    sent_at: float = field(default=0.0)
 
 
 class Agent(threading.Thread):
@@ -254,14 +253,12 @@ class Agent(threading.Thread):
     def _send_waiting(self) -> None:
         if not self.connected or self.redirect_to is not None:
             return
-        now = time.monotonic()
         batch = []
         while self.waiting and len(self.inflight) < self.max_inflight:
             request = self.waiting.popleft()
             if request.future.done():  # cancelled by the caller meanwhile
                 continue
             request.attempts += 1
-            request.sent_at = now
             self.inflight[request.rid] = request
             batch.append(request.packed)
             if len(batch) >= _MAX_FRAME_REQUESTS:
