@@ -109,6 +109,9 @@ MSG_LOCAL = "local"
 MSG_HEALTH = "health"
 # log -> gateway: role, term, leader id, leader's client endpoint ("" if unknown)
 MSG_ROLE = "role"
+# log/election -> gateway, about once a second: actor name, {reason: count} of peer
+# messages dropped at the edge (shown in status as peer_rejected)
+MSG_PEERS = "peers"
 
 
 class FrameError(Exception):

@@ -514,6 +514,7 @@ def test_status_goes_to_the_store_and_its_reply_is_merged():
         "lag": 3,
         "clients": 2,
         "errors": {"unimplemented": 1},
+        "peer_rejected": {},
     }
     assert gw.sessions[A].inflight == 0
 
@@ -546,7 +547,8 @@ def test_status_lag_is_never_negative_and_defaults_to_zero():
     gw = gateway(identity=None)
     assert gw.status({"applied_index": 9, "commit_index": 4})["lag"] == 0
     merged = gw.status({})
-    assert merged == {"node": 1, "lag": 0, "clients": 0, "errors": {}, "serving_reads": True}
+    assert merged == {"node": 1, "lag": 0, "clients": 0, "errors": {}, "serving_reads": True,
+                      "peer_rejected": {}}
 
 
 # --------------------------------------------------------------------- problems
@@ -817,3 +819,12 @@ def test_role_changes_show_in_status():
     assert (status["role"], status["term"], status["leader"]) == ("follower", 3, 2)
     assert status["leader_endpoint"] == "tcp://127.0.0.1:2182"
     assert status["lag"] == 2
+
+
+def test_peer_rejections_reported_by_actors_show_in_status():
+    gw = gateway()
+    gw.on_peer_counters("log", {"unknown_peer": 2})
+    gw.on_peer_counters("election", {"config_mismatch": 5})
+    gw.on_peer_counters("log", {"unknown_peer": 3, "bad_message": 1})  # replaces, not adds
+    assert gw.status({})["peer_rejected"] == {
+        "election.config_mismatch": 5, "log.bad_message": 1, "log.unknown_peer": 3}

@@ -91,6 +91,7 @@ class GatewayCore:
         #: Reads are served only while a live leader is known (the election actor
         #: says so): a node cut off from the ensemble must not serve stale data.
         self.serving_reads = False
+        self._peer_counters: dict[str, dict[str, int]] = {}
         self.counters: Counter[str] = Counter()
         self._reported: set[tuple[bytes, str]] = set()
         #: Problems seen for the first time since the last call to :meth:`take_first_seen`.
@@ -255,6 +256,11 @@ class GatewayCore:
         self.identity.update(role=role, term=term, leader=leader,
                              leader_endpoint=leader_endpoint)
 
+    def on_peer_counters(self, actor: str, counters: dict[str, int]) -> None:
+        """Peer messages an actor dropped at the edge (unknown sender, malformed,
+        forged, another ensemble's config …), for status."""
+        self._peer_counters[actor] = counters
+
     def status(self, store_status: dict[str, Any]) -> dict[str, Any]:
         applied_index = store_status.get("applied_index", 0)
         commit_index = store_status.get("commit_index", 0)
@@ -266,6 +272,9 @@ class GatewayCore:
             "lag": max(0, commit_index - applied_index),
             "clients": len(self.sessions),
             "errors": dict(self.counters),
+            "peer_rejected": {f"{actor}.{reason}": count
+                              for actor, counters in sorted(self._peer_counters.items())
+                              for reason, count in counters.items()},
         }
 
     # -------------------------------------------------------------------- time

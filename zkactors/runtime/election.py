@@ -13,7 +13,7 @@ from typing import Any
 
 from zkactors.core.election import ElectionCore, Send, ToLog
 from zkactors.core.messages import RoleChanged, from_wire, to_wire
-from zkactors.protocol import MSG_HEALTH, MSG_LOCAL
+from zkactors.protocol import MSG_HEALTH, MSG_LOCAL, MSG_PEERS
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.transport import PeerLinks
 
@@ -33,6 +33,7 @@ class ElectionActor(Actor):
         self.add_socket(self.links.router)
         self._extra.extend(self.links.dealers.values())
         self.alive: bool | None = None
+        self._report_due = 0
 
     def on_inbox(self, messages: list[list]) -> None:
         for message in messages:
@@ -50,6 +51,9 @@ class ElectionActor(Actor):
 
     def on_tick(self, now: int) -> None:
         self.links.maintain(now)
+        if now >= self._report_due:  # peer counters for status, about once a second
+            self._report_due = now + 1000
+            self.send("gateway", [MSG_PEERS, self.actor_name, self.links.counters()])
         self.links.take_mismatched()  # the log actor reports the same peers
         self._effects(self.core.tick(now))
 

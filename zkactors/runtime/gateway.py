@@ -12,7 +12,15 @@ from typing import Any
 import zmq
 
 from zkactors.core.gateway import GatewayCore
-from zkactors.protocol import MSG_HEALTH, MSG_READ, MSG_REPLY, MSG_ROLE, MSG_WRITE, pack
+from zkactors.protocol import (
+    MSG_HEALTH,
+    MSG_PEERS,
+    MSG_READ,
+    MSG_REPLY,
+    MSG_ROLE,
+    MSG_WRITE,
+    pack,
+)
 from zkactors.runtime.actor import Actor, now_ms
 
 
@@ -68,6 +76,8 @@ class GatewayActor(Actor):
             elif kind == MSG_ROLE:
                 core.on_role(*message[1:])
                 self.log.info("role", role=message[1], term=message[2], leader=message[3])
+            elif kind == MSG_PEERS:
+                core.on_peer_counters(message[1], message[2])
             elif kind == MSG_HEALTH:
                 core.serving_reads = message[1]
                 self.log.info("leader_alive" if message[1] else "leader_lost")

@@ -21,6 +21,7 @@ from zkactors.errors import Code
 from zkactors.protocol import (
     MSG_COMMIT,
     MSG_LOCAL,
+    MSG_PEERS,
     MSG_REPLY,
     MSG_ROLE,
     MSG_WRITE,
@@ -53,6 +54,7 @@ class LogActor(Actor):
         self.add_socket(self.links.router)
         self._extra.extend(self.links.dealers.values())
         self._frozen_at = 0
+        self._report_due = 0
 
     def setup(self) -> None:
         # Tell the election actor (and the gateway) where we stand from the start.
@@ -88,6 +90,9 @@ class LogActor(Actor):
 
     def on_tick(self, now: int) -> None:
         self.links.maintain(now)
+        if now >= self._report_due:  # peer counters for status, about once a second
+            self._report_due = now + 1000
+            self.send("gateway", [MSG_PEERS, self.actor_name, self.links.counters()])
         for peer in self.links.take_mismatched():
             self.log.error("peer_config_mismatch", peer=peer,
                            detail="its [member.N] sections differ from ours; refusing it")

@@ -126,6 +126,9 @@ class PeerLinks:
                 self.refused.add(peer)
                 self._newly_refused.append(peer)
 
+    def counters(self) -> dict[str, int]:
+        return {**self.rejected, **({"send_dropped": self.dropped} if self.dropped else {})}
+
     def take_mismatched(self) -> list[int]:
         found, self._newly_refused = self._newly_refused, []
         return found
