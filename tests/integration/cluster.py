@@ -190,6 +190,10 @@ class Ensemble:
 
         return wait_for(leader, timeout, "a leader", interval=0.05)
 
+    def a_follower(self, leader: int) -> NodeProcess:
+        """Some member other than ``leader``."""
+        return next(node for node_id, node in self.nodes.items() if node_id != leader)
+
     def wait_converged(self, timeout: float = 30.0) -> list[dict]:
         """Every live node has applied the same index, which is the leader's commit."""
         def converged():

@@ -46,7 +46,7 @@ def test_one_leader_and_writes_through_any_node_reach_every_node(ensemble):
 
 def test_a_follower_redirects_writes_to_the_leader(ensemble):
     leader = ensemble.wait_for_leader()
-    follower = next(n for i, n in ensemble.nodes.items() if i != leader)
+    follower = ensemble.a_follower(leader)
     c = only(follower)
     try:
         c.create("/redirected", b"yes")
@@ -115,9 +115,7 @@ def test_kill_9_of_the_leader_under_load_loses_nothing_and_the_node_rejoins(ense
 
 
 def test_a_killed_follower_catches_up_10000_entries(ensemble):
-    leader = ensemble.wait_for_leader()
-    victim_id = next(i for i in ensemble.nodes if i != leader)
-    victim = ensemble.nodes[victim_id]
+    victim = ensemble.a_follower(ensemble.wait_for_leader())
     victim.kill9()
     with Client(ensemble.hosts) as c:
         futures = [c.create_async(f"/n{i}", b"x") for i in range(10_000)]
@@ -137,9 +135,7 @@ def test_a_wiped_node_rebuilds_from_the_leader(ensemble):
     with Client(ensemble.hosts) as c:
         for i in range(200):
             c.create(f"/keep{i}", b"v")
-    leader = ensemble.wait_for_leader()
-    victim_id = next(i for i in ensemble.nodes if i != leader)
-    victim = ensemble.nodes[victim_id]
+    victim = ensemble.a_follower(ensemble.wait_for_leader())
     assert victim.stop() == 0
     shutil.rmtree(victim.data_dir)
     victim.start()
@@ -198,7 +194,7 @@ def test_a_follower_answers_a_read_only_once_it_has_applied_the_clients_zxid(ens
         c.create("/seen", b"v")
         seen = c.last_zxid
     leader = ensemble.wait_for_leader()
-    follower = next(n for i, n in ensemble.nodes.items() if i != leader)
+    follower = ensemble.a_follower(leader)
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.linger = 0
     sock.connect(follower.client_endpoint)
