@@ -25,9 +25,12 @@ Request arguments per op (see :data:`REQUEST_ARGS`):
 op         args                                    result
 =========  ======================================  ==============================
 hello      protocol_version, client_name           {"protocol", "node", limits…}
+           [, client_id]
 create     path, data, flags (1 makepath, 2 seq)   created path
-set        path, data, version                     stat
+           [, seq, ack_below]
+set        path, data, version [, seq, ack_below]  stat
 delete     path, version, recursive                None
+           [, seq, ack_below]
 get        path [, min_zxid]                       [data, stat]
 exists     path [, min_zxid]                       stat or None
 children   path [, min_zxid]                       [names…]
@@ -36,6 +39,14 @@ status     —                                       map of node state
 ping       —                                       None
 bye        —                                       None (the session ends)
 =========  ======================================  ==============================
+
+At-most-once writes: a client that says ``hello`` with a ``client_id`` (a random
+63-bit number, the same on every node it talks to) may tag each write with ``seq``
+(its own increasing write number, kept when the write is sent again) and
+``ack_below`` (every write of its with a lower ``seq`` has been answered). A tagged
+write that reaches the log twice — sent again after a lost connection or a leader
+change — is applied once and both copies get the first one's reply (see
+:mod:`zkactors.core.dedup`).
 
 A stat travels as the list of :class:`zkactors.core.tree.Stat` fields.
 
@@ -90,6 +101,9 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
 #: node answers only once it has applied at least that far, so a client never
 #: reads older data than it has already seen (here or on another node).
 OPTIONAL_READ_ARGS = (int,)
+#: hello may end with the client's id, writes with (seq, ack_below): see above.
+OPTIONAL_HELLO_ARGS = (int,)
+OPTIONAL_WRITE_ARGS = (int, int)
 
 # Actor message kinds (inproc, within one node).
 # gateway -> log: [[ident, rid, txn, None] (a write) or [ident, rid, None, [op, args]]
@@ -172,8 +186,9 @@ def decode_request(obj: Any) -> tuple[int, str, list]:
         err = UnimplementedError(f"unknown op {op!r}")
         err.rid = rid  # type: ignore[attr-defined]
         raise err from None
-    if op in READ_OPS and len(args) == len(expected) + len(OPTIONAL_READ_ARGS):
-        expected = expected + OPTIONAL_READ_ARGS
+    optional = _OPTIONAL_ARGS.get(op)
+    if optional and len(args) == len(expected) + len(optional):
+        expected = expected + optional
     if len(args) != len(expected) or not all(
         _is_instance(value, kind) for value, kind in zip(args, expected)
     ):
@@ -182,6 +197,13 @@ def decode_request(obj: Any) -> tuple[int, str, list]:
         err.rid = rid  # type: ignore[attr-defined]
         raise err
     return rid, op, args
+
+
+_OPTIONAL_ARGS = {
+    **{op: OPTIONAL_READ_ARGS for op in READ_OPS},
+    **{op: OPTIONAL_WRITE_ARGS for op in WRITE_OPS},
+    OP_HELLO: OPTIONAL_HELLO_ARGS,
+}
 
 
 def _is_instance(value: Any, kind: type | tuple[type, ...]) -> bool:

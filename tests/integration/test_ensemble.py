@@ -114,6 +114,55 @@ def test_kill_9_of_the_leader_under_load_loses_nothing_and_the_node_rejoins(ense
     assert failover < 30
 
 
+def test_writes_in_flight_at_a_leader_kill_are_retried_and_applied_exactly_once(ensemble):
+    """Pipelined sequential creates through a kill -9 of the leader: the client
+    resends what was unanswered, the ensemble deduplicates, so every create
+    succeeds once — no ConnectionLoss, no duplicate node."""
+    with Client(ensemble.hosts) as c:
+        c.ensure_path("/q")
+    outcomes: list[tuple[str, object]] = []  # (kind, path or error)
+    stop = threading.Event()
+
+    def write(n: int) -> None:
+        with Client(ensemble.hosts, connect_timeout=0.3, request_timeout=20) as c:
+            for _ in range(10_000):
+                if stop.is_set():
+                    return
+                futures = [c.create_async(f"/q/w{n}-", b"x", sequence=True)
+                           for _ in range(16)]
+                for f in futures:
+                    try:
+                        outcomes.append(("ok", f.get(timeout=30)))
+                    except errors.ZookeeperError as err:
+                        outcomes.append(("failed", repr(err)))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(outcomes) >= 500, 30, "500 writes before the kill")
+        leader = ensemble.wait_for_leader()
+        ensemble.nodes[leader].kill9()
+        ensemble.wait_for_leader(exclude=leader)
+        at_failover = len(outcomes)
+        wait_for(lambda: len(outcomes) >= at_failover + 500, 30, "writes after failover")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    failed = [o for o in outcomes if o[0] == "failed"]
+    created = [path for kind, path in outcomes if kind == "ok"]
+    assert failed == []
+    assert len(set(created)) == len(created)
+    ensemble.nodes[leader].start()
+    ensemble.wait_converged(60)
+    with Client(ensemble.hosts) as c:
+        children = c.get_children("/q")
+    assert sorted(f"/q/{name}" for name in children) == sorted(created)
+    print("duplicate writes answered from the dedup table:",
+          {r["node"]: r["duplicate_writes"] for r in ensemble.status()})
+
+
 def test_a_killed_follower_catches_up_10000_entries(ensemble):
     victim = ensemble.a_follower(ensemble.wait_for_leader())
     victim.kill9()

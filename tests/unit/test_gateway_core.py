@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zkactors.core.dedup import tag
 from zkactors.core.gateway import GatewayCore
 from zkactors.core.messages import AppendResponse, Campaign, VoteResponse
 from zkactors.core.replog import ReplicatedLog
@@ -103,6 +104,7 @@ def test_hello_opens_a_session_and_returns_the_limits():
         "max_inflight": MAX_INFLIGHT,
         "max_data_bytes": MAX_DATA,
         "session_timeout_ms": TIMEOUT,
+        "dedup": True,
     }, False]]
     session = gw.sessions[A]
     assert (session.name, session.inflight, session.last_seen_ms) == ("my-client", 0, 50)
@@ -828,3 +830,45 @@ def test_peer_rejections_reported_by_actors_show_in_status():
     gw.on_peer_counters("log", {"unknown_peer": 3, "bad_message": 1})  # replaces, not adds
     assert gw.status({})["peer_rejected"] == {
         "election.config_mismatch": 5, "log.bad_message": 1, "log.unknown_peer": 3}
+
+
+# ----------------------------------------------------------- at-most-once writes
+
+
+def test_writes_of_a_client_with_an_id_are_tagged_with_its_seq():
+    gw = gateway()
+    out = send(gw, A, [0, "hello", PROTOCOL_VERSION, "tester", 12345])
+    assert out.replies[0][2] == OK and out.replies[0][3]["dedup"] is True
+    out = send(gw, A, [1, "set", "/a", b"v", -1, 7, 5], [2, "delete", "/b", -1, False, 8, 5])
+    assert out.writes == [
+        [A, 1, tag(12345, 7, 5, ["set", "/a", b"v", -1]), None],
+        [A, 2, tag(12345, 8, 5, ["delete", "/b", -1, False]), None],
+    ]
+
+
+def test_a_seq_without_a_client_id_leaves_the_write_untagged():
+    gw = gateway()
+    hello(gw, A)
+    out = send(gw, A, [1, "create", "/a", b"", 0, 1, 1])
+    assert out.writes == [[A, 1, ["create", "/a", b"", 0], None]]
+
+
+@pytest.mark.parametrize("request_", [
+    [1, "set", "/a", b"", -1, -1, 0],
+    [1, "set", "/a", b"", -1, 1, 2**63],
+    [1, "set", "/a", b"", -1, 1],  # seq without ack_below
+    [1, "set", "/a", b"", -1, "1", 1],
+])
+def test_bad_dedup_tags_are_refused(request_):
+    gw = gateway()
+    send(gw, A, [0, "hello", PROTOCOL_VERSION, "tester", 1])
+    reply = only_reply(send(gw, A, request_))
+    assert reply[2] == Code.BAD_ARGUMENTS
+
+
+@pytest.mark.parametrize("client_id", [-1, 2**63, "x"])
+def test_a_bad_client_id_is_refused_at_hello(client_id):
+    gw = gateway()
+    reply = only_reply(send(gw, A, [0, "hello", PROTOCOL_VERSION, "tester", client_id]))
+    assert reply[2] == Code.BAD_ARGUMENTS
+    assert A not in gw.sessions

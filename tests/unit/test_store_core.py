@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zkactors.core.dedup import tag
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import (
@@ -312,6 +313,7 @@ def test_reads_do_not_change_anything():
 def test_status_fields_of_a_fresh_store():
     assert new_store().status() == {
         "term": 0, "applied_zxid": 0, "applied_index": 0, "commit_index": 0, "znodes": 1,
+        "dedup_clients": 0, "duplicate_writes": 0,
     }
 
 
@@ -319,7 +321,7 @@ def test_status_of_a_restored_store():
     store = new_store(applied_index=7, applied_term=2, term=3)
     assert store.status() == {
         "term": 3, "applied_zxid": make_zxid(2, 7), "applied_index": 7, "commit_index": 7,
-        "znodes": 1,
+        "znodes": 1, "dedup_clients": 0, "duplicate_writes": 0,
     }
 
 
@@ -328,7 +330,7 @@ def test_status_after_apply_reports_the_logs_commit_index_and_term():
     store.apply([committed(1, create("/a"), term=2)], commit_index=5, term=3)
     assert store.status() == {
         "term": 3, "applied_zxid": make_zxid(2, 1), "applied_index": 1, "commit_index": 5,
-        "znodes": 2,
+        "znodes": 2, "dedup_clients": 0, "duplicate_writes": 0,
     }
 
 
@@ -433,3 +435,57 @@ def test_waiting_reads_are_released_in_arrival_order():
     store.read([[B, 2, "exists", ["/a", make_zxid(1, 1)]]])
     replies, _ = store.apply([committed(1, create("/a"))], 1, 1)
     assert [r[1] for r in replies if r[0] == B] == [1, 2]
+
+
+# ------------------------------------------------------------ at-most-once writes
+
+
+def test_a_tagged_write_applied_twice_changes_the_tree_once_and_answers_alike():
+    store = new_store()
+    seq_create = tag(42, 1, 1, create("/q/n-", b"x", flags=3))  # makepath + sequence
+    replies, events = store.apply(
+        [committed(1, seq_create), committed(2, seq_create, rid=9)], commit_index=2, term=1)
+    assert [r[2:4] for r in replies] == [[0, "/q/n-0000000000"], [0, "/q/n-0000000000"]]
+    assert store.tree.get_children("/q") == ["n-0000000000"]
+    assert len([e for e in events if e.path == "/q/n-0000000000"]) == 1
+    assert store.applied_index == 2  # the copy still consumes its index
+
+
+def test_a_retried_write_that_failed_gets_the_same_failure_not_a_second_try():
+    store = new_store()
+    store.apply([committed(1, create("/a"))], commit_index=1, term=1)
+    first = tag(7, 3, 3, ["set", "/a", b"v", 5])  # BadVersion
+    replies, _ = store.apply([committed(2, first)], commit_index=2, term=1)
+    assert replies[0][2] == Code.BAD_VERSION
+    store.apply([committed(3, ["set", "/a", b"w", -1])], commit_index=3, term=1)
+    replies, _ = store.apply([committed(4, first)], commit_index=4, term=1)
+    assert replies[0][2] == Code.BAD_VERSION
+    assert store.tree.get("/a")[0] == b"w"
+
+
+def test_same_seq_from_two_clients_are_two_writes():
+    store = new_store()
+    replies, _ = store.apply(
+        [committed(1, tag(1, 5, 5, create("/x", flags=2))),
+         committed(2, tag(2, 5, 5, create("/x", flags=2)))], commit_index=2, term=1)
+    assert [r[3] for r in replies] == ["/x0000000000", "/x0000000001"]
+
+
+def test_a_retry_below_what_the_client_acknowledged_is_refused_not_reapplied():
+    store = new_store()
+    store.apply([committed(1, tag(3, 1, 1, create("/c", flags=2)))], commit_index=1, term=1)
+    # The client got that reply and says so with its next write.
+    store.apply([committed(2, tag(3, 2, 2, create("/d")))], commit_index=2, term=1)
+    replies, _ = store.apply([committed(3, tag(3, 1, 1, create("/c", flags=2)))],
+                             commit_index=3, term=1)
+    assert replies[0][2] == Code.RUNTIME_INCONSISTENCY
+    assert store.tree.get_children("/") == ["c0000000000", "d"]
+
+
+def test_dedup_table_is_rebuilt_identically_by_replay():
+    entries = [committed(i, tag(i % 3 + 1, i, i, create(f"/n{i}"))) for i in range(1, 30)]
+    first, second = new_store(), new_store()
+    first.apply(entries, commit_index=29, term=1)
+    second.apply([Committed(c.entry, None, 0) for c in entries], commit_index=29, term=1)
+    assert first.clients.to_list() == second.clients.to_list()
+    assert first.status()["dedup_clients"] == 3

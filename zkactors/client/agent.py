@@ -10,9 +10,13 @@ the agent alone touches the DEALER socket. Its states:
   keep the line proven when idle. Silence for ``connect_timeout`` while something
   is outstanding means the node is gone: SUSPENDED, next endpoint.
 
-Requests that were sent but not answered when a connection is lost: reads are
-sent again (they change nothing); writes fail with ``ConnectionLoss`` because the
-agent cannot know whether the node applied them — it never guesses success.
+Requests that were sent but not answered when a connection is lost are sent
+again, to whichever node the agent reaches next — writes included: each write
+carries this client's id and its own sequence number, and the ensemble applies a
+write at most once however often it arrives (:mod:`zkactors.core.dedup`), giving a
+copy the reply the first one got. The same holds for a write that a leader drops
+when it loses leadership. (Against a node that does not deduplicate, an
+unanswered write fails with ``ConnectionLoss``: the agent never guesses success.)
 A connection suspended for longer than the session timeout becomes LOST and every
 waiting request fails; the agent goes on trying to reconnect.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import queue
+import secrets
 import threading
 import time
 from collections import deque
@@ -84,6 +89,10 @@ class Request:
     deadline: float
     path: str | None = None
     attempts: int = 0
+    #: A write's arguments: it is packed when sent, with its dedup tag.
+    args: list | None = None
+    #: A write's sequence number (0 until the agent takes it), kept across resends.
+    seq: int = 0
 
 
 class Agent(threading.Thread):
@@ -103,6 +112,15 @@ class Agent(threading.Thread):
         self.pipe.linger = 0
         self.pipe.bind(self.pipe_address)
         self.rids = itertools.count(1)
+        #: Who we are to the ensemble's dedup table: random, so two clients (or two
+        #: runs of one program) never share it.
+        self.client_id = secrets.randbits(63) or 1
+        self.write_seqs = itertools.count(1)
+        #: Writes taken and not yet settled, by seq (ascending): the first one's seq
+        #: is the ack_below each write carries.
+        self.open_writes: dict[int, Request] = {}
+        #: Whether the connected node deduplicates writes (it says so at hello).
+        self.dedup = False
         self.stopping = threading.Event()
         self.log = get_logger(actor="client-agent", client=name)
 
@@ -183,8 +201,24 @@ class Agent(threading.Thread):
                 break
         requests = self.requests
         while not requests.empty():
-            self.waiting.append(requests.get())
+            self._take(requests.get())
         self._send_waiting()
+
+    def _take(self, request: Request) -> None:
+        if request.op in WRITE_OPS:
+            request.seq = next(self.write_seqs)
+            self.open_writes[request.seq] = request
+        self.waiting.append(request)
+
+    def _ack_below(self) -> int:
+        """The lowest seq of our writes not yet settled (all below it are)."""
+        open_writes = self.open_writes
+        while open_writes:
+            seq, request = next(iter(open_writes.items()))
+            if not request.future.done():
+                return seq
+            del open_writes[seq]
+        return 0  # nothing open (not reached while a write is being sent)
 
     # ------------------------------------------------------------ connection
     def _connect_next(self) -> None:
@@ -203,7 +237,8 @@ class Agent(threading.Thread):
         self.connected = False
         self.hello_rid = next(self.rids)
         self.hello_sent_at = time.monotonic()
-        dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION, self.client_name]]))
+        dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION, self.client_name,
+                           self.client_id]]))
 
     def _on_monitor_event(self) -> None:
         while self.monitor.poll(0):
@@ -230,7 +265,7 @@ class Agent(threading.Thread):
             self._set_state(SUSPENDED)
         resend = []
         for request in self.inflight.values():
-            if request.op in WRITE_OPS:
+            if request.op in WRITE_OPS and not self.dedup:
                 request.future.set_exception(ConnectionLoss(
                     "connection lost before the write was acknowledged; "
                     "it may or may not have been applied", request.path))
@@ -254,13 +289,20 @@ class Agent(threading.Thread):
         if not self.connected or self.redirect_to is not None:
             return
         batch = []
+        ack_below = None
         while self.waiting and len(self.inflight) < self.max_inflight:
             request = self.waiting.popleft()
             if request.future.done():  # cancelled by the caller meanwhile
                 continue
             request.attempts += 1
             self.inflight[request.rid] = request
-            batch.append(request.packed)
+            if request.seq:
+                if ack_below is None:
+                    ack_below = self._ack_below()
+                batch.append(pack([request.rid, request.op, *request.args,
+                                   request.seq, ack_below]))
+            else:
+                batch.append(request.packed)
             if len(batch) >= _MAX_FRAME_REQUESTS:
                 self.dealer.send(pack_batch(batch))
                 batch = []
@@ -313,6 +355,7 @@ class Agent(threading.Thread):
         self.connected = True
         self.suspended_since = None
         self.max_inflight = max(1, int(result.get("max_inflight", 64)))
+        self.dedup = bool(result.get("dedup", False))
         self.node_id = result.get("node")
         self._set_state(CONNECTED)
 
@@ -345,6 +388,10 @@ class Agent(threading.Thread):
             self.waiting.appendleft(request)
             self.redirect_to = self.endpoints.index(result)
             return
+        if code == Code.CONNECTION_LOSS and request.op in WRITE_OPS and self.dedup:
+            # A leader dropped it on losing leadership, maybe after proposing it: the
+            # next leader applies a copy only if the first never committed.
+            code = Code.NOT_LEADER
         if code in (Code.NOT_LEADER, Code.NOT_READY):
             # No leader known here (an election may be running): wait a little, and
             # every third time try another node.
@@ -360,7 +407,7 @@ class Agent(threading.Thread):
             self.hello_rid = next(self.rids)
             self.hello_sent_at = time.monotonic()
             self.dealer.send(pack([[self.hello_rid, OP_HELLO, PROTOCOL_VERSION,
-                                    self.client_name]]))
+                                    self.client_name, self.client_id]]))
 
     # ----------------------------------------------------------------- time
     def _tick(self, now: float) -> None:
@@ -408,7 +455,7 @@ class Agent(threading.Thread):
     def _fail_all(self, error: Exception) -> None:
         while True:
             try:
-                self.waiting.append(self.requests.get_nowait())
+                self._take(self.requests.get_nowait())
             except queue.Empty:
                 break
         for request in [*self.inflight.values(), *self.waiting, *(r for _, r in self.delayed)]:

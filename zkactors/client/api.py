@@ -35,6 +35,7 @@ from zkactors.protocol import (
     OP_STATUS,
     OP_SYNC,
     READ_OPS,
+    WRITE_OPS,
     encode_request,
 )
 
@@ -216,8 +217,10 @@ class Client:
             # Never read older than what this client has seen (on any node).
             args = [*args, agent.last_zxid]
         future = ZkFuture()
-        request = Request(rid, op, encode_request(rid, op, *args), future, transform,
-                          time.monotonic() + self.request_timeout, path)
+        # A write is packed by the agent when it sends it, with its dedup tag.
+        packed = b"" if op in WRITE_OPS else encode_request(rid, op, *args)
+        request = Request(rid, op, packed, future, transform,
+                          time.monotonic() + self.request_timeout, path, args=args)
         self._requests.put(request)
         with self._doorbell_lock:
             if self._doorbell is None:

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from zkactors.core.dedup import tag
 from zkactors.core.tree import validate_path
 from zkactors.errors import (
     BadArgumentsError,
@@ -45,6 +46,7 @@ from zkactors.protocol import (
     OP_SET,
     OP_STATUS,
     PROTOCOL_VERSION,
+    REQUEST_ARGS,
     WRITE_OPS,
     FrameError,
     decode_frame,
@@ -65,6 +67,8 @@ class Session:
     #: behind them). While there are any, this client's reads go through the log
     #: too, so they can neither overtake its writes nor its earlier held reads.
     log_inflight: int = 0
+    #: The id the client gave in hello (0: none); its tagged writes apply at most once.
+    client_id: int = 0
 
 
 class GatewayCore:
@@ -165,6 +169,8 @@ class GatewayCore:
         try:
             if op in WRITE_OPS:
                 txn = self._txn(op, args)
+                if len(args) > len(REQUEST_ARGS[op]):
+                    txn = self._tag(session, args[-2], args[-1], txn)
                 session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, txn, None]
             validate_path(args[0], self.max_path_bytes)
@@ -179,7 +185,8 @@ class GatewayCore:
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
 
     def _hello(self, ident: bytes, rid: int, args: list, now_ms: int) -> tuple[int, int, Any]:
-        version, name = args
+        version, name = args[:2]
+        client_id = args[2] if len(args) > 2 else 0
         if version != PROTOCOL_VERSION:
             err = ProtocolVersionError(
                 f"client speaks protocol {version}, node speaks {PROTOCOL_VERSION}"
@@ -192,7 +199,11 @@ class GatewayCore:
                 err = ThrottledError(f"node has its maximum of {self.max_clients} clients")
                 self._problem(ident, "too_many_clients", str(err))
                 return rid, int(err.code), str(err)
-            self.sessions[ident] = Session(name[:200], 0, now_ms)
+            if not 0 <= client_id < 2**63:
+                err = BadArgumentsError(f"client_id {client_id} is not in [0, 2**63) (0: none)")
+                self._problem(ident, "bad_arguments", str(err))
+                return rid, int(err.code), str(err)
+            self.sessions[ident] = Session(name[:200], 0, now_ms, client_id=client_id)
         else:
             session.last_seen_ms = now_ms
         return rid, int(Code.OK), {
@@ -201,29 +212,40 @@ class GatewayCore:
             "max_inflight": self.max_inflight,
             "max_data_bytes": self.max_data_bytes,
             "session_timeout_ms": self.session_timeout_ms,
+            "dedup": True,
         }
 
     def _txn(self, op: str, args: list) -> list:
         """Validate a write and turn it into the txn the log stores."""
         if op == OP_CREATE:
-            path, data, flags = args
+            path, data, flags = args[:3]
             if flags & ~(FLAG_MAKEPATH | FLAG_SEQUENCE):
                 raise BadArgumentsError(f"unknown create flags {flags:#x}", path)
             validate_path(path, self.max_path_bytes, sequence=bool(flags & FLAG_SEQUENCE))
             self._check_size(path, data)
             return [OP_CREATE, path, data, flags]
         if op == OP_SET:
-            path, data, version = args
+            path, data, version = args[:3]
             validate_path(path, self.max_path_bytes)
             self._check_size(path, data)
             self._check_version(path, version)
             return [OP_SET, path, data, version]
         if op == OP_DELETE:
-            path, version, recursive = args
+            path, version, recursive = args[:3]
             validate_path(path, self.max_path_bytes)
             self._check_version(path, version)
             return [OP_DELETE, path, version, recursive]
         raise BadArgumentsError(f"not a write: {op!r}")  # pragma: no cover
+
+    @staticmethod
+    def _tag(session: Session, seq: int, ack_below: int, txn: list) -> list:
+        """A write tagged for deduplication, if the client gave an id at hello."""
+        if not (0 <= seq < 2**63 and 0 <= ack_below < 2**63):
+            raise BadArgumentsError(f"seq {seq} / ack_below {ack_below} out of range",
+                                    txn[1])
+        if not session.client_id:
+            return txn  # nothing to deduplicate by
+        return tag(session.client_id, seq, ack_below, txn)
 
     def _check_size(self, path: str, data: bytes) -> None:
         if len(data) > self.max_data_bytes:

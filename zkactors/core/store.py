@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from zkactors.core.dedup import FORGOTTEN, ClientTable, is_tagged
 from zkactors.core.replog import NOOP, Committed
 from zkactors.core.tree import Event, Tree
 from zkactors.errors import Code, UnimplementedError, ZookeeperError
@@ -35,8 +36,11 @@ Reply = list
 
 class StoreCore:
     def __init__(self, tree: Tree, applied_index: int = 0, applied_term: int = 0,
-                 term: int = 0) -> None:
+                 term: int = 0, clients: ClientTable | None = None) -> None:
         self.tree = tree
+        #: Replies of clients' recent tagged writes, so a retried write applies once.
+        self.clients = clients if clients is not None else ClientTable()
+        self.duplicate_writes = 0  # retried copies answered from the table (for status)
         self.applied_index = applied_index
         self.applied_zxid = make_zxid(applied_term, applied_index)
         self.commit_index = applied_index
@@ -55,7 +59,6 @@ class StoreCore:
         self.term = term
         replies: list[Reply] = []
         events: list[Event] = []
-        tree = self.tree
         for item in committed:
             entry = item.entry
             if entry is None:  # a read that waited for this client's earlier writes
@@ -73,13 +76,20 @@ class StoreCore:
             if entry.txn == NOOP:  # a new leader's first entry: nothing to apply
                 self.applied_index, self.applied_zxid = entry.index, zxid
                 continue
-            try:
-                result, changed = tree.apply(entry.txn, zxid, entry.time_ms)
-            except ZookeeperError as err:
-                code, result, changed = err.code, str(err), ()
+            txn = entry.txn
+            if is_tagged(txn):
+                _, client_id, seq, ack_below, txn = txn
+                cached = self.clients.lookup(client_id, seq)
+                if cached is None:
+                    code, result = self._apply_txn(txn, zxid, entry.time_ms, events)
+                    self.clients.record(client_id, seq, ack_below, int(code), result)
+                elif cached[0] is None:
+                    code, result = Code.RUNTIME_INCONSISTENCY, FORGOTTEN
+                else:  # a retry of a write already applied: its first reply again
+                    code, result = cached
+                    self.duplicate_writes += 1
             else:
-                code = Code.OK
-                events.extend(changed)
+                code, result = self._apply_txn(txn, zxid, entry.time_ms, events)
             self.applied_index = entry.index
             self.applied_zxid = zxid
             if item.ident is not None:
@@ -88,6 +98,15 @@ class StoreCore:
         if self._parked:
             replies.extend(self._release_parked())
         return replies, events
+
+    def _apply_txn(self, txn: list, zxid: int, time_ms: int,
+                   events: list[Event]) -> tuple[int, Any]:
+        try:
+            result, changed = self.tree.apply(txn, zxid, time_ms)
+        except ZookeeperError as err:
+            return int(err.code), str(err)
+        events.extend(changed)
+        return int(Code.OK), result
 
     def read(self, requests: list[list], now_ms: int = 0) -> list[Reply]:
         """Answer ``[ident, rid, op, args]`` reads from the current tree.
@@ -155,4 +174,6 @@ class StoreCore:
             "applied_index": self.applied_index,
             "commit_index": self.commit_index,
             "znodes": len(self.tree),
+            "dedup_clients": len(self.clients),
+            "duplicate_writes": self.duplicate_writes,
         }
