@@ -1,0 +1,435 @@
+"""The watch core: what each applied change publishes, and the recent-event history
+that lets a client close any gap in its PUB/SUB stream.
+
+Pure, like every core: the watch actor's driver hands it the change events the
+store applied (:meth:`WatchCore.on_events`), the current time
+(:meth:`WatchCore.tick`) and clients' resume queries (:meth:`WatchCore.resume`,
+:meth:`WatchCore.count`); the core answers with what to publish or reply. It
+never touches a socket, a thread, a clock or a disk, so the simulator can run it.
+
+What this module owns
+---------------------
+
+* The **bounded history** of recent events, oldest evicted first, bounded by
+  both a count (``max_events``) and an estimated size (``max_bytes``, at
+  :data:`EVENT_OVERHEAD_BYTES` plus the UTF-8 path length per event — roughly the
+  packed wire size; CPython's heap use per event is a small multiple of it).
+  Memory stays bounded however events arrive, even when a single transaction
+  (a recursive delete) fires more events than the history can hold.
+* ``horizon_zxid``: history is *complete after* the horizon. Every event with
+  ``zxid > horizon_zxid`` that this core was given is still in the history, so a
+  query ``since >= horizon_zxid`` is answered exactly; anything older may have
+  been evicted, so such a query gets an explicit ``compacted`` answer — never
+  silence. The horizon only moves forward. Events of one zxid are evicted
+  together (once one of them is gone, the rest can never be part of an exact
+  answer), so every stored event has ``zxid > horizon_zxid``.
+* The **matching rules** (:func:`matches`), shared with the client library so
+  server-side resume and client-side dispatch can never disagree.
+* The **wire shapes** below.
+
+Wire shapes (all msgpack-friendly lists)
+----------------------------------------
+
+Change event, published with the znode path (UTF-8) as the topic frame::
+
+    topic = path.encode()     body = [type, path, zxid, version]
+
+``type`` is ``"created"``, ``"deleted"``, ``"changed"`` or ``"child"`` (the
+path of a ``"child"`` event is the *parent* whose children changed). Several
+events can share one zxid (a create fires ``"created"`` for the node and
+``"child"`` for its parent); they are published in the order the tree fired them.
+
+Heartbeat, published on :data:`CONTROL_TOPIC` at most every ``heartbeat_ms``::
+
+    topic = b"\\x00ctl"       body = ["heartbeat", applied_zxid, last_event_zxid]
+
+Resume answer (:meth:`ResumeAnswer.to_wire`), one of::
+
+    ["events", upto_zxid, more, [[type, path, zxid, version], ...]]
+    ["count", upto_zxid, count]
+    ["compacted", horizon_zxid, applied_zxid]
+
+Why the control topic is ``b"\\x00ctl"``: ZeroMQ SUB filtering is a byte-prefix
+match on the first frame. Every znode topic starts with ``b"/"``, so no path
+subscription (not even ``"/"``, "everything") can ever receive a heartbeat, and
+a subscriber with the empty subscription can still tell a heartbeat apart by its
+first byte. NUL can never appear in a znode path either.
+
+Guarantees of a heartbeat ``["heartbeat", A, L]`` from a node
+-------------------------------------------------------------
+
+* It is published on the same PUB socket *after* every event with ``zxid <= A``
+  (ZeroMQ keeps per-connection order), so when a client reads it, every event
+  ``<= A`` of its subscription has either arrived already or was dropped.
+* No event exists with ``L < zxid <= A``: ``L`` is the latest event this node
+  published (or, before it published any, the zxid it started from — events
+  before a restart are unknown to it, so it must not vouch for them).
+
+How a client detects (and closes) a gap
+---------------------------------------
+
+PUB/SUB drops messages for slow subscribers (high-water mark), around
+reconnects, and while a new subscription is still on its way to the publisher.
+A client only sees events for its own prefixes, so it cannot compare counters
+with the node directly. Instead it keeps ``synced``: the zxid through which it
+is known to hold every event of its watch set (the ``upto_zxid`` of its last
+resume answer, or the zxid of the read that installed the watch), and, for
+events received over PUB with ``zxid > synced``, how many there were. On each
+heartbeat ``(A, L)`` with ``A > synced``:
+
+1. if ``L <= synced``: nothing at all happened in ``(synced, A]``; set
+   ``synced = A``, no query needed (the common case on a quiet cluster);
+2. else ask ``count(paths, since=synced, until_zxid=A)``: a tiny answer with the
+   number of matching events in ``(synced, upto]``. If it equals the number the
+   client received in that range, nothing was lost: ``synced = upto``;
+3. else (or on ``compacted``, a reconnect or a failover) ask
+   ``resume(paths, since=synced)``, page while ``more``, deliver what it had not
+   received, and set ``synced`` to the last ``upto_zxid``. A ``compacted`` answer
+   means "re-read your nodes, then resume from the read's zxid".
+
+Counting works because a node publishes each event once, in zxid order: what a
+client received is a sub-multiset of the true events, equal in size only if
+equal. Zxids are the same on every node (they name log entries), so ``synced``
+carries over a failover. An answer's ``upto_zxid`` below the client's ``since``
+means the node it asked is behind: ask again later or elsewhere. A client that
+hears no heartbeat for a few intervals treats the node as gone.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from zkactors.core.tree import Event
+
+#: First frame of control messages (heartbeats). Not ``/``-prefixed, so no
+#: znode path subscription can match it; see the module docstring.
+CONTROL_TOPIC = b"\x00ctl"
+HEARTBEAT = "heartbeat"
+#: Estimated bytes per history entry on top of its UTF-8 path: about the packed
+#: size of ``[type, path, zxid, version]``.
+EVENT_OVERHEAD_BYTES = 40
+DEFAULT_MAX_RESUME_EVENTS = 10_000
+
+
+class ResumeKind:
+    """Kinds of resume answer. Plain strs: they go on the wire as they are."""
+
+    EVENTS = "events"
+    COUNT = "count"
+    COMPACTED = "compacted"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """One message for the PUB socket: ``[topic, pack(body)]``."""
+
+    topic: bytes
+    body: list
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAnswer:
+    """The answer to "events under these paths since zxid Z".
+
+    * ``events``: ``events`` holds, in history order, every matching event with
+      ``since < zxid <= upto_zxid``; the client is complete through
+      ``upto_zxid``. With ``more`` there are further matches after ``upto_zxid``
+      (then ``upto_zxid`` is the last returned event's zxid): ask again with
+      ``since = upto_zxid``. A zxid's events are never split across pages.
+    * ``count``: ``count`` is the number of such events (none are sent).
+    * ``compacted``: events after ``since`` may have been evicted: re-read.
+      ``horizon_zxid`` is the oldest ``since`` this node can answer.
+
+    ``upto_zxid`` is the node's applied zxid for a compacted answer.
+    """
+
+    kind: str
+    upto_zxid: int
+    events: tuple[Event, ...] = ()
+    more: bool = False
+    count: int = 0
+    horizon_zxid: int = 0
+
+    @property
+    def compacted(self) -> bool:
+        return self.kind == ResumeKind.COMPACTED
+
+    def to_wire(self) -> list:
+        if self.kind == ResumeKind.EVENTS:
+            return [ResumeKind.EVENTS, self.upto_zxid, self.more,
+                    [[e.type, e.path, e.zxid, e.version] for e in self.events]]
+        if self.kind == ResumeKind.COUNT:
+            return [ResumeKind.COUNT, self.upto_zxid, self.count]
+        if self.kind == ResumeKind.COMPACTED:
+            return [ResumeKind.COMPACTED, self.horizon_zxid, self.upto_zxid]
+        raise ValueError(f"unknown resume answer kind {self.kind!r}")
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> ResumeAnswer:
+        """Decode :meth:`to_wire`'s shape; raise ValueError on anything else."""
+        if not isinstance(wire, (list, tuple)) or not wire:
+            raise ValueError(f"resume answer must be a non-empty list, not {wire!r}")
+        kind = wire[0]
+        if kind == ResumeKind.EVENTS and len(wire) == 4:
+            _, upto, more, raw = wire
+            if not _is_int(upto) or not isinstance(more, bool) or not isinstance(raw, (list, tuple)):
+                raise ValueError(f"bad events answer {wire!r}")
+            events = tuple(_event_from_wire(e) for e in raw)
+            return cls(ResumeKind.EVENTS, upto, events, more, len(events))
+        if kind == ResumeKind.COUNT and len(wire) == 3:
+            _, upto, count = wire
+            if not _is_int(upto) or not _is_int(count) or count < 0:
+                raise ValueError(f"bad count answer {wire!r}")
+            return cls(ResumeKind.COUNT, upto, count=count)
+        if kind == ResumeKind.COMPACTED and len(wire) == 3:
+            _, horizon, applied = wire
+            if not _is_int(horizon) or not _is_int(applied):
+                raise ValueError(f"bad compacted answer {wire!r}")
+            return cls(ResumeKind.COMPACTED, applied, horizon_zxid=horizon)
+        raise ValueError(f"bad resume answer {wire!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _event_from_wire(raw: Any) -> Event:
+    if (not isinstance(raw, (list, tuple)) or len(raw) != 4 or not isinstance(raw[0], str)
+            or not isinstance(raw[1], str) or not _is_int(raw[2]) or not _is_int(raw[3])):
+        raise ValueError(f"bad event {raw!r}")
+    return Event(raw[0], raw[1], raw[2], raw[3])
+
+
+def matches(path: str, recursive: bool, event_path: str) -> bool:
+    """Whether a watch on ``path`` sees an event on ``event_path``.
+
+    Like ZooKeeper's persistent watches: a plain watch sees events *on* its path
+    (including ``"child"`` events, whose path is the parent whose children
+    changed); a recursive one also sees every event on a descendant. The ``"/"``
+    boundary matters: a recursive watch on ``/a`` does not see ``/ab``.
+    """
+    if event_path == path:
+        return True
+    if not recursive:
+        return False
+    if path == "/":
+        return True
+    return event_path.startswith(path) and event_path[len(path):len(path) + 1] == "/"
+
+
+def event_size(event: Event) -> int:
+    """The history's size estimate for one event."""
+    return len(event.path.encode("utf-8")) + EVENT_OVERHEAD_BYTES
+
+
+def _as_event(event: Event | Sequence[Any]) -> Event:
+    # The store actor ships events across inproc as [type, path, zxid, version].
+    if isinstance(event, Event):
+        return event
+    return Event(*event)
+
+
+class WatchCore:
+    """Publishing, heartbeats and the bounded event history of one node."""
+
+    def __init__(self, max_events: int, max_bytes: int, heartbeat_ms: int,
+                 start_zxid: int = 0) -> None:
+        """``start_zxid`` is the zxid the node's tree starts from (its restored
+        snapshot/applied zxid): this core has not seen events up to it, so
+        history is complete only after it. Passing 0 after a restart would make
+        the core answer "nothing happened" for events it never saw.
+        """
+        if max_events < 0 or max_bytes < 0:
+            raise ValueError("max_events and max_bytes must be >= 0")
+        if heartbeat_ms <= 0:
+            raise ValueError("heartbeat_ms must be > 0")
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.heartbeat_ms = heartbeat_ms
+        self.applied_zxid = start_zxid
+        self.horizon_zxid = start_zxid
+        # Before any event, vouch only for "nothing after start_zxid".
+        self.last_event_zxid = start_zxid
+        # The oldest zxid an incoming event may have: events at start_zxid were
+        # applied before this core existed; later, a zxid may repeat (one
+        # transaction's events can span batches) but never go back.
+        self._min_zxid = start_zxid + 1
+        # Parallel lists from _head on (a list, not a deque, so resume can
+        # bisect by zxid); the evicted prefix is trimmed in amortized O(1).
+        self._zxids: list[int] = []
+        self._events: list[Any] = []  # Event, or None once evicted
+        self._head = 0
+        self._bytes = 0
+        self._last_heartbeat_ms: int | None = None
+        self.published = 0
+        self.heartbeats = 0
+        self.evicted = 0
+        self.dropped_out_of_order = 0
+
+    # -- publishing ---------------------------------------------------------
+
+    def on_events(self, events: Iterable[Event | Sequence[Any]], applied_zxid: int) -> list[Publish]:
+        """Record a batch of applied events; return what to publish, in order.
+
+        ``applied_zxid`` is the store's applied zxid after the batch; it may move
+        with no events at all (no-op entries, failed transactions).
+
+        An event older than the last one published can only come from a bug
+        upstream; it is dropped (and counted) so the stream never goes back in
+        time or repeats itself.
+        """
+        out: list[Publish] = []
+        for raw in events:
+            event = _as_event(raw)
+            zxid = event.zxid
+            if zxid < self._min_zxid:
+                self.dropped_out_of_order += 1
+                continue
+            self._min_zxid = self.last_event_zxid = zxid
+            out.append(Publish(event.path.encode("utf-8"),
+                               [event.type, event.path, zxid, event.version]))
+            if zxid > self.horizon_zxid:
+                self._zxids.append(zxid)
+                self._events.append(event)
+                self._bytes += event_size(event)
+                self._evict()
+        self.published += len(out)
+        self.applied_zxid = max(self.applied_zxid, applied_zxid, self.last_event_zxid)
+        return out
+
+    def _live_count(self) -> int:
+        return len(self._zxids) - self._head
+
+    def _evict(self) -> None:
+        zxids = self._zxids
+        while self._head < len(zxids) and (
+            len(zxids) - self._head > self.max_events
+            or self._bytes > self.max_bytes
+            # The rest of an evicted zxid's events can't be part of an exact
+            # answer any more, so they go too.
+            or zxids[self._head] <= self.horizon_zxid
+        ):
+            head = self._head
+            self.horizon_zxid = max(self.horizon_zxid, zxids[head])
+            self._bytes -= event_size(self._events[head])
+            self._events[head] = None  # let it go now, not at the next trim
+            self._head = head + 1
+            self.evicted += 1
+        if self._head > 64 and self._head * 2 > len(zxids):
+            del zxids[:self._head]
+            del self._events[:self._head]
+            self._head = 0
+
+    def tick(self, now_ms: int) -> list[Publish]:
+        """Return a heartbeat if ``heartbeat_ms`` passed since the last one.
+
+        The first tick beats at once, so a new subscriber learns the applied
+        zxid quickly. If time goes backwards, beat and start counting again:
+        a silent node looks dead to clients.
+        """
+        last = self._last_heartbeat_ms
+        if last is not None and 0 <= now_ms - last < self.heartbeat_ms:
+            return []
+        self._last_heartbeat_ms = now_ms
+        self.heartbeats += 1
+        return [Publish(CONTROL_TOPIC, [HEARTBEAT, self.applied_zxid, self.last_event_zxid])]
+
+    def next_heartbeat_ms(self) -> int | None:
+        """When the next heartbeat is due (None: at the first tick)."""
+        if self._last_heartbeat_ms is None:
+            return None
+        return self._last_heartbeat_ms + self.heartbeat_ms
+
+    # -- resume -------------------------------------------------------------
+
+    def _range(self, since_zxid: int, until_zxid: int | None) -> tuple[int, int, int]:
+        """History indexes [lo, hi) of events in (since, limit], and limit."""
+        limit = self.applied_zxid if until_zxid is None else min(until_zxid, self.applied_zxid)
+        zxids = self._zxids
+        lo = bisect_right(zxids, since_zxid, self._head)
+        hi = bisect_right(zxids, limit, lo) if limit > since_zxid else lo
+        return lo, hi, limit
+
+    def _compacted(self) -> ResumeAnswer:
+        return ResumeAnswer(ResumeKind.COMPACTED, self.applied_zxid, horizon_zxid=self.horizon_zxid)
+
+    def resume(self, paths: Sequence[tuple[str, bool]], since_zxid: int,
+               max_resume_events: int = DEFAULT_MAX_RESUME_EVENTS,
+               until_zxid: int | None = None) -> ResumeAnswer:
+        """Events matching any ``(path, recursive)`` watch with ``zxid > since_zxid``.
+
+        Answers through the applied zxid (or ``until_zxid`` if lower). At most
+        ``max_resume_events`` events per answer, cut only between zxids — except
+        that a single zxid with more matching events than that is sent whole,
+        since a page must make progress. Paths are assumed validated (the
+        gateway's job).
+        """
+        if max_resume_events < 1:
+            raise ValueError("max_resume_events must be >= 1")
+        if since_zxid < self.horizon_zxid:
+            return self._compacted()
+        lo, hi, limit = self._range(since_zxid, until_zxid)
+        events = self._events
+        out: list[Event] = []
+        more = False
+        for i in range(lo, hi):
+            event = events[i]
+            if not any(matches(p, r, event.path) for p, r in paths):
+                continue
+            if len(out) >= max_resume_events:
+                if event.zxid != out[-1].zxid:
+                    more = True
+                    break
+                # Full, and this event shares the last one's zxid: give back
+                # that zxid's events rather than split them.
+                k = len(out)
+                while k and out[k - 1].zxid == event.zxid:
+                    k -= 1
+                if k:
+                    del out[k:]
+                    more = True
+                    break
+                # One zxid alone exceeds the limit: send it whole.
+            out.append(event)
+        upto = out[-1].zxid if more else limit
+        return ResumeAnswer(ResumeKind.EVENTS, upto, tuple(out), more, len(out))
+
+    def count(self, paths: Sequence[tuple[str, bool]], since_zxid: int,
+              until_zxid: int | None = None) -> ResumeAnswer:
+        """How many events :meth:`resume` would return (unpaged), without them.
+
+        The cheap gap check: pass the heartbeat's applied zxid as ``until_zxid``
+        and compare with what arrived over PUB (see the module docstring).
+        """
+        if since_zxid < self.horizon_zxid:
+            return self._compacted()
+        lo, hi, limit = self._range(since_zxid, until_zxid)
+        events = self._events
+        n = 0
+        for i in range(lo, hi):
+            path = events[i].path
+            if any(matches(p, r, path) for p, r in paths):
+                n += 1
+        return ResumeAnswer(ResumeKind.COUNT, limit, count=n)
+
+    # -- status -------------------------------------------------------------
+
+    def history(self) -> list[Event]:
+        """The events held, oldest first (for tests and debugging)."""
+        return self._events[self._head:]
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "history_events": self._live_count(),
+            "history_bytes": self._bytes,
+            "horizon_zxid": self.horizon_zxid,
+            "applied_zxid": self.applied_zxid,
+            "last_event_zxid": self.last_event_zxid,
+            "published": self.published,
+            "heartbeats": self.heartbeats,
+            "evicted": self.evicted,
+            "dropped_out_of_order": self.dropped_out_of_order,
+        }
