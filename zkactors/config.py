@@ -122,6 +122,16 @@ class Storage:
 
 
 @dataclass(frozen=True, slots=True)
+class Watch:
+    """The watch actor's event history (for clients resuming after a gap) and the
+    heartbeat that tells clients how far this node has applied."""
+
+    history_events: int = 100_000
+    history_bytes: int = 16 * 1024 * 1024
+    heartbeat_ms: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Everything one node reads from its INI file, validated."""
 
@@ -133,6 +143,7 @@ class NodeConfig:
     timing: Timing
     storage: Storage
     log_level: str
+    watch: Watch = Watch()
 
     @property
     def me(self) -> Member:
@@ -201,6 +212,11 @@ _OPTIONAL: dict[str, dict[str, _Kind]] = {
     },
     "log": {
         "level": _Choice(LOG_LEVELS),
+    },
+    "watch": {
+        "history_events": _Int(0, 100_000_000),
+        "history_bytes": _Int(0, 1 << 40),
+        "heartbeat_ms": _Int(1, 60_000),
     },
 }
 _NODE_KEYS = ("id", "data_dir")
@@ -452,6 +468,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         )
     storage = Storage(**r.optional_section("storage", defaults(Storage)))
     log_level = r.optional_section("log", {"level": DEFAULT_LOG_LEVEL})["level"]
+    watch = Watch(**r.optional_section("watch", defaults(Watch)))
 
     return NodeConfig(
         path=abs_path,
@@ -462,6 +479,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         timing=timing,
         storage=storage,
         log_level=log_level,
+        watch=watch,
     )
 
 

@@ -36,6 +36,10 @@ exists     path [, min_zxid]                       stat or None
 children   path [, min_zxid]                       [names…]
 sync       path [, min_zxid]                       zxid the node has applied
 status     —                                       map of node state
+events     [[path, recursive], ...], since_zxid    a resume answer (see
+                                                   :mod:`zkactors.core.watches`)
+evcount    [[path, recursive], ...], since_zxid,   a count answer (idem)
+           until_zxid
 ping       —                                       None
 bye        —                                       None (the session ends)
 =========  ======================================  ==============================
@@ -75,12 +79,18 @@ OP_SYNC = "sync"
 OP_STATUS = "status"
 OP_PING = "ping"
 OP_BYE = "bye"
+OP_EVENTS = "events"
+OP_EVENT_COUNT = "evcount"
 
 FLAG_MAKEPATH = 1
 FLAG_SEQUENCE = 2
 
 WRITE_OPS = frozenset({OP_CREATE, OP_SET, OP_DELETE})
 READ_OPS = frozenset({OP_GET, OP_EXISTS, OP_CHILDREN, OP_SYNC})
+#: Questions about the recent change history, answered by the watch actor.
+WATCH_OPS = frozenset({OP_EVENTS, OP_EVENT_COUNT})
+#: At most this many [path, recursive] pairs in one events/evcount query.
+MAX_WATCH_PATHS = 1000
 
 #: Expected argument types per op, checked at the edge.
 REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
@@ -95,6 +105,8 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     OP_STATUS: (),
     OP_PING: (),
     OP_BYE: (),
+    OP_EVENTS: (list, int),
+    OP_EVENT_COUNT: (list, int, int),
 }
 
 #: Reads may end with one more argument: the newest zxid the client has seen. The
@@ -111,6 +123,10 @@ OPTIONAL_WRITE_ARGS = (int, int)
 MSG_WRITE = "write"
 # gateway -> store: [[ident, rid, op, args], ...]
 MSG_READ = "read"
+# gateway -> watch: [[ident, rid, op, args], ...] (events / evcount queries)
+MSG_WATCH = "watch"
+# store -> watch: [[type, path, zxid, version], ...], applied_zxid
+MSG_EVENTS = "events"
 # log -> store: commit_index, term, [[ident, rid, index, term, time_ms, txn] (an entry)
 #   or [ident, rid, [op, args]] (a read released in order), ...]
 MSG_COMMIT = "commit"

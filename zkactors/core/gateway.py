@@ -38,6 +38,7 @@ from zkactors.errors import (
 from zkactors.protocol import (
     FLAG_MAKEPATH,
     FLAG_SEQUENCE,
+    MAX_WATCH_PATHS,
     OP_BYE,
     OP_CREATE,
     OP_DELETE,
@@ -47,6 +48,7 @@ from zkactors.protocol import (
     OP_STATUS,
     PROTOCOL_VERSION,
     REQUEST_ARGS,
+    WATCH_OPS,
     WRITE_OPS,
     FrameError,
     decode_frame,
@@ -56,6 +58,7 @@ from zkactors.protocol import (
 ROUTE_LOG = "log"
 ROUTE_STORE = "store"
 ROUTE_REPLY = "reply"
+ROUTE_WATCH = "watch"
 
 
 @dataclass(slots=True)
@@ -103,14 +106,16 @@ class GatewayCore:
 
     # ---------------------------------------------------------------- requests
     def on_frame(self, ident: bytes, frame: bytes, now_ms: int, writes: list, reads: list,
-                 replies: list) -> None:
+                 replies: list, watch_queries: list | None = None) -> None:
         """Route every request of one client frame.
 
         Appends what goes to the log (writes, and reads that must wait behind the
         same client's writes; see ``MSG_WRITE``) to ``writes``, reads ``[ident, rid,
-        op, args]`` for the store to ``reads``, and answers given at once ``[ident,
-        rid, code, result, False]`` to ``replies``. The caller owns the
-        lists, so one batch of frames becomes one message per actor.
+        op, args]`` for the store to ``reads``, history queries ``[ident, rid, op,
+        args]`` for the watch actor to ``watch_queries`` (without that list they
+        are refused as unimplemented), and answers given at once ``[ident, rid,
+        code, result, False]`` to ``replies``. The caller owns the lists, so one
+        batch of frames becomes one message per actor.
         """
         try:
             requests = decode_frame(frame)
@@ -129,6 +134,12 @@ class GatewayCore:
                 writes.append(item)
             elif kind is ROUTE_STORE:
                 reads.append(item)
+            elif kind is ROUTE_WATCH:
+                if watch_queries is None:
+                    replies.append([ident, item[1], int(Code.UNIMPLEMENTED),
+                                    "no watch history here", False])
+                    continue
+                watch_queries.append(item)
             else:
                 replies.append(item)
             if kind is not ROUTE_REPLY:
@@ -161,6 +172,13 @@ class GatewayCore:
             err = ThrottledError(f"more than {self.max_inflight} requests in flight")
             self._problem(ident, "throttled", str(err))
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+        if op in WATCH_OPS:
+            try:
+                self._check_watch_query(args)
+            except ZookeeperError as err:
+                self._problem(ident, err.code.name.lower(), str(err))
+                return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+            return ROUTE_WATCH, [ident, rid, op, args]
         if op == OP_STATUS:
             # The store knows the applied state first-hand; the reply is completed
             # with the gateway's own fields on its way back (see on_replies).
@@ -183,6 +201,20 @@ class GatewayCore:
         except ZookeeperError as err:
             self._problem(ident, err.code.name.lower(), str(err))
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+
+    def _check_watch_query(self, args: list) -> None:
+        paths = args[0]
+        if not paths or len(paths) > MAX_WATCH_PATHS:
+            raise BadArgumentsError(f"between 1 and {MAX_WATCH_PATHS} [path, recursive] "
+                                    f"pairs, got {len(paths)}")
+        for pair in paths:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                    and isinstance(pair[1], bool)):
+                raise BadArgumentsError("each watched path is a [path, recursive] pair")
+            validate_path(pair[0], self.max_path_bytes)
+        for zxid in args[1:]:
+            if not 0 <= zxid < 2**64:
+                raise BadArgumentsError(f"zxid {zxid} out of range")
 
     def _hello(self, ident: bytes, rid: int, args: list, now_ms: int) -> tuple[int, int, Any]:
         version, name = args[:2]

@@ -18,6 +18,7 @@ from zkactors.protocol import (
     MSG_READ,
     MSG_REPLY,
     MSG_ROLE,
+    MSG_WATCH,
     MSG_WRITE,
     pack,
 )
@@ -25,7 +26,7 @@ from zkactors.runtime.actor import Actor, now_ms
 
 
 class GatewayActor(Actor):
-    talks_to = ("log", "store")
+    talks_to = ("log", "store", "watch")
 
     def __init__(self, *args: Any, core: GatewayCore, endpoint: str, **kwargs: Any) -> None:
         super().__init__("gateway", *args, **kwargs)
@@ -47,6 +48,7 @@ class GatewayActor(Actor):
         writes: list[list] = []
         reads: list[list] = []
         replies: list[list] = []
+        watch_queries: list[list] = []
         for _ in range(self.max_batch):
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
@@ -55,11 +57,13 @@ class GatewayActor(Actor):
             if len(frames) != 2:
                 core.on_bad_frame(frames[0], f"{len(frames) - 1} frames, expected 1")
                 continue
-            core.on_frame(frames[0], frames[1], now, writes, reads, replies)
+            core.on_frame(frames[0], frames[1], now, writes, reads, replies, watch_queries)
         if writes:
             self.send("log", [MSG_WRITE, writes])
         if reads:
             self.send("store", [MSG_READ, reads])
+        if watch_queries:
+            self.send("watch", [MSG_WATCH, watch_queries])
         if replies:
             self._send_replies(replies, self.applied_zxid)
         self._report_problems()

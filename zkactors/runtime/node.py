@@ -25,6 +25,7 @@ from zkactors.core.gateway import GatewayCore
 from zkactors.core.replog import Entry, ReplicatedLog
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
+from zkactors.core.watches import WatchCore
 from zkactors.logsetup import get_logger
 from zkactors.protocol import make_zxid, unpack
 from zkactors.runtime.actor import Actor
@@ -101,7 +102,12 @@ class Node:
                           endpoint=me.election, heartbeat_ms=config.timing.heartbeat_ms,
                           election_timeout_ms=config.timing.election_timeout_ms,
                           fingerprint=config.cluster_fingerprint(), **common),
-            WatchActor(endpoint=me.watch, **common),
+            # The tree is rebuilt by replaying the log from index 1, so the watch
+            # history refills from zxid 0 as it goes (a snapshot will move this).
+            WatchActor(endpoint=me.watch,
+                       core=WatchCore(config.watch.history_events, config.watch.history_bytes,
+                                      config.watch.heartbeat_ms, start_zxid=0),
+                       **common),
             GatewayActor(
                 core=GatewayCore(
                     node_id=config.node_id,

@@ -10,7 +10,7 @@ from typing import Any
 
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
-from zkactors.protocol import MSG_COMMIT, MSG_READ, MSG_REPLY
+from zkactors.protocol import MSG_COMMIT, MSG_EVENTS, MSG_READ, MSG_REPLY
 from zkactors.runtime.actor import Actor, now_ms
 
 
@@ -20,6 +20,7 @@ class StoreActor(Actor):
     def __init__(self, *args: Any, core: StoreCore, **kwargs: Any) -> None:
         super().__init__("store", *args, **kwargs)
         self.core = core
+        self._told_watch = core.applied_zxid
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
@@ -43,8 +44,12 @@ class StoreActor(Actor):
                 raise RuntimeError(f"store got unknown message kind {kind!r}")
         if replies:
             self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
-        if events:
-            self.send("watch", ["events", [[e.type, e.path, e.zxid, e.version] for e in events]])
+        if events or core.applied_zxid != self._told_watch:
+            # The watch actor learns the applied zxid even when nothing fired (no-ops,
+            # failed txns): its heartbeat vouches for quiet stretches too.
+            self._told_watch = core.applied_zxid
+            self.send("watch", [MSG_EVENTS, [[e.type, e.path, e.zxid, e.version]
+                                             for e in events], core.applied_zxid])
 
     def on_tick(self, now: int) -> None:
         expired = self.core.tick(now)

@@ -1,7 +1,10 @@
-"""Watch actor: owns the PUB socket and publishes every applied change.
+"""Watch actor: owns the PUB socket; drives :class:`~zkactors.core.watches.WatchCore`.
 
-Each event is a two-frame message: the znode path (the topic, so a SUB socket can
-filter by path prefix) and ``[type, path, zxid, version]``.
+Every change the store applies is published as a two-frame message: the znode
+path (the topic, so a SUB socket can filter by path prefix) and ``[type, path,
+zxid, version]``; a heartbeat goes out on the control topic every
+``heartbeat_ms``. Clients' ``events`` / ``evcount`` queries reach it through the
+gateway and are answered from the core's bounded history.
 """
 
 from __future__ import annotations
@@ -10,25 +13,53 @@ from typing import Any
 
 import zmq
 
-from zkactors.protocol import pack
+from zkactors.core.watches import WatchCore
+from zkactors.errors import Code
+from zkactors.protocol import MSG_EVENTS, MSG_REPLY, MSG_WATCH, OP_EVENTS, pack
 from zkactors.runtime.actor import Actor
 
 
 class WatchActor(Actor):
-    def __init__(self, *args: Any, endpoint: str, **kwargs: Any) -> None:
-        super().__init__("watch", *args, **kwargs)
+    talks_to = ("gateway",)
+
+    def __init__(self, *args: Any, endpoint: str, core: WatchCore, **kwargs: Any) -> None:
+        super().__init__("watch", *args, tick_ms=min(50, core.heartbeat_ms), **kwargs)
+        self.core = core
         self.pub = self.context.socket(zmq.PUB)
         self.pub.linger = 0
+        # Bounded per subscriber: a slow one loses messages (and closes the gap by
+        # resume) rather than growing this node's memory.
         self.pub.sndhwm = 100_000
         self.pub.bind(endpoint)
         self._extra.append(self.pub)
-        self.published = 0
 
     def on_inbox(self, messages: list[list]) -> None:
-        pub = self.pub
+        core = self.core
+        replies = []
         for message in messages:
-            if message[0] != "events":
-                raise RuntimeError(f"watch got unknown message kind {message[0]!r}")
-            for event in message[1]:
-                pub.send_multipart([event[1].encode(), pack(event)])
-                self.published += 1
+            kind = message[0]
+            if kind == MSG_EVENTS:
+                self._publish(core.on_events(message[1], message[2]))
+            elif kind == MSG_WATCH:
+                for ident, rid, op, args in message[1]:
+                    paths = [(path, recursive) for path, recursive in args[0]]
+                    if op == OP_EVENTS:
+                        answer = core.resume(paths, args[1])
+                    else:
+                        answer = core.count(paths, args[1], args[2])
+                    replies.append([ident, rid, int(Code.OK), answer.to_wire(), False])
+            else:
+                raise RuntimeError(f"watch got unknown message kind {kind!r}")
+        if replies:
+            self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
+
+    def on_tick(self, now: int) -> None:
+        self._publish(self.core.tick(now))
+
+    def _publish(self, publishes: list) -> None:
+        send = self.pub.send_multipart
+        for item in publishes:
+            send([item.topic, pack(item.body)])
+
+    def status(self) -> dict[str, int]:
+        return self.core.stats()
