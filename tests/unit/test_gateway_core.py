@@ -105,6 +105,7 @@ def test_hello_opens_a_session_and_returns_the_limits():
         "max_data_bytes": MAX_DATA,
         "session_timeout_ms": TIMEOUT,
         "dedup": True,
+        "watch": "",
     }, False]]
     session = gw.sessions[A]
     assert (session.name, session.inflight, session.last_seen_ms) == ("my-client", 0, 50)

@@ -245,6 +245,8 @@ class GatewayCore:
             "max_data_bytes": self.max_data_bytes,
             "session_timeout_ms": self.session_timeout_ms,
             "dedup": True,
+            # Where this node publishes changes: a client subscribes there.
+            "watch": self.identity.get("watch_endpoint", ""),
         }
 
     def _txn(self, op: str, args: list) -> list:
