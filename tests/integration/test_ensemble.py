@@ -334,3 +334,69 @@ def test_bad_peer_traffic_is_refused_and_counted_and_the_ensemble_serves_on(ense
     rows = ensemble.status()
     assert [r["role"] for r in rows].count("leader") == 1
     assert len({r["term"] for r in rows}) == 1  # the stranger's high-term vote changed nothing
+
+
+def test_sync_at_a_follower_reflects_every_write_committed_before_it(ensemble):
+    import msgpack
+    import zmq
+
+    leader = ensemble.wait_for_leader()
+    follower = ensemble.a_follower(leader)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(follower.client_endpoint)
+    try:
+        def call(*requests):
+            sock.send(msgpack.packb(list(requests)))
+            replies = []
+            while len(replies) < len(requests):
+                assert sock.poll(10_000), "no reply"
+                replies.extend(msgpack.unpackb(sock.recv()))
+            return sorted(replies)
+
+        assert call([1, "hello", 1, "raw"])[0][1] == 0
+        with Client(ensemble.nodes[leader].client_endpoint) as writer:
+            writer.create("/k", b"")
+            for i in range(50):
+                writer.set("/k", b"%d" % i)
+                written = writer.last_zxid
+                # No min_zxid: the sync alone must bring the follower this far, and
+                # the get sent after it in the same frame must see the value.
+                sync_reply, get_reply = call([10 + 2 * i, "sync", "/k"],
+                                             [11 + 2 * i, "get", "/k"])
+                assert sync_reply[1] == 0 and sync_reply[2] >= written, (i, sync_reply)
+                assert get_reply[1] == 0 and get_reply[2][0] == b"%d" % i, (i, get_reply)
+    finally:
+        sock.close()
+
+
+def test_sync_fails_retryably_when_the_node_cannot_reach_a_leader(ensemble):
+    leader = ensemble.wait_for_leader()
+    follower = ensemble.a_follower(leader)
+    others = [n for n in ensemble.nodes.values() if n is not follower]
+    c = Client(follower.client_endpoint, connect_timeout=0.5, request_timeout=2)
+    c.start(timeout=20)
+    try:
+        c.sync("/")
+        for node in others:
+            node.proc.send_signal(signal.SIGSTOP)
+        try:
+            # The client retries NOT_READY until its deadline: no leader, no read
+            # index, never a sync that pretends to be current.
+            with pytest.raises(errors.OperationTimeoutError):
+                c.sync("/")
+        finally:
+            for node in others:
+                node.proc.send_signal(signal.SIGCONT)
+        ensemble.wait_for_leader()
+        wait_for(lambda: _synced(c), 20, "sync to work again")
+    finally:
+        c.stop()
+
+
+def _synced(c) -> bool:
+    try:
+        c.sync("/")
+        return True
+    except errors.ZookeeperError:
+        return False

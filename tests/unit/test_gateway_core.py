@@ -50,9 +50,11 @@ def gateway(**overrides) -> GatewayCore:
         "identity": IDENTITY,
     }
     serving = overrides.pop("serving_reads", True)
+    caught_up = overrides.pop("caught_up", True)
     kwargs.update(overrides)
     gw = GatewayCore(**kwargs)
     gw.serving_reads = serving  # most tests are about a node that knows a live leader
+    gw.caught_up = caught_up  # ... and has caught up with it
     return gw
 
 
@@ -385,7 +387,7 @@ def test_refused_requests_do_not_count_in_flight():
 # ---------------------------------------------------------------------- routing
 
 
-@pytest.mark.parametrize("op", ["get", "exists", "children", "sync"])
+@pytest.mark.parametrize("op", ["get", "exists", "children"])
 def test_reads_go_to_the_store_when_no_writes_are_pending(op):
     gw = gateway()
     hello(gw, A)
@@ -393,6 +395,23 @@ def test_reads_go_to_the_store_when_no_writes_are_pending(op):
     assert out == Out([], [[A, 5, op, ["/a"]]], [])
     assert gw.sessions[A].inflight == 1
     assert gw.sessions[A].log_inflight == 0
+
+
+def test_a_sync_always_goes_through_the_log_and_later_reads_queue_behind_it():
+    gw = gateway()
+    hello(gw, A)
+    out = send(gw, A, [5, "sync", "/a"], [6, "get", "/a"])
+    assert out.writes == [[A, 5, None, ["sync", ["/a"]]], [A, 6, None, ["get", ["/a"]]]]
+    assert out.reads == [] and gw.sessions[A].log_inflight == 2
+
+
+def test_a_node_still_catching_up_refuses_reads_retryably():
+    gw = gateway(caught_up=False)
+    hello(gw, A)
+    reply = only_reply(send(gw, A, [5, "get", "/a"]))
+    assert reply[2] == Code.NOT_READY and "catching up" in reply[3]
+    gw.on_role("follower", 3, 2, "tcp://127.0.0.1:1", True)
+    assert send(gw, A, [6, "get", "/a"]).reads == [[A, 6, "get", ["/a"]]]
 
 
 @pytest.mark.parametrize(
@@ -514,6 +533,7 @@ def test_status_goes_to_the_store_and_its_reply_is_merged():
         **store_status,
         **IDENTITY,
         "serving_reads": True,
+        "caught_up": True,
         "lag": 3,
         "clients": 2,
         "errors": {"unimplemented": 1},
@@ -551,6 +571,7 @@ def test_status_lag_is_never_negative_and_defaults_to_zero():
     assert gw.status({"applied_index": 9, "commit_index": 4})["lag"] == 0
     merged = gw.status({})
     assert merged == {"node": 1, "lag": 0, "clients": 0, "errors": {}, "serving_reads": True,
+                      "caught_up": True,
                       "peer_rejected": {}}
 
 

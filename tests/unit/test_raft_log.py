@@ -26,8 +26,12 @@ from zkactors.core.messages import (
     AppendResponse,
     Campaign,
     Heartbeat,
+    LeaderCheck,
+    LeaderCheckAck,
     LeaderSeen,
     PreVote,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     StepDown,
     VoteResponse,
@@ -806,14 +810,15 @@ def test_figure8_it_is_right_not_to_commit_it_since_a_later_leader_may_overwrite
 
 
 @pytest.mark.parametrize(("leader", "hint"), [(3, "leader is node 3"), (0, "no leader known")])
-def test_propose_at_a_follower_fails_every_request_with_not_leader(leader, hint):
+def test_propose_at_a_follower_fails_writes_with_not_leader_and_serves_reads(leader, hint):
     node = ReplicatedLog(1, [1, 2, 3], term=1)
     if leader:
         node.leader_seen(LeaderSeen(1, leader, 0))
     ready = node.propose([write(b"x", 1), read(b"x", 2), write(b"y", 7)], 0)
     assert [(i, r, c) for i, r, c, _ in ready.failed] == \
-        [(b"x", 1, Code.NOT_LEADER), (b"x", 2, Code.NOT_LEADER), (b"y", 7, Code.NOT_LEADER)]
+        [(b"x", 1, Code.NOT_LEADER), (b"y", 7, Code.NOT_LEADER)]
     assert all(hint in text for *_, text in ready.failed)
+    assert [(c.ident, c.rid) for c in ready.committed] == [(b"x", 2)]
     assert ready.entries == [] and node.last_index == 0
 
 
@@ -893,7 +898,7 @@ def test_a_leader_losing_leadership_fails_pending_requests_and_never_reports_the
     lose_leadership(cluster, how)
     assert (cluster[1].role, cluster[2].role) == (FOLLOWER, LEADER)
     assert [(i, r, c) for i, r, c, _ in cluster.failed[1]] == \
-        [(b"x", 1, Code.CONNECTION_LOSS), (b"x", 2, Code.CONNECTION_LOSS),
+        [(b"x", 1, Code.CONNECTION_LOSS), (b"x", 2, Code.NOT_READY),
          (b"y", 1, Code.CONNECTION_LOSS)]
     # The new leader commits them, so they are handed to node 1's store — as
     # replicated entries, never as answers to the clients who were told "unknown".
@@ -1128,3 +1133,101 @@ def test_random_interleavings_hand_out_each_index_once_in_order_and_the_same_eve
     # A client hears one outcome per request: done once, or lost — never both.
     for request, outcomes in cluster.outcomes.items():
         assert outcomes in (["done"], ["lost"]), (request, outcomes)
+
+
+# -------------------------------------------------------------- ReadIndex (sync)
+
+
+def sync(ident: bytes, rid: int) -> list:
+    """A sync as the gateway hands it to the log."""
+    return [ident, rid, None, ["sync", ["/"]]]
+
+
+def test_a_sync_at_the_leader_waits_for_a_majority_to_confirm_its_leadership():
+    cluster = elected(3)
+    ready = cluster.propose(1, [sync(b"c", 5)])
+    assert ready.committed == []  # nothing to wait for in the log, but leadership is
+    checks = [(dst, m) for dst, m in ready.messages if isinstance(m, LeaderCheck)]
+    assert sorted(dst for dst, _ in checks) == [2, 3]
+    cluster.step(keep=lambda src, dst, m: dst == 2 or src == 2)  # only node 2 answers
+    cluster.step(keep=lambda src, dst, m: dst == 1)
+    assert shape(cluster.handed[1])[-1] == ("read", 5)
+
+
+def test_a_sync_at_a_cut_off_leader_is_never_answered_and_fails_when_it_steps_down():
+    cluster = elected(3)
+    cluster.net = []
+    cluster.propose(1, [sync(b"c", 5)])
+    cluster.net = []  # its checks never arrive
+    cluster.tick()
+    assert not any(c.rid == 5 for c in cluster.handed[1])
+    assert any(isinstance(m, LeaderCheck) for _, _, m in cluster.net)  # retransmitted
+    cluster.net = []
+    cluster.feed(1, cluster[1].step_down(StepDown(1)))
+    assert [(r, c) for _, r, c, _ in cluster.failed[1]] == [(5, Code.NOT_READY)]
+    assert not any(c.rid == 5 for c in cluster.handed[1])
+
+
+def test_requests_behind_an_unconfirmed_sync_wait_for_it_in_order():
+    cluster = elected(3)
+    cluster.propose(1, [sync(b"c", 5), write(b"c", 6, "after")])
+    # Appends get through and commit, but the leadership checks are held back.
+    cluster.settle(keep=lambda src, dst, m: not isinstance(m, (LeaderCheck, LeaderCheckAck)))
+    assert cluster[1].commit_index == 2
+    assert not any(c.rid in (5, 6) for c in cluster.handed[1])
+    cluster.tick()  # checks go out again, and now get through
+    cluster.settle()
+    assert [c.rid for c in cluster.handed[1] if c.ident == b"c"] == [5, 6]
+
+
+def test_a_sync_at_a_follower_gets_the_leaders_read_index_then_waits_to_apply_it():
+    cluster = elected(3)
+    # Node 3 misses a write that commits on nodes 1 and 2.
+    cluster.propose(1, [write(b"w", 1, "x")])
+    cluster.settle(keep=lambda src, dst, m: 3 not in (src, dst))
+    assert cluster[1].commit_index == 2 and cluster[3].commit_index == 1
+    ready = cluster.propose(3, [sync(b"c", 9), read(b"c", 10)])
+    assert sent(ready, ReadIndexRequest, to=1)
+    assert ready.committed == [] and ready.failed == []
+    # The leader confirms and answers index 2; node 3 still needs the entry.
+    cluster.settle(keep=lambda src, dst, m: not isinstance(m, AppendEntries) or dst != 3)
+    assert not any(c.ident == b"c" for c in cluster.handed[3])
+    cluster.settle_with_ticks()
+    handed = [c for c in cluster.handed[3] if c.ident == b"c" or c.entry is not None]
+    assert shape(handed)[-3:] == [("entry", 2), ("read", 9), ("read", 10)]
+
+
+def test_a_follower_sync_fails_retryably_when_the_leader_changes_or_refuses():
+    cluster = elected(3)
+    cluster.net = []
+    cluster.propose(3, [sync(b"c", 9), read(b"c", 10)])
+    cluster.net = []  # the request is lost; then node 2 takes over
+    cluster.feed(3, cluster[3].leader_seen(LeaderSeen(2, 2, 1)))
+    assert [(r, c) for _, r, c, _ in cluster.failed[3]] == [(9, Code.NOT_READY)]
+    assert [c.rid for c in cluster.handed[3] if c.ident == b"c"] == [10]
+    # A node that is not the leader refuses a read index: the sync fails, retryable.
+    cluster.propose(3, [sync(b"c", 11)])
+    answer = cluster[1].on_message(ReadIndexRequest(2, 3, cluster[3]._read_ids))
+    cluster.feed(1, answer)
+    cluster.step(keep=lambda src, dst, m: isinstance(m, ReadIndexResponse))
+    assert (11, Code.NOT_READY) in [(r, c) for _, r, c, _ in cluster.failed[3]]
+
+
+def test_a_follower_is_caught_up_once_it_has_applied_what_the_leader_had_committed():
+    leader_log = log_of(1, 1, 1, 1)
+    cluster = Cluster(3, logs={1: leader_log, 2: leader_log}, terms={1: 1, 2: 1, 3: 1})
+    assert not any(node.caught_up for node in cluster.nodes.values())
+    cluster.campaign(1)
+    cluster.settle(keep=lambda src, dst, m: 3 not in (src, dst))
+    assert cluster[1].caught_up and cluster[1].commit_index == 5
+    # Node 3 hears of the leader (and its commit index 5) by a heartbeat, log empty.
+    ready = cluster.feed(3, cluster[3].leader_seen(LeaderSeen(2, 1, 5)))
+    assert cluster[3].leader == 1 and not cluster[3].caught_up
+    assert ready.role is not None and not ready.role.caught_up
+    cluster.settle_with_ticks()
+    assert cluster[3].caught_up and cluster[3].handed_index == 5
+    # A new leader means catching up with it again.
+    cluster.feed(3, cluster[3].leader_seen(LeaderSeen(3, 2, 5)))
+    assert cluster[3].caught_up  # already has everything the new leader reported
+    cluster.feed(3, cluster[3].leader_seen(LeaderSeen(4, 1, 9)))
+    assert not cluster[3].caught_up

@@ -46,6 +46,7 @@ from zkactors.protocol import (
     OP_PING,
     OP_SET,
     OP_STATUS,
+    OP_SYNC,
     PROTOCOL_VERSION,
     REQUEST_ARGS,
     WATCH_OPS,
@@ -98,6 +99,9 @@ class GatewayCore:
         #: Reads are served only while a live leader is known (the election actor
         #: says so): a node cut off from the ensemble must not serve stale data.
         self.serving_reads = False
+        #: ... and only once this node has applied what the leader had committed
+        #: when it joined it (after a restart, a new leader …); the log says when.
+        self.caught_up = False
         self._peer_counters: dict[str, dict[str, int]] = {}
         self.counters: Counter[str] = Counter()
         self._reported: set[tuple[bytes, str]] = set()
@@ -194,7 +198,11 @@ class GatewayCore:
             validate_path(args[0], self.max_path_bytes)
             if not self.serving_reads:
                 raise NotReadyError("no live leader known here; try another node")
-            if session.log_inflight:
+            if not self.caught_up:
+                raise NotReadyError("still catching up with the leader; try another node")
+            if session.log_inflight or op == OP_SYNC:
+                # (A sync always goes through the log: it needs the leader's
+                # read index.)
                 session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, None, [op, args]]
             return ROUTE_STORE, [ident, rid, op, args]
@@ -307,10 +315,13 @@ class GatewayCore:
                 self._status_waiting.discard((reply[0], reply[1]))
                 reply[3] = self.status(reply[3])
 
-    def on_role(self, role: str, term: int, leader: int, leader_endpoint: str) -> None:
-        """The log actor's role changed (shown in status; leader used for redirects)."""
+    def on_role(self, role: str, term: int, leader: int, leader_endpoint: str,
+                caught_up: bool = True) -> None:
+        """The log actor's role changed, or it caught up with its leader (shown in
+        status; leader used for redirects; reads served only once caught up)."""
         self.identity.update(role=role, term=term, leader=leader,
                              leader_endpoint=leader_endpoint)
+        self.caught_up = caught_up
 
     def on_peer_counters(self, actor: str, counters: dict[str, int]) -> None:
         """Peer messages an actor dropped at the edge (unknown sender, malformed,
@@ -324,7 +335,8 @@ class GatewayCore:
             "node": self.node_id,
             **store_status,
             **self.identity,
-            "serving_reads": self.serving_reads,
+            "serving_reads": self.serving_reads and self.caught_up,
+            "caught_up": self.caught_up,
             "lag": max(0, commit_index - applied_index),
             "clients": len(self.sessions),
             "errors": dict(self.counters),

@@ -104,6 +104,42 @@ class AppendResponse:
     rejected_index: int
 
 
+# ReadIndex (Raft thesis §6.4): a read that must reflect every write committed
+# before it arrived (``sync``) waits until the leader has proven it still leads —
+# a majority acknowledged a LeaderCheck sent after the read arrived — and the node
+# serving it has applied the leader's commit index as of the read's arrival.
+@dataclass(frozen=True, slots=True)
+class LeaderCheck:
+    term: int
+    leader: int
+    round: int  # the leader's latest ReadIndex round; echoed in the ack
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderCheckAck:
+    term: int  # the sender's term; higher than the check's means "you are stale"
+    sender: int
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexRequest:
+    """A follower asks the leader for a read index on behalf of a client's sync."""
+
+    term: int
+    sender: int
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexResponse:
+    term: int
+    leader: int
+    request_id: int
+    #: The index the follower must apply before answering; 0: refused (not leader).
+    index: int
+
+
 # ------------------------------------------------------------ election <-> log (inproc)
 @dataclass(frozen=True, slots=True)
 class Campaign:
@@ -139,10 +175,14 @@ class RoleChanged:
     last_index: int
     last_term: int
     commit_index: int
+    #: Whether this node has applied what its leader had committed when it first
+    #: heard from it (a leader always has): until then it refuses reads.
+    caught_up: bool = False
 
 
 PEER_MESSAGES = (Heartbeat, HeartbeatAck, PreVote, PreVoteResponse,
-                 RequestVote, VoteResponse, AppendEntries, AppendResponse)
+                 RequestVote, VoteResponse, AppendEntries, AppendResponse,
+                 LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse)
 LOCAL_MESSAGES = (Campaign, LeaderSeen, StepDown, RoleChanged)
 _BY_NAME = {cls.__name__: cls for cls in (*PEER_MESSAGES, *LOCAL_MESSAGES)}
 # Field annotations are strings here (``from __future__ import annotations``).
@@ -153,6 +193,8 @@ _SENDER_FIELD = {
     Heartbeat: "leader", HeartbeatAck: "sender", PreVote: "candidate",
     PreVoteResponse: "voter", RequestVote: "candidate", VoteResponse: "voter",
     AppendEntries: "leader", AppendResponse: "sender",
+    LeaderCheck: "leader", LeaderCheckAck: "sender",
+    ReadIndexRequest: "sender", ReadIndexResponse: "leader",
 }
 
 

@@ -27,7 +27,11 @@ from zkactors.core.messages import (
     AppendEntries,
     AppendResponse,
     Campaign,
+    LeaderCheck,
+    LeaderCheckAck,
     LeaderSeen,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RoleChanged,
     StepDown,
@@ -69,8 +73,28 @@ def quorum_index(match_indexes: list[int]) -> int:
 
 
 # --------------------------------------------------------------------------- Raft
-NOOP = ["noop"]
-LOG_MESSAGES = (RequestVote, VoteResponse, AppendEntries, AppendResponse)  # appended by a new leader, so entries of earlier terms can commit
+NOOP = ["noop"]  # appended by a new leader, so entries of earlier terms can commit
+LOG_MESSAGES = (RequestVote, VoteResponse, AppendEntries, AppendResponse,
+                LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse)
+#: The read op that needs a ReadIndex (protocol.OP_SYNC; the core doesn't import
+#: the wire module).
+SYNC = "sync"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A request proposed here and not yet handed to the store, in arrival order.
+
+    An entry is handed over once committed; a read once everything up to ``index``
+    has been handed over — and, for a sync, once the leadership check ``round``
+    has been confirmed (leader), or the leader has told us its read index
+    (``remote``: the id of our ReadIndexRequest, follower)."""
+
+    index: int
+    item: Committed
+    round: int = 0
+    remote: int = 0
+    asked_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -158,10 +182,26 @@ class ReplicatedLog:
         #: Per follower: the prev_index of the latest probe, whose answer we await.
         self.probe_prev: dict[int, int] = {}
         self.last_sent: dict[int, int] = {}
-        #: Requests proposed here, in order: (index, item). For an entry the index
-        #: is its own; for a read, the log's last index when it arrived — the read
-        #: is answered once everything up to there has been handed to the store.
-        self._waiting: deque[tuple[int, Committed]] = deque()
+        #: Requests proposed here, in arrival order. For an entry the index is its
+        #: own; for a read, the log's last index when it arrived — the read is
+        #: answered once everything up to there has been handed to the store.
+        self._waiting: deque[_Pending] = deque()
+        #: ReadIndex: the latest leadership-check round started (leader), the
+        #: highest round each peer acknowledged in this term, when the latest
+        #: check went out, and followers' requests waiting for a round:
+        #: (round, follower, request id, read index).
+        self.read_round = 0
+        self.acked_round: dict[int, int] = {}
+        self.check_sent_ms = 0
+        self._remote_reads: list[tuple[int, int, int, int]] = []
+        self._read_ids = 0
+        #: The index of this leader's first entry of its term (its no-op).
+        self.term_start = 0
+        #: Catching up: a follower serves reads only once it has applied what the
+        #: leader had committed when it first heard from it (ZooKeeper's "synced
+        #: with the leader"); reset whenever the leader changes.
+        self.catch_up_target: int | None = None
+        self.caught_up = False
         self.rejected = 0  # messages dropped as stale, foreign or impossible
 
     # ------------------------------------------------------------------ queries
@@ -181,7 +221,7 @@ class ReplicatedLog:
 
     def role_changed(self) -> RoleChanged:
         return RoleChanged(self.role, self.term, self.leader, self.last_index, self.last_term,
-                           self.commit_index)
+                           self.commit_index, self.caught_up)
 
     # ------------------------------------------------------------ client side
     def propose(self, requests: list[list], now_ms: int, wall_ms: int | None = None) -> Ready:
@@ -198,23 +238,54 @@ class ReplicatedLog:
         stamp = now_ms if wall_ms is None else wall_ms
         ready = Ready()
         if self.role != LEADER:
-            hint = f"not the leader; leader is node {self.leader}" if self.leader else \
-                "not the leader; no leader known"
-            ready.failed = [(ident, rid, int(Code.NOT_LEADER), hint)
-                            for ident, rid, _, _ in requests]
+            self._propose_at_follower(requests, now_ms, ready)
             return ready
+        new_round = False
         for ident, rid, txn, read in requests:
             if txn is None:
-                self._waiting.append((self.last_index, Committed(None, ident, rid, read)))
+                pending = _Pending(self.last_index, Committed(None, ident, rid, read))
+                if read[0] == SYNC:
+                    # Everything this client sent before, and everything committed
+                    # anywhere before now, once we have proven we still lead.
+                    if not new_round:
+                        self.read_round += 1
+                        new_round = True
+                    pending.round = self.read_round
+                self._waiting.append(pending)
                 continue
             entry = Entry(self.last_index + 1, self.term, stamp, txn)
             self.entries.append(entry)
             ready.entries.append(entry)
-            self._waiting.append((entry.index, Committed(entry, ident, rid)))
+            self._waiting.append(_Pending(entry.index, Committed(entry, ident, rid)))
+        if new_round:
+            self._check_leadership(now_ms, ready)
         ready.committed = self._release()  # reads with nothing ahead of them go at once
         for peer in self.peers:
             self._send_appends(peer, now_ms, ready)
         return ready
+
+    def _propose_at_follower(self, requests: list[list], now_ms: int, ready: Ready) -> None:
+        """Writes go to the leader; reads held behind the client's earlier requests
+        are served here in order; a sync asks the leader for a read index first."""
+        for ident, rid, txn, read in requests:
+            if txn is not None:
+                hint = f"not the leader; leader is node {self.leader}" if self.leader else \
+                    "not the leader; no leader known"
+                ready.failed.append((ident, rid, int(Code.NOT_LEADER), hint))
+                continue
+            pending = _Pending(self.handed_index, Committed(None, ident, rid, read))
+            if read[0] == SYNC:
+                if not self.leader or self.role != FOLLOWER:
+                    ready.failed.append((ident, rid, int(Code.NOT_READY),
+                                         "no leader known to sync with; try another node"))
+                    continue
+                self._read_ids += 1
+                pending.remote = self._read_ids
+                pending.asked_ms = now_ms
+                ready.messages.append((self.leader, ReadIndexRequest(
+                    self.term, self.node_id, pending.remote)))
+            self._waiting.append(pending)
+        ready.committed.extend(self._release())
 
     def persisted(self, index: int, term: int, now_ms: int = 0) -> Ready:
         """The driver fsynced our log up to ``index``, whose entry had ``term``.
@@ -227,6 +298,7 @@ class ReplicatedLog:
         if self.role == LEADER:
             self._advance_commit(now_ms, ready)
         ready.committed.extend(self._release())
+        self._check_caught_up(ready)
         return ready
 
     # ------------------------------------------------------ from the election core
@@ -275,7 +347,8 @@ class ReplicatedLog:
             self.rejected += 1
             return ready
         if message.term > self.term:
-            leader = message.leader if isinstance(message, AppendEntries) else 0
+            leader = message.leader if isinstance(message, (AppendEntries, LeaderCheck)) \
+                else 0
             self._become(FOLLOWER, message.term, leader, ready)
         if isinstance(message, RequestVote):
             self._on_request_vote(message, ready)
@@ -285,9 +358,89 @@ class ReplicatedLog:
             self._on_append(message, ready)
         elif isinstance(message, AppendResponse):
             self._on_append_response(message, now_ms, ready)
+        elif isinstance(message, LeaderCheck):
+            self._on_leader_check(message, ready)
+        elif isinstance(message, LeaderCheckAck):
+            self._on_leader_check_ack(message, ready)
+        elif isinstance(message, ReadIndexRequest):
+            self._on_read_index_request(message, now_ms, ready)
         else:
-            self.rejected += 1
+            self._on_read_index_response(message, ready)
         return ready
+
+    # ------------------------------------------------------------- ReadIndex
+    def _check_leadership(self, now_ms: int, ready: Ready) -> None:
+        """Ask every peer to acknowledge our term for the latest round."""
+        self.check_sent_ms = now_ms
+        check = LeaderCheck(self.term, self.node_id, self.read_round)
+        ready.messages.extend((peer, check) for peer in self.peers)
+
+    def _confirmed_round(self) -> int:
+        """The highest round a majority (us included) has acknowledged."""
+        return quorum_index([self.acked_round.get(p, 0) for p in self.peers]
+                            + [self.read_round])
+
+    def _on_leader_check(self, message: LeaderCheck, ready: Ready) -> None:
+        if message.term == self.term:
+            if self.role == LEADER:
+                self.rejected += 1  # another leader in our term: impossible
+                return
+            if self.role == CANDIDATE or self.leader != message.leader:
+                self._become(FOLLOWER, self.term, message.leader, ready)
+        # (An older term gets our newer one back: that leader is deposed.)
+        ready.messages.append((message.leader, LeaderCheckAck(
+            self.term, self.node_id, message.round)))
+
+    def _on_leader_check_ack(self, message: LeaderCheckAck, ready: Ready) -> None:
+        if self.role != LEADER or message.term != self.term:
+            return
+        if message.round > self.acked_round.get(message.sender, 0):
+            self.acked_round[message.sender] = message.round
+            self._answer_remote_reads(ready)
+            ready.committed.extend(self._release())
+
+    def _on_read_index_request(self, message: ReadIndexRequest, now_ms: int,
+                               ready: Ready) -> None:
+        if self.role != LEADER or message.term != self.term:
+            ready.messages.append((message.sender, ReadIndexResponse(
+                self.term, self.node_id, message.request_id, 0)))
+            return
+        # Everything committed before the request arrived: our commit index, which
+        # is current only once our own term's first entry has committed.
+        index = max(self.commit_index, self.term_start)
+        self.read_round += 1
+        self._remote_reads.append((self.read_round, message.sender, message.request_id, index))
+        self._check_leadership(now_ms, ready)
+        self._answer_remote_reads(ready)
+
+    def _answer_remote_reads(self, ready: Ready) -> None:
+        if not self._remote_reads:
+            return
+        confirmed = self._confirmed_round()
+        waiting = []
+        for read in self._remote_reads:
+            round_, follower, request_id, index = read
+            if round_ <= confirmed:
+                ready.messages.append((follower, ReadIndexResponse(
+                    self.term, self.node_id, request_id, index)))
+            else:
+                waiting.append(read)
+        self._remote_reads = waiting
+
+    def _on_read_index_response(self, message: ReadIndexResponse, ready: Ready) -> None:
+        for pending in self._waiting:
+            if pending.remote == message.request_id:
+                break
+        else:
+            return  # answered already, or given up
+        if message.index == 0 or message.term != self.term:
+            self._waiting.remove(pending)
+            item = pending.item
+            ready.failed.append((item.ident, item.rid, int(Code.NOT_READY),
+                                 "the leader could not confirm a read index; try again"))
+        else:
+            pending.index, pending.remote = message.index, 0
+        ready.committed.extend(self._release())
 
     def _on_request_vote(self, message: RequestVote, ready: Ready) -> None:
         up_to_date = (message.last_term, message.last_index) >= (self.last_term, self.last_index)
@@ -386,7 +539,18 @@ class ReplicatedLog:
         append carries the commit index and proves the logs still match)."""
         ready = Ready()
         if self.role != LEADER:
+            if self.leader and self.role == FOLLOWER:
+                # A ReadIndexRequest or its answer may have been lost: ask again
+                # (the leader answers each; the first answer wins).
+                for pending in self._waiting:
+                    if pending.remote and now_ms - pending.asked_ms >= self.retransmit_ms:
+                        pending.asked_ms = now_ms
+                        ready.messages.append((self.leader, ReadIndexRequest(
+                            self.term, self.node_id, pending.remote)))
             return ready
+        if self.read_round > self._confirmed_round() and \
+                now_ms - self.check_sent_ms >= self.retransmit_ms:
+            self._check_leadership(now_ms, ready)
         for peer in self.peers:
             if now_ms - self.last_sent[peer] >= self.retransmit_ms:
                 # Lost or unanswered: probe again from just past what is known to
@@ -408,20 +572,44 @@ class ReplicatedLog:
             self.verified_index = 0
         elif leader != self.leader:
             self.verified_index = 0
+        leader_changed = leader != self.leader or term != self.term or role != self.role
         self.role = role
         self.leader = leader
         if was_leader and role != LEADER:
             # Whatever was proposed and not committed may or may not commit under
             # the next leader: its clients get a retryable error, never a success.
-            for _, item in self._waiting:
-                if item.ident is not None:
+            for pending in self._waiting:
+                item = pending.item
+                if item.ident is None:
+                    continue
+                if item.entry is None:
+                    ready.failed.append((item.ident, item.rid, int(Code.NOT_READY),
+                                         "leadership lost before the read; try again"))
+                else:
                     ready.failed.append((item.ident, item.rid, int(Code.CONNECTION_LOSS),
                                          "leadership lost before commit; outcome unknown"))
             self._waiting.clear()
+            for _, follower, request_id, _ in self._remote_reads:
+                ready.messages.append((follower, ReadIndexResponse(
+                    self.term, self.node_id, request_id, 0)))
+            self._remote_reads = []
+        elif leader_changed:
+            # Syncs waiting for the old leader's read index never get one: fail
+            # them (the client sends them again); reads queued behind go on.
+            for pending in [p for p in self._waiting if p.remote]:
+                self._waiting.remove(pending)
+                ready.failed.append((pending.item.ident, pending.item.rid,
+                                     int(Code.NOT_READY), "the leader changed; sync again"))
+            ready.committed.extend(self._release())
+        self.acked_round = {}
+        if leader_changed:
+            self.catch_up_target = None
+            self.caught_up = False
         ready.role = self.role_changed()
 
     def _become_leader(self, now_ms: int, ready: Ready) -> None:
         self._become(LEADER, self.term, self.node_id, ready)
+        self.caught_up = True  # a leader has every committed entry (Raft §5.4)
         for peer in self.peers:
             self.next_index[peer] = self.last_index + 1
             self.match_index[peer] = 0
@@ -432,7 +620,8 @@ class ReplicatedLog:
         noop = Entry(self.last_index + 1, self.term, now_ms, NOOP)
         self.entries.append(noop)
         ready.entries.append(noop)
-        self._waiting.append((noop.index, Committed(noop, None, 0)))
+        self.term_start = noop.index
+        self._waiting.append(_Pending(noop.index, Committed(noop, None, 0)))
         for peer in self.peers:
             self._send_appends(peer, now_ms, ready)
         ready.role = self.role_changed()
@@ -474,11 +663,23 @@ class ReplicatedLog:
                     self._send_appends(peer, now_ms, ready, probe=True)
 
     def _learn_commit(self, leader_commit: int, ready: Ready) -> None:
+        if not self.caught_up:
+            # Chase the leader's latest word: a heartbeat may carry an older commit
+            # index than the appends (the election actor's view lags), and each
+            # append's commit index is no higher than the entries it carries.
+            self.catch_up_target = max(self.catch_up_target or 0, leader_commit)
         # Only what is verified to match the leader's log may be taken as committed.
         commit = min(leader_commit, self.verified_index)
         if commit > self.commit_index:
             self.commit_index = commit
             ready.committed.extend(self._release())
+        self._check_caught_up(ready)
+
+    def _check_caught_up(self, ready: Ready) -> None:
+        if not self.caught_up and self.catch_up_target is not None \
+                and self.handed_index >= self.catch_up_target:
+            self.caught_up = True
+            ready.role = self.role_changed()
 
     def _release(self) -> list[Committed]:
         """Committed entries, and the reads queued behind them, not yet handed to the
@@ -486,14 +687,21 @@ class ReplicatedLog:
         released = []
         waiting = self._waiting
         entries = self.entries
+        confirmed = self._confirmed_round() if self.role == LEADER else 0
         while True:
-            if waiting and waiting[0][1].entry is None and waiting[0][0] <= self.handed_index:
-                released.append(waiting.popleft()[1])
+            head = waiting[0] if waiting else None
+            if head is not None and head.item.entry is None and \
+                    head.index <= self.handed_index and not head.remote:
+                if head.round > confirmed:
+                    # A sync whose leadership check is still out: the requests
+                    # behind it (their entries included) wait, to stay in order.
+                    return released
+                released.append(waiting.popleft().item)
             elif self.handed_index < self.commit_index:
                 self.handed_index += 1
                 entry = entries[self.handed_index - 1]
-                if waiting and waiting[0][1].entry is entry:
-                    released.append(waiting.popleft()[1])
+                if head is not None and head.item.entry is entry:
+                    released.append(waiting.popleft().item)
                 else:  # replicated from a leader, or from before our term
                     released.append(Committed(entry, None, 0))
             else:

@@ -149,7 +149,7 @@ class LogActor(Actor):
         if role is not None:
             self.send("election", [MSG_LOCAL, to_wire(role)])
             self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
-                                  self.client_endpoints.get(role.leader, "")])
+                                  self.client_endpoints.get(role.leader, ""), role.caught_up])
 
     def _maybe_freeze(self, index: int) -> None:
         """Move the log held in memory out of the garbage collector's sight.
