@@ -137,7 +137,8 @@ MSG_REPLY = "reply"
 MSG_LOCAL = "local"
 # election -> gateway: whether a live leader is known (reads are served only then)
 MSG_HEALTH = "health"
-# log -> gateway: role, term, leader id, leader's client endpoint ("" if unknown)
+# log -> gateway: role, term, leader id, leader's client endpoint ("" if unknown),
+#   caught_up (reads are served only once this node has caught up with its leader)
 MSG_ROLE = "role"
 # log/election -> gateway, about once a second: actor name, {reason: count} of peer
 # messages dropped at the edge (shown in status as peer_rejected)
