@@ -119,6 +119,11 @@ class Timing:
 class Storage:
     fsync: bool = True
     wal_segment_bytes: int = 64 * 1024 * 1024
+    #: Snapshot the state machine every this many applied entries (0: never), then
+    #: drop the log before it but for ``log_retain_entries`` (so a follower that
+    #: is only a little behind catches up from the log, not a whole snapshot).
+    snapshot_every: int = 100_000
+    log_retain_entries: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +214,8 @@ _OPTIONAL: dict[str, dict[str, _Kind]] = {
     "storage": {
         "fsync": _Bool(),
         "wal_segment_bytes": _POSITIVE_SIZE,
+        "snapshot_every": _Int(0, 1 << 40),
+        "log_retain_entries": _Int(0, 1 << 40),
     },
     "log": {
         "level": _Choice(LOG_LEVELS),

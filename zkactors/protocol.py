@@ -125,8 +125,13 @@ MSG_WRITE = "write"
 MSG_READ = "read"
 # gateway -> watch: [[ident, rid, op, args], ...] (events / evcount queries)
 MSG_WATCH = "watch"
-# store -> watch: [[type, path, zxid, version], ...], applied_zxid
+# store -> watch: [[type, path, zxid, version], ...], applied_zxid[, restarted]
+# (restarted: the tree was replaced by a snapshot at applied_zxid)
 MSG_EVENTS = "events"
+# store -> log: index — a snapshot through index is durable; the log may compact
+MSG_SNAPSHOT = "snapshot"
+# log -> store: index, term — load the snapshot just installed through index
+MSG_RESTORE = "restore"
 # log -> store: commit_index, term, [[ident, rid, index, term, time_ms, txn] (an entry)
 #   or [ident, rid, [op, args]] (a read released in order), ...]
 MSG_COMMIT = "commit"

@@ -26,6 +26,8 @@ from zkactors.core.messages import (
     AppendResponse,
     Campaign,
     Heartbeat,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     LeaderCheck,
     LeaderCheckAck,
     LeaderSeen,
@@ -101,6 +103,7 @@ class Cluster:
         self.failed: dict[int, list[tuple]] = {i: [] for i in self.members}
         self.hard: dict[int, tuple[int, int]] = {}
         self.leaders: dict[int, int] = {}  # term -> leader
+        self.restored: dict[int, list[tuple[int, bytes]]] = {}
         self.now = 0
 
     def __getitem__(self, node_id: int) -> ReplicatedLog:
@@ -113,6 +116,7 @@ class Cluster:
         if ready.role is not None and ready.role.role == LEADER:
             assert self.leaders.setdefault(ready.role.term, node_id) == node_id, \
                 "two leaders in one term"
+        self._snapshot_effects(node_id, ready)
         self.net.extend((node_id, dst, m) for dst, m in ready.messages)
         self.handed[node_id].extend(ready.committed)
         self.failed[node_id].extend(ready.failed)
@@ -120,6 +124,33 @@ class Cluster:
             last = ready.entries[-1]
             self.feed(node_id, self.nodes[node_id].persisted(last.index, last.term, self.now))
         return ready
+
+    #: The snapshot each node would send: (index, term, file bytes); chunk size.
+    snapshot_files: dict[int, tuple[int, int, bytes]]
+    CHUNK = 4
+
+    def _snapshot_effects(self, node_id: int, ready: Ready) -> None:
+        """The driver's part of snapshot transfer: read chunks, store chunks."""
+        files = self.__dict__.setdefault("snapshot_files", {})
+        node = self.nodes[node_id]
+        for peer, offset in ready.snapshot_sends:
+            index, term, data = files[node_id]
+            chunk = data[offset:offset + self.CHUNK]
+            ready.messages.append((peer, InstallSnapshot(
+                node.term, node_id, index, term, offset, chunk,
+                offset + len(chunk) >= len(data))))
+        chunk = ready.snapshot_chunk
+        if chunk is not None:
+            received = self.__dict__.setdefault("received", {})
+            have = received.get(node_id, b"") if chunk.offset else b""
+            if chunk.offset == len(have):
+                have += chunk.data
+            received[node_id] = have
+            installed = chunk.done and chunk.offset + len(chunk.data) == len(have)
+            if installed:
+                files[node_id] = (chunk.index, chunk.last_term, have)
+                self.restored.setdefault(node_id, []).append((chunk.index, have))
+            self.feed(node_id, node.snapshot_chunk_stored(chunk, len(have), installed))
 
     def deliver(self, src: int, dst: int, message: Any) -> Ready:
         return self.feed(dst, self.nodes[dst].on_message(message, self.now))
@@ -1231,3 +1262,83 @@ def test_a_follower_is_caught_up_once_it_has_applied_what_the_leader_had_committ
     assert cluster[3].caught_up  # already has everything the new leader reported
     cluster.feed(3, cluster[3].leader_seen(LeaderSeen(4, 1, 9)))
     assert not cluster[3].caught_up
+
+
+# ----------------------------------------------------------- snapshots, compaction
+
+
+def test_compaction_forgets_entries_up_to_what_the_store_has_and_keeps_the_base_term():
+    cluster = elected(3)
+    cluster.propose(1, [write(b"c", i, f"w{i}") for i in range(1, 10)])
+    cluster.settle_with_ticks()
+    leader = cluster[1]
+    assert leader.handed_index == 10
+    assert leader.compact(7) == 7
+    assert (leader.base_index, leader.base_term, leader.last_index) == (7, 1, 10)
+    assert leader.term_at(7) == 1 and leader.term_at(6) == 0 and leader.term_at(8) == 1
+    assert leader.compact(5) == 7  # never backwards
+    assert leader.compact(99) == 10  # never past what the store has
+    # Replication goes on from the base.
+    cluster.propose(1, [write(b"c", 20, "after")])
+    cluster.settle_with_ticks()
+    assert all(node.commit_index == 11 for node in cluster.nodes.values())
+
+
+def test_a_log_restored_from_a_snapshot_starts_after_its_base():
+    node = ReplicatedLog(1, [1, 2, 3], term=2, entries=log_of(1, 1, 2, 2, 2),
+                         snapshot=(3, 2))
+    assert (node.base_index, node.last_index, node.commit_index, node.handed_index) == \
+        (3, 5, 3, 3)
+    assert [e.index for e in node.entries] == [4, 5]
+    with pytest.raises(ValueError, match="contiguous from 4"):
+        ReplicatedLog(1, [1, 2, 3], entries=[Entry(5, 1, 0, txn("x"))], snapshot=(3, 1))
+
+
+def test_a_follower_behind_the_leaders_base_gets_the_snapshot_then_the_rest():
+    cluster = elected(3)
+    cluster.net = []
+    # Node 3 is cut off while 9 writes commit; the leader then compacts to 8.
+    cluster.propose(1, [write(b"c", i, f"w{i}") for i in range(1, 10)])
+    cluster.settle_with_ticks(keep=lambda src, dst, m: 3 not in (src, dst))
+    cluster.snapshot_files = {1: (8, 1, b"snapshot-through-8")}
+    cluster[1].compact(8)
+    cluster.settle_with_ticks()
+    follower = cluster[3]
+    assert cluster.restored[3] == [(8, b"snapshot-through-8")]
+    assert (follower.base_index, follower.last_index, follower.commit_index) == (8, 10, 10)
+    assert [e.index for e in cluster.entries_handed(3)][-2:] == [9, 10]
+    assert follower.entries == cluster[1].entries[-2:]
+    assert cluster[1].match_index[3] == 10 and 3 not in cluster[1].snapshot_offset
+
+
+def test_lost_snapshot_chunks_are_sent_again_from_what_the_follower_has():
+    cluster = elected(3)
+    cluster.net = []
+    cluster.propose(1, [write(b"c", i, f"w{i}") for i in range(1, 6)])
+    cluster.settle_with_ticks(keep=lambda src, dst, m: 3 not in (src, dst))
+    cluster.snapshot_files = {1: (6, 1, b"0123456789abcdefghij")}
+    cluster[1].compact(6)
+    dropped = []
+
+    def lossy(src, dst, message):
+        if isinstance(message, InstallSnapshot) and message.offset == 8 and not dropped:
+            dropped.append(message)
+            return False
+        return True
+
+    cluster.settle_with_ticks(keep=lossy, rounds=6)
+    assert dropped and cluster.restored[3] == [(6, b"0123456789abcdefghij")]
+    assert cluster[3].commit_index == 6 and cluster[1].match_index[3] == 6
+
+
+def test_a_stale_leaders_snapshot_is_refused_and_an_old_one_is_acknowledged():
+    cluster = elected(3)
+    follower = cluster[2]
+    ready = follower.on_message(InstallSnapshot(0, 1, 5, 0, 0, b"x", True))
+    assert [(dst, type(m).__name__, m.done) for dst, m in ready.messages] == \
+        [(1, "InstallSnapshotResponse", False)]
+    ready = follower.on_message(InstallSnapshot(1, 1, 1, 1, 0, b"x", True))
+    assert ready.snapshot_chunk is None
+    assert [m.done for _, m in ready.messages] == [True]  # index 1: already committed
+    assert sent(cluster[1].on_message(InstallSnapshotResponse(1, 2, 1, 0, True)),
+                AppendEntries) == []  # not expecting a snapshot from it: ignored

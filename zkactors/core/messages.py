@@ -140,6 +140,32 @@ class ReadIndexResponse:
     index: int
 
 
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    """A chunk of the leader's snapshot, for a follower whose next entry the leader
+    no longer holds. ``index``/``last_term``: the last entry the snapshot covers;
+    ``offset``: where ``data`` goes in the snapshot file; ``done``: the last chunk."""
+
+    term: int
+    leader: int
+    index: int
+    last_term: int
+    offset: int
+    data: bytes
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    term: int
+    sender: int
+    index: int
+    #: Where the follower's copy ends: the offset the leader sends next.
+    next_offset: int
+    #: The snapshot is installed (or the follower already had it all).
+    done: bool
+
+
 # ------------------------------------------------------------ election <-> log (inproc)
 @dataclass(frozen=True, slots=True)
 class Campaign:
@@ -182,11 +208,12 @@ class RoleChanged:
 
 PEER_MESSAGES = (Heartbeat, HeartbeatAck, PreVote, PreVoteResponse,
                  RequestVote, VoteResponse, AppendEntries, AppendResponse,
-                 LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse)
+                 LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse,
+                 InstallSnapshot, InstallSnapshotResponse)
 LOCAL_MESSAGES = (Campaign, LeaderSeen, StepDown, RoleChanged)
 _BY_NAME = {cls.__name__: cls for cls in (*PEER_MESSAGES, *LOCAL_MESSAGES)}
 # Field annotations are strings here (``from __future__ import annotations``).
-_TYPES = {"int": int, "bool": bool, "list": list, "str": str}
+_TYPES = {"int": int, "bool": bool, "list": list, "str": str, "bytes": bytes}
 
 
 _SENDER_FIELD = {
@@ -195,6 +222,7 @@ _SENDER_FIELD = {
     AppendEntries: "leader", AppendResponse: "sender",
     LeaderCheck: "leader", LeaderCheckAck: "sender",
     ReadIndexRequest: "sender", ReadIndexResponse: "leader",
+    InstallSnapshot: "leader", InstallSnapshotResponse: "sender",
 }
 
 
@@ -230,6 +258,6 @@ def from_wire(obj: Any) -> Any:
             raise MessageError(f"{obj[0]}.{spec.name} must be a non-negative integer")
         if expected is bool and not isinstance(value, bool):
             raise MessageError(f"{obj[0]}.{spec.name} must be a boolean")
-        if expected in (list, str) and not isinstance(value, expected):
+        if expected in (list, str, bytes) and not isinstance(value, expected):
             raise MessageError(f"{obj[0]}.{spec.name} must be a {expected.__name__}")
     return cls(*values)

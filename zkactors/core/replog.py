@@ -27,6 +27,8 @@ from zkactors.core.messages import (
     AppendEntries,
     AppendResponse,
     Campaign,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     LeaderCheck,
     LeaderCheckAck,
     LeaderSeen,
@@ -75,7 +77,8 @@ def quorum_index(match_indexes: list[int]) -> int:
 # --------------------------------------------------------------------------- Raft
 NOOP = ["noop"]  # appended by a new leader, so entries of earlier terms can commit
 LOG_MESSAGES = (RequestVote, VoteResponse, AppendEntries, AppendResponse,
-                LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse)
+                LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse,
+                InstallSnapshot, InstallSnapshotResponse)
 #: The read op that needs a ReadIndex (protocol.OP_SYNC; the core doesn't import
 #: the wire module).
 SYNC = "sync"
@@ -121,10 +124,19 @@ class Ready:
     committed: list[Committed] = field(default_factory=list)
     failed: list[tuple[bytes, int, int, str]] = field(default_factory=list)
     role: RoleChanged | None = None
+    #: Leader: send these followers a chunk of the latest snapshot from this offset.
+    snapshot_sends: list[tuple[int, int]] = field(default_factory=list)
+    #: Follower: a chunk of the leader's snapshot to write to disk before anything
+    #: else; then report it with :meth:`ReplicatedLog.snapshot_chunk_stored`.
+    snapshot_chunk: InstallSnapshot | None = None
+    #: Follower: a snapshot up to (index, term) is installed; the log restarts
+    #: after it and the store must load it before any later entry.
+    restore: tuple[int, int] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.hard_state or self.truncate_after is not None or self.entries
-                    or self.messages or self.committed or self.failed or self.role)
+                    or self.messages or self.committed or self.failed or self.role
+                    or self.snapshot_sends or self.snapshot_chunk or self.restore)
 
 
 def may_send_before_persist(message: Any) -> bool:
@@ -144,13 +156,18 @@ class ReplicatedLog:
     core sends :class:`Campaign`); whether a campaign, a vote or an append is valid
     is decided here.
 
-    Pure: every input returns a :class:`Ready`. The whole log is held in memory
-    (``entries[i - 1]`` is index ``i``); snapshots and compaction come later.
+    Pure: every input returns a :class:`Ready`. The log held in memory starts
+    after ``base_index``: everything up to there is covered by a snapshot of the
+    state machine (committed, applied, and compacted away), so ``entries[i -
+    base_index - 1]`` is index ``i``. A follower whose next entry is at or below
+    the base gets the snapshot instead (:class:`InstallSnapshot`), in chunks the
+    driver reads from disk.
     """
 
     def __init__(self, node_id: int, members: list[int], term: int = 0, voted_for: int = 0,
                  entries: list[Entry] | None = None, max_batch: int = 512,
-                 max_inflight: int = 8, retransmit_ms: int = 200) -> None:
+                 max_inflight: int = 8, retransmit_ms: int = 200,
+                 snapshot: tuple[int, int] = (0, 0)) -> None:
         if node_id not in members:
             raise ValueError(f"node {node_id} is not a member of {members}")
         self.node_id = node_id
@@ -158,15 +175,19 @@ class ReplicatedLog:
         self.peers = [m for m in self.members if m != node_id]
         self.term = term
         self.voted_for = voted_for
-        self.entries: list[Entry] = list(entries or [])
-        for position, entry in enumerate(self.entries, start=1):
+        #: The last (index, term) covered by the state machine's snapshot: the
+        #: entries up to there are committed and no longer held.
+        self.base_index, self.base_term = snapshot
+        self.entries: list[Entry] = [e for e in entries or [] if e.index > self.base_index]
+        for position, entry in enumerate(self.entries, start=self.base_index + 1):
             if entry.index != position:
-                raise ValueError(f"log entries must be contiguous from 1, got {entry.index}")
+                raise ValueError(f"log entries must be contiguous from "
+                                 f"{self.base_index + 1}, got {entry.index}")
         self.role = FOLLOWER
         self.leader = 0
-        self.commit_index = 0
-        self.handed_index = 0  # last index handed to the store
-        self.persisted_index = len(self.entries)
+        self.commit_index = self.base_index
+        self.handed_index = self.base_index  # last index handed to the store
+        self.persisted_index = self.last_index
         #: Last index known to match the current leader's log (follower side).
         self.verified_index = 0
         self.max_batch = max_batch
@@ -202,19 +223,29 @@ class ReplicatedLog:
         #: with the leader"); reset whenever the leader changes.
         self.catch_up_target: int | None = None
         self.caught_up = False
+        #: Per follower being sent the snapshot: the offset it has acknowledged.
+        self.snapshot_offset: dict[int, int] = {}
         self.rejected = 0  # messages dropped as stale, foreign or impossible
 
     # ------------------------------------------------------------------ queries
     @property
     def last_index(self) -> int:
-        return len(self.entries)
+        return self.base_index + len(self.entries)
 
     @property
     def last_term(self) -> int:
-        return self.entries[-1].term if self.entries else 0
+        return self.entries[-1].term if self.entries else self.base_term
 
     def term_at(self, index: int) -> int:
-        return self.entries[index - 1].term if 0 < index <= len(self.entries) else 0
+        """The term of the entry at ``index``; 0 if there is none, or if it was
+        compacted away (only the base's term is remembered)."""
+        position = index - self.base_index
+        if 0 < position <= len(self.entries):
+            return self.entries[position - 1].term
+        return self.base_term if index == self.base_index and index else 0
+
+    def entry_at(self, index: int) -> Entry:
+        return self.entries[index - self.base_index - 1]
 
     def majority(self) -> int:
         return len(self.members) // 2 + 1
@@ -347,8 +378,8 @@ class ReplicatedLog:
             self.rejected += 1
             return ready
         if message.term > self.term:
-            leader = message.leader if isinstance(message, (AppendEntries, LeaderCheck)) \
-                else 0
+            leader = message.leader if isinstance(
+                message, (AppendEntries, LeaderCheck, InstallSnapshot)) else 0
             self._become(FOLLOWER, message.term, leader, ready)
         if isinstance(message, RequestVote):
             self._on_request_vote(message, ready)
@@ -364,9 +395,90 @@ class ReplicatedLog:
             self._on_leader_check_ack(message, ready)
         elif isinstance(message, ReadIndexRequest):
             self._on_read_index_request(message, now_ms, ready)
-        else:
+        elif isinstance(message, ReadIndexResponse):
             self._on_read_index_response(message, ready)
+        elif isinstance(message, InstallSnapshot):
+            self._on_install_snapshot(message, ready)
+        else:
+            self._on_install_snapshot_response(message, now_ms, ready)
         return ready
+
+    # ------------------------------------------------------ snapshots, compaction
+    def compact(self, index: int) -> int:
+        """Forget the entries up to ``index``: the state machine's snapshot, made
+        durable by the driver, covers them. Returns the new base (never past what
+        was handed to the store, never backwards)."""
+        index = min(index, self.handed_index, self.last_index)
+        if index <= self.base_index:
+            return self.base_index
+        self.base_term = self.term_at(index)
+        del self.entries[:index - self.base_index]
+        self.base_index = index
+        return index
+
+    def _on_install_snapshot(self, message: InstallSnapshot, ready: Ready) -> None:
+        if message.term < self.term:
+            ready.messages.append((message.leader, InstallSnapshotResponse(
+                self.term, self.node_id, message.index, 0, False)))
+            return
+        if self.role == LEADER:
+            self.rejected += 1  # another leader in our term: impossible
+            return
+        if self.role == CANDIDATE or self.leader != message.leader:
+            self._become(FOLLOWER, self.term, message.leader, ready)
+        if message.index <= self.commit_index:
+            # Already ours (committed entries are the leader's too): say so.
+            ready.messages.append((message.leader, InstallSnapshotResponse(
+                self.term, self.node_id, message.index, 0, True)))
+            return
+        ready.snapshot_chunk = message
+
+    def snapshot_chunk_stored(self, chunk: InstallSnapshot, next_offset: int,
+                              installed: bool) -> Ready:
+        """The driver wrote ``chunk`` (durably, if ``installed``: the whole
+        snapshot is in place). ``next_offset`` is where the file now ends — what
+        the leader must send next, which also tells it when a chunk was refused."""
+        ready = Ready()
+        if chunk.term != self.term or chunk.leader != self.leader:
+            return ready  # we moved on meanwhile; the leader will start again
+        if installed:
+            index, term = chunk.index, chunk.last_term
+            if self.term_at(index) == term:
+                # Raft §7: the entries after the snapshot still match; keep them.
+                del self.entries[:index - self.base_index]
+            else:
+                self.entries = []
+                ready.truncate_after = index  # the driver restarts the log after it
+            self.base_index, self.base_term = index, term
+            self.persisted_index = max(self.persisted_index, index)
+            self.persisted_index = min(self.persisted_index, self.last_index)
+            self.verified_index = max(self.verified_index, index)
+            self.commit_index = max(self.commit_index, index)
+            self.handed_index = max(self.handed_index, index)
+            ready.restore = (index, term)
+            self._check_caught_up(ready)
+        ready.messages.append((chunk.leader, InstallSnapshotResponse(
+            self.term, self.node_id, chunk.index, next_offset, installed)))
+        return ready
+
+    def _on_install_snapshot_response(self, message: InstallSnapshotResponse, now_ms: int,
+                                      ready: Ready) -> None:
+        peer = message.sender
+        if self.role != LEADER or message.term != self.term or \
+                peer not in self.snapshot_offset:
+            return
+        if message.done:
+            del self.snapshot_offset[peer]
+            self.match_index[peer] = max(self.match_index[peer], message.index)
+            self.next_index[peer] = self.match_index[peer] + 1
+            self.probing[peer] = True
+            self.inflight[peer] = 0
+            self._advance_commit(now_ms, ready)
+            self._send_appends(peer, now_ms, ready, probe=True)
+            return
+        self.snapshot_offset[peer] = message.next_offset
+        ready.snapshot_sends.append((peer, message.next_offset))
+        self.last_sent[peer] = now_ms
 
     # ------------------------------------------------------------- ReadIndex
     def _check_leadership(self, now_ms: int, ready: Ready) -> None:
@@ -470,22 +582,32 @@ class ReplicatedLog:
             return
         if self.role == CANDIDATE or self.leader != message.leader:
             self._become(FOLLOWER, self.term, message.leader, ready)
-        prev = message.prev_index
+        prev, prev_term, incoming = message.prev_index, message.prev_term, message.entries
+        if prev < self.base_index:
+            # Up to our base everything is committed, hence the leader's too: skip
+            # what we already hold in the snapshot and match from the base.
+            skip = min(self.base_index - prev, len(incoming))
+            prev, incoming = prev + skip, incoming[skip:]
+            if prev < self.base_index:
+                ready.messages.append((message.leader, AppendResponse(
+                    self.term, self.node_id, True, self.base_index, 0, 0)))
+                return
+            prev_term = self.base_term
         if prev > self.last_index:
             ready.messages.append((message.leader, AppendResponse(
                 self.term, self.node_id, False, 0, self.last_index + 1, prev)))
             return
-        if self.term_at(prev) != message.prev_term:
+        if self.term_at(prev) != prev_term:
             # Skip back over the whole conflicting term in one round trip.
             conflict_term = self.term_at(prev)
             first = prev
-            while first > 1 and self.term_at(first - 1) == conflict_term:
+            while first > self.base_index + 1 and self.term_at(first - 1) == conflict_term:
                 first -= 1
             ready.messages.append((message.leader, AppendResponse(
                 self.term, self.node_id, False, 0, max(first, self.commit_index + 1), prev)))
             return
         index = prev
-        for term, time_ms, txn in message.entries:
+        for term, time_ms, txn in incoming:
             index += 1
             if index <= self.last_index:
                 if self.term_at(index) == term:
@@ -552,6 +674,12 @@ class ReplicatedLog:
                 now_ms - self.check_sent_ms >= self.retransmit_ms:
             self._check_leadership(now_ms, ready)
         for peer in self.peers:
+            if peer in self.snapshot_offset:
+                if now_ms - self.last_sent[peer] >= self.retransmit_ms:
+                    # A chunk or its answer was lost: send again from what it has.
+                    ready.snapshot_sends.append((peer, self.snapshot_offset[peer]))
+                    self.last_sent[peer] = now_ms
+                continue
             if now_ms - self.last_sent[peer] >= self.retransmit_ms:
                 # Lost or unanswered: probe again from just past what is known to
                 # match. (For a follower that hasn't answered since the election
@@ -610,6 +738,7 @@ class ReplicatedLog:
     def _become_leader(self, now_ms: int, ready: Ready) -> None:
         self._become(LEADER, self.term, self.node_id, ready)
         self.caught_up = True  # a leader has every committed entry (Raft §5.4)
+        self.snapshot_offset = {}
         for peer in self.peers:
             self.next_index[peer] = self.last_index + 1
             self.match_index[peer] = 0
@@ -627,12 +756,20 @@ class ReplicatedLog:
         ready.role = self.role_changed()
 
     def _send_appends(self, peer: int, now_ms: int, ready: Ready, probe: bool = False) -> None:
+        if self.next_index[peer] <= self.base_index:
+            # What it needs next was compacted away: it gets the snapshot.
+            if peer not in self.snapshot_offset:
+                self.snapshot_offset[peer] = 0
+                ready.snapshot_sends.append((peer, 0))
+                self.last_sent[peer] = now_ms
+            return
         sent = False
         window = 1 if self.probing[peer] else self.max_inflight
         while self.inflight[peer] < window and self.next_index[peer] <= self.last_index:
             start = self.next_index[peer]
             self.probe_prev[peer] = start - 1
-            batch = self.entries[start - 1:start - 1 + self.max_batch]
+            first = start - self.base_index - 1
+            batch = self.entries[first:first + self.max_batch]
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, start - 1, self.term_at(start - 1),
                 [[e.term, e.time_ms, e.txn] for e in batch], self.commit_index)))
@@ -699,7 +836,7 @@ class ReplicatedLog:
                 released.append(waiting.popleft().item)
             elif self.handed_index < self.commit_index:
                 self.handed_index += 1
-                entry = entries[self.handed_index - 1]
+                entry = entries[self.handed_index - self.base_index - 1]
                 if head is not None and head.item.entry is entry:
                     released.append(waiting.popleft().item)
                 else:  # replicated from a leader, or from before our term
@@ -708,7 +845,7 @@ class ReplicatedLog:
                 return released
 
     def _truncate_after(self, index: int, ready: Ready) -> None:
-        del self.entries[index:]
+        del self.entries[index - self.base_index:]
         self.persisted_index = min(self.persisted_index, index)
         ready.truncate_after = index if ready.truncate_after is None else \
             min(ready.truncate_after, index)

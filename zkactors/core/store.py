@@ -16,7 +16,7 @@ from typing import Any
 from zkactors.core.dedup import FORGOTTEN, ClientTable, is_tagged
 from zkactors.core.replog import NOOP, Committed
 from zkactors.core.tree import Event, Tree
-from zkactors.errors import Code, UnimplementedError, ZookeeperError
+from zkactors.errors import Code, DataInconsistency, UnimplementedError, ZookeeperError
 from zkactors.protocol import (
     OP_CHILDREN,
     OP_EXISTS,
@@ -25,6 +25,9 @@ from zkactors.protocol import (
     OP_SYNC,
     make_zxid,
 )
+
+#: Format of :meth:`StoreCore.snapshot_state`.
+SNAPSHOT_VERSION = "zkactors-state-1"
 
 _BEHIND = "this node has not caught up with what the client has seen; try another"
 
@@ -98,6 +101,24 @@ class StoreCore:
         if self._parked:
             replies.extend(self._release_parked())
         return replies, events
+
+    # ---------------------------------------------------------------- snapshots
+    def snapshot_state(self) -> list:
+        """The replicated state as plain data: the tree and the dedup table (both
+        change only by applying entries, so together with the applied index they
+        are everything a member needs to resume from this point)."""
+        return [SNAPSHOT_VERSION, self.tree.snapshot(), self.clients.to_list()]
+
+    def restore_state(self, state: Any, index: int, term: int) -> None:
+        """Replace the state with a snapshot taken at (index, term)."""
+        if not isinstance(state, list) or len(state) != 3 or state[0] != SNAPSHOT_VERSION:
+            raise DataInconsistency("not a zkactors state snapshot")
+        tree = self.tree
+        self.tree = Tree.restore(state[1], tree.max_data_bytes, tree.max_path_bytes)
+        self.clients = ClientTable.from_list(state[2])
+        self.applied_index = index
+        self.applied_zxid = make_zxid(term, index)
+        self.commit_index = max(self.commit_index, index)
 
     def _apply_txn(self, txn: list, zxid: int, time_ms: int,
                    events: list[Event]) -> tuple[int, Any]:

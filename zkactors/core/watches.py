@@ -269,6 +269,14 @@ class WatchCore:
         self.evicted = 0
         self.dropped_out_of_order = 0
 
+    def restart_from(self, start_zxid: int) -> None:
+        """The node's tree was replaced by a snapshot at ``start_zxid`` (a lagging
+        follower installing the leader's): the events in between were never seen
+        here, so the history starts over and older queries get ``compacted``."""
+        self._zxids, self._events, self._head, self._bytes = [], [], 0, 0
+        self.applied_zxid = self.horizon_zxid = self.last_event_zxid = start_zxid
+        self._min_zxid = start_zxid + 1
+
     # -- publishing ---------------------------------------------------------
 
     def on_events(self, events: Iterable[Event | Sequence[Any]], applied_zxid: int) -> list[Publish]:

@@ -15,7 +15,14 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from zkactors.core.messages import Campaign, LeaderSeen, StepDown, from_wire, to_wire
+from zkactors.core.messages import (
+    Campaign,
+    InstallSnapshot,
+    LeaderSeen,
+    StepDown,
+    from_wire,
+    to_wire,
+)
 from zkactors.core.replog import Ready, ReplicatedLog, may_send_before_persist
 from zkactors.errors import Code
 from zkactors.protocol import (
@@ -23,17 +30,22 @@ from zkactors.protocol import (
     MSG_LOCAL,
     MSG_PEERS,
     MSG_REPLY,
+    MSG_RESTORE,
     MSG_ROLE,
+    MSG_SNAPSHOT,
     MSG_WRITE,
     pack,
 )
 from zkactors.runtime.actor import Actor, now_ms, wall_ms
 from zkactors.runtime.transport import PeerLinks
+from zkactors.storage.snapshot import Installer, SnapshotError, SnapshotStore
 from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
 #: Entries appended between two gc.freeze() calls (see LogActor._maybe_freeze).
 FREEZE_EVERY = 20_000
+#: Snapshot bytes per InstallSnapshot message.
+SNAPSHOT_CHUNK_BYTES = 1 << 20
 
 
 class LogActor(Actor):
@@ -42,11 +54,16 @@ class LogActor(Actor):
     def __init__(self, *args: Any, core: ReplicatedLog, wal: WriteAheadLog,
                  stable: StableStore, peer_endpoints: dict[int, str],
                  client_endpoints: dict[int, str], fingerprint: str = "",
+                 snapshots: SnapshotStore | None = None, log_retain_entries: int = 0,
                  **kwargs: Any) -> None:
         super().__init__("log", *args, tick_ms=10, **kwargs)
         self.core = core
         self.wal = wal
         self.stable = stable
+        self.snapshots = snapshots
+        self.log_retain_entries = log_retain_entries
+        #: Follower: the snapshot being received from the leader.
+        self._installer: Installer | None = None
         self.client_endpoints = client_endpoints
         peers = {m: e for m, e in peer_endpoints.items() if m != self.node_id}
         self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers,
@@ -69,6 +86,8 @@ class LogActor(Actor):
             kind = message[0]
             if kind == MSG_WRITE:
                 readies.append(core.propose(message[1], now_ms(), wall_ms()))
+            elif kind == MSG_SNAPSHOT:
+                self._compact(message[1])
             elif kind == MSG_LOCAL:
                 local = from_wire(message[1])
                 if isinstance(local, Campaign):
@@ -98,11 +117,72 @@ class LogActor(Actor):
                            detail="its [member.N] sections differ from ours; refusing it")
         self._carry_out([self.core.tick(now)])
 
+    # --------------------------------------------------------------- snapshots
+    def _compact(self, snapshot_index: int) -> None:
+        """The store saved a snapshot through ``snapshot_index``: drop the log
+        before it, but for the last ``log_retain_entries``."""
+        old = self.core.base_index
+        base = self.core.compact(snapshot_index - self.log_retain_entries)
+        if base > old:
+            self.wal.compact_before(base + 1)
+            self.log.info("log_compacted", base=base, wal_first=self.wal.first_index)
+
+    def _snapshot_chunks(self, readies: list[Ready]) -> None:
+        """Leader: read the chunks followers need. Follower: write the chunks the
+        leader sent (fsynced before the acknowledgement goes back)."""
+        for ready in list(readies):
+            for peer, offset in ready.snapshot_sends:
+                meta = self.snapshots.latest_meta() if self.snapshots else None
+                if meta is None:
+                    self.log.error("snapshot_missing", peer=peer, base=self.core.base_index)
+                    continue
+                with self.snapshots.open_reader(meta) as reader:
+                    data = reader.read(offset, SNAPSHOT_CHUNK_BYTES)
+                ready.messages.append((peer, InstallSnapshot(
+                    self.core.term, self.node_id, meta.index, meta.term, offset, data,
+                    offset + len(data) >= meta.size)))
+            chunk = ready.snapshot_chunk
+            if chunk is not None:
+                readies.append(self._store_chunk(chunk))
+
+    def _store_chunk(self, chunk: InstallSnapshot) -> Ready:
+        installer = self._installer
+        if chunk.offset == 0:
+            installer = self._installer = self.snapshots.begin_install(chunk.index,
+                                                                       chunk.last_term)
+        if installer is None or installer.index != chunk.index:
+            return self.core.snapshot_chunk_stored(chunk, 0, False)  # start over
+        try:
+            installer.write(chunk.offset, chunk.data)
+            if not chunk.done:
+                return self.core.snapshot_chunk_stored(chunk, installer.offset, False)
+            installer.finish()
+        except ValueError:  # out of order: say where we are
+            return self.core.snapshot_chunk_stored(chunk, installer.offset, False)
+        except SnapshotError as err:
+            self.log.error("snapshot_install_failed", index=chunk.index, error=str(err))
+            self._installer = None
+            return self.core.snapshot_chunk_stored(chunk, 0, False)
+        self._installer = None
+        self.log.info("snapshot_installed", index=chunk.index, term=chunk.last_term)
+        return self.core.snapshot_chunk_stored(chunk, installer.offset, True)
+
+    def _restart_log_after(self, index: int) -> None:
+        """A snapshot through ``index`` replaced our log: continue the WAL after it."""
+        wal = self.wal
+        if wal.last_index > index:
+            wal.truncate_after(index)
+        elif wal.last_index < index:
+            wal.reset(index + 1)
+        wal.compact_before(index + 1)
+
     # ----------------------------------------------------------------- effects
     def _carry_out(self, readies: list[Ready]) -> None:
         readies = [r for r in readies if r]
         if not readies:
             return
+        if self.snapshots is not None:
+            self._snapshot_chunks(readies)
         wal = self.wal
         hard_state = None
         last_entry = None
@@ -114,7 +194,14 @@ class LogActor(Actor):
                     self.links.send(peer, message)
                 ready.messages = [m for m in ready.messages if not may_send_before_persist(m[1])]
         for ready in readies:
-            if ready.truncate_after is not None:
+            if ready.restore is not None:
+                if ready.truncate_after is not None:  # our log did not match it
+                    self._restart_log_after(ready.restore[0])
+                else:  # the entries after it still match: keep them
+                    wal.compact_before(ready.restore[0] + 1)
+                # Before any entry after it: the store loads the snapshot first.
+                self.send("store", [MSG_RESTORE, *ready.restore])
+            elif ready.truncate_after is not None:
                 wal.truncate_after(ready.truncate_after)
             if ready.entries:
                 wal.append_many(pack(e.to_record()) for e in ready.entries)
@@ -154,9 +241,10 @@ class LogActor(Actor):
     def _maybe_freeze(self, index: int) -> None:
         """Move the log held in memory out of the garbage collector's sight.
 
-        The log keeps every entry (until snapshots exist), so a full collection
-        walks millions of objects: hundreds of ms with the GIL held, long enough
-        to starve heartbeats and cost a leader its term. Frozen objects are still
+        The log keeps every entry since the last compaction (up to snapshot_every
+        plus log_retain_entries of them), so a full collection walks hundreds of
+        thousands of objects: long GIL-held pauses that can starve heartbeats
+        and cost a leader its term. Frozen objects are still
         freed by reference counting; the collector just stops re-scanning them.
         """
         if index - self._frozen_at >= FREEZE_EVERY:

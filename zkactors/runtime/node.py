@@ -34,6 +34,7 @@ from zkactors.runtime.gateway import GatewayActor
 from zkactors.runtime.log import LogActor
 from zkactors.runtime.store import StoreActor
 from zkactors.runtime.watch import WatchActor
+from zkactors.storage.snapshot import SnapshotError, SnapshotStore
 from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
@@ -44,11 +45,12 @@ class StartupError(Exception):
     """The node cannot start; the message says why in one line."""
 
 
-def load_log(wal: WriteAheadLog) -> list[Entry]:
-    """Every entry in the WAL. Not applied here: which of them are committed is
-    known only once a leader says so (a follower's tail may yet be replaced)."""
+def load_log(wal: WriteAheadLog, after: int = 0) -> list[Entry]:
+    """The WAL's entries after index ``after`` (the snapshot covers the rest). Not
+    applied here: which of them are committed is known only once a leader says so
+    (a follower's tail may yet be replaced)."""
     entries = []
-    for index, payload in wal.replay():
+    for index, payload in wal.replay(max(after + 1, wal.first_index)):
         term, time_ms, txn = unpack(payload)
         entries.append(Entry(index, term, time_ms, txn))
     return entries
@@ -78,12 +80,31 @@ class Node:
             self.log.warning("wal_torn_tail_repaired", bytes=self.wal.repaired_bytes)
         stable = StableStore(config.data_dir, fsync=config.storage.fsync)
         term, voted_for = stable.load()
-        entries = load_log(self.wal)
-        gc.freeze()  # the loaded log is long-lived: keep full collections off it
-        self.log.info("wal_loaded", entries=len(entries), term=term,
-                      seconds=round(time.monotonic() - started, 3))
         limits = config.limits
-        tree = Tree(max_data_bytes=limits.max_data_bytes, max_path_bytes=limits.max_path_bytes)
+        store_core = StoreCore(Tree(max_data_bytes=limits.max_data_bytes,
+                                    max_path_bytes=limits.max_path_bytes))
+        snapshots = SnapshotStore(os.path.join(config.data_dir, "snap"),
+                                  fsync=config.storage.fsync)
+        try:
+            snapshot = snapshots.latest()
+        except SnapshotError as err:
+            raise StartupError(str(err)) from None
+        base = (0, 0)
+        if snapshot is not None:
+            base = (snapshot.meta.index, snapshot.meta.term)
+            store_core.restore_state(unpack(snapshot.payload), *base)
+            del snapshot  # the payload bytes: not needed past this point
+        if self.wal.last_index < base[0]:
+            # A snapshot installed from the leader, then a crash before the WAL
+            # moved past it: the log continues after the snapshot.
+            self.wal.reset(base[0] + 1)
+        entries = load_log(self.wal, after=base[0])
+        if entries and entries[0].index != base[0] + 1:
+            raise StartupError(f"the WAL starts at index {entries[0].index} but the newest "
+                               f"snapshot ends at {base[0]}: entries in between are lost")
+        gc.freeze()  # the loaded state is long-lived: keep full collections off it
+        self.log.info("state_loaded", snapshot_index=base[0], entries=len(entries), term=term,
+                      seconds=round(time.monotonic() - started, 3))
 
         self.context = zmq.Context()
         common = {"node_id": config.node_id, "context": self.context, "stopping": self.stopping,
@@ -91,10 +112,12 @@ class Node:
         me = config.me
         members = [m.id for m in config.members]
         self.actors = [
-            StoreActor(core=StoreCore(tree), **common),
+            StoreActor(core=store_core, snapshots=snapshots,
+                       snapshot_every=config.storage.snapshot_every, members=members, **common),
             LogActor(core=ReplicatedLog(config.node_id, members, term, voted_for, entries,
-                                        max_batch=limits.max_batch),
-                     wal=self.wal, stable=stable,
+                                        max_batch=limits.max_batch, snapshot=base),
+                     wal=self.wal, stable=stable, snapshots=snapshots,
+                     log_retain_entries=config.storage.log_retain_entries,
                      peer_endpoints={m.id: m.peer for m in config.members},
                      client_endpoints={m.id: m.client for m in config.members},
                      fingerprint=config.cluster_fingerprint(), **common),
@@ -102,11 +125,12 @@ class Node:
                           endpoint=me.election, heartbeat_ms=config.timing.heartbeat_ms,
                           election_timeout_ms=config.timing.election_timeout_ms,
                           fingerprint=config.cluster_fingerprint(), **common),
-            # The tree is rebuilt by replaying the log from index 1, so the watch
-            # history refills from zxid 0 as it goes (a snapshot will move this).
+            # The tree starts from the snapshot and replays the log after it, so
+            # the watch history refills from there.
             WatchActor(endpoint=me.watch,
                        core=WatchCore(config.watch.history_events, config.watch.history_bytes,
-                                      config.watch.heartbeat_ms, start_zxid=0),
+                                      config.watch.heartbeat_ms,
+                                      start_zxid=store_core.applied_zxid),
                        **common),
             GatewayActor(
                 core=GatewayCore(

@@ -1,7 +1,11 @@
-"""Store actor: owns the znode tree; drives :class:`StoreCore`.
+"""Store actor: owns the znode tree; drives :class:`StoreCore`; takes snapshots.
 
 Committed entries and reads arrive on one inbox, in order, so a read that follows
-a client's acknowledged write always sees it.
+a client's acknowledged write always sees it. Every ``snapshot_every`` applied
+entries it writes a snapshot of the state machine (tree and dedup table) and tells
+the log actor, which may then drop the log before it. A snapshot installed from
+the leader (a follower too far behind) replaces the tree here, before any later
+entry is applied.
 """
 
 from __future__ import annotations
@@ -10,22 +14,40 @@ from typing import Any
 
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
-from zkactors.protocol import MSG_COMMIT, MSG_EVENTS, MSG_READ, MSG_REPLY
+from zkactors.protocol import (
+    MSG_COMMIT,
+    MSG_EVENTS,
+    MSG_READ,
+    MSG_REPLY,
+    MSG_RESTORE,
+    MSG_SNAPSHOT,
+    pack,
+    unpack,
+    zxid_term,
+)
 from zkactors.runtime.actor import Actor, now_ms
+from zkactors.storage.snapshot import SnapshotError, SnapshotStore
 
 
 class StoreActor(Actor):
-    talks_to = ("gateway", "watch")
+    talks_to = ("gateway", "watch", "log")
 
-    def __init__(self, *args: Any, core: StoreCore, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, core: StoreCore, snapshots: SnapshotStore | None = None,
+                 snapshot_every: int = 0, members: list[int] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__("store", *args, **kwargs)
         self.core = core
+        self.snapshots = snapshots
+        self.snapshot_every = snapshot_every if snapshots is not None else 0
+        self.members = members or []
+        self._snapshot_at = core.applied_index
         self._told_watch = core.applied_zxid
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
         replies: list[list] = []
         events = []
+        restarted = False
         for message in messages:
             kind = message[0]
             if kind == MSG_COMMIT:
@@ -40,16 +62,43 @@ class StoreActor(Actor):
                 events.extend(applied_events)
             elif kind == MSG_READ:
                 replies.extend(core.read(message[1], now_ms()))
+            elif kind == MSG_RESTORE:
+                self._restore(message[1], message[2])
+                events = []  # superseded by the snapshot
+                restarted = True
             else:
                 raise RuntimeError(f"store got unknown message kind {kind!r}")
         if replies:
             self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
-        if events or core.applied_zxid != self._told_watch:
+        if events or restarted or core.applied_zxid != self._told_watch:
             # The watch actor learns the applied zxid even when nothing fired (no-ops,
             # failed txns): its heartbeat vouches for quiet stretches too.
             self._told_watch = core.applied_zxid
             self.send("watch", [MSG_EVENTS, [[e.type, e.path, e.zxid, e.version]
-                                             for e in events], core.applied_zxid])
+                                             for e in events], core.applied_zxid, restarted])
+        if self.snapshot_every and core.applied_index - self._snapshot_at >= self.snapshot_every:
+            self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
+        core = self.core
+        index, term = core.applied_index, zxid_term(core.applied_zxid)
+        self._snapshot_at = index
+        try:
+            meta = self.snapshots.save(index, term, pack(core.snapshot_state()), self.members)
+        except ValueError as err:
+            # A newer snapshot is already there (installed from the leader).
+            self.log.info("snapshot_skipped", index=index, reason=str(err))
+            return
+        self.log.info("snapshot_saved", index=index, term=term, bytes=meta.size)
+        self.send("log", [MSG_SNAPSHOT, index])
+
+    def _restore(self, index: int, term: int) -> None:
+        snapshot = self.snapshots.latest() if self.snapshots is not None else None
+        if snapshot is None or (snapshot.meta.index, snapshot.meta.term) != (index, term):
+            raise SnapshotError(f"installed snapshot {index}/{term} is not the latest on disk")
+        self.core.restore_state(unpack(snapshot.payload), index, term)
+        self._snapshot_at = index
+        self.log.info("snapshot_restored", index=index, term=term, znodes=len(self.core.tree))
 
     def on_tick(self, now: int) -> None:
         expired = self.core.tick(now)

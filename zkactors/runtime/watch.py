@@ -39,6 +39,8 @@ class WatchActor(Actor):
         for message in messages:
             kind = message[0]
             if kind == MSG_EVENTS:
+                if len(message) > 3 and message[3]:
+                    core.restart_from(message[2])
                 self._publish(core.on_events(message[1], message[2]))
             elif kind == MSG_WATCH:
                 for ident, rid, op, args in message[1]:
