@@ -1,7 +1,11 @@
 """The deterministic simulator over the real cores: safety under chaos, many seeds."""
 
+from itertools import pairwise
+from types import SimpleNamespace
+
 import pytest
 
+from zkactors.sim.clock import ClockWentBackwards, NodeClock
 from zkactors.sim.cluster import Faults, Simulation
 from zkactors.sim.invariants import InvariantViolation
 from zkactors.sim.run import run_seed
@@ -9,11 +13,22 @@ from zkactors.sim.run import run_seed
 pytestmark = pytest.mark.timeout(300)
 
 
+CLOCK_FAULTS = ("clock_jumps", "wall_steps", "pauses")
+#: No drift, jumps, steps or pauses: every node's clock is simulated time.
+PERFECT_CLOCKS = {"drift": 0, "clock_jump": 0, "wall_step": 0, "pause": 0}
+
+
 @pytest.mark.parametrize("block", range(10))
 def test_500_seeds_of_three_nodes_keep_every_invariant(block):
+    seen = dict.fromkeys(CLOCK_FAULTS, 0)
     for seed in range(block * 50, block * 50 + 50):
         result = run_seed(seed, nodes=3)
         assert result["leaders"] >= 1
+        for fault in CLOCK_FAULTS:
+            seen[fault] += result[fault]
+    # Clock faults are part of every run's chaos, not a vacuous option: each block
+    # of 50 seeds (~150 simulated seconds) sees dozens of each.
+    assert all(count >= 20 for count in seen.values()), seen
 
 
 @pytest.mark.parametrize("block", range(2))
@@ -31,6 +46,115 @@ def test_writes_are_acknowledged_under_chaos():
     assert acked > 1000  # the chaos leaves room for progress: not a vacuous pass
 
 
+def test_clock_faults_change_what_the_cores_see():
+    results = [run_seed(seed) for seed in range(5)]
+    assert sum(r["clock_jumps"] for r in results) > 0
+    assert sum(r["clock_jumped_ms"] for r in results) >= 50 * sum(
+        r["clock_jumps"] for r in results)
+    calm = Simulation(3, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    start = {n.id: n.mono() for n in calm.nodes.values()}
+    calm.run(300)
+    assert all(n.mono() - start[n.id] == 300 for n in calm.nodes.values())
+    sim = Simulation(3, faults=Faults(crash=0, partition=0))
+    sim.run(2000)
+    # Each node has its own clocks: other origins, other rates, other wall times.
+    assert len({n.mono() for n in sim.nodes.values()}) == 3
+    assert len({n.clock.rate for n in sim.nodes.values()}) == 3
+    assert len({n.wall() - n.mono() for n in sim.nodes.values()}) == 3
+
+
+def test_a_leader_whose_clock_jumps_steps_down_and_safety_holds():
+    sim = Simulation(4, faults=Faults(crash=0, partition=0, drop=0, **PERFECT_CLOCKS))
+    sim.run(1000)
+    leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
+    term = leader.log.term
+    leader.clock.jump(sim.now, 1000)  # check-quorum now sees no ack for a second
+    sim.run(sim.now + 20)
+    assert leader.log.role != "leader"
+    sim.run(sim.now + 1500)
+    assert max(n.log.term for n in sim.nodes.values()) > term
+    sim.heal_and_settle()
+    sim.checker.acknowledged_writes_survive()
+    sim.checker.replicas_identical()
+
+
+def test_a_wall_clock_stepped_back_stamps_older_times_the_same_everywhere():
+    sim = Simulation(5, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    sim.run(1000)
+    leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
+    before = leader.wall()
+    leader.clock.step_wall(-3_600_000)  # NTP steps an hour back
+    sim.run(2000)
+    stamps = [e.time_ms for e in leader.log.entries if e.txn[0] == "create"]
+    assert any(later < earlier for earlier, later in pairwise(stamps))
+    assert min(stamps) < before - 3_000_000
+    sim.heal_and_settle()
+    sim.checker.replicas_identical()  # mtimes went back, identically on every node
+    assert leader.store.tree.exists(min(sim.acked, key=lambda p: sim.acked[p]))
+
+
+def test_a_suspended_leader_resumes_with_its_clock_behind_and_steps_down():
+    sim = Simulation(6, faults=Faults(crash=0, partition=0, drop=0, write=0, read=0,
+                                      **PERFECT_CLOCKS))
+    sim.run(500)
+    leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
+    term, mono, wall = leader.log.term, leader.mono(), leader.wall()
+    sim.pause(leader, 1000, clock_stops=True)  # CLOCK_MONOTONIC skips a suspend
+    sim.run(1400)
+    # Frozen: it took no input, its clock stood still, it still thinks it leads...
+    assert leader.mono() == mono and leader.log.role == "leader" and leader.log.term == term
+    # ...while the others moved on to a newer term.
+    assert max(n.log.term for n in sim.nodes.values()) > term
+    sim.run(2000)
+    assert leader.mono() == mono + 500  # 1000 ms behind the others now
+    assert leader.wall() == wall + 1500  # the wall clock was set right on resume
+    assert leader.log.role != "leader" and leader.log.term > term
+    sim.heal_and_settle()
+    sim.checker.replicas_identical()
+
+
+def test_a_pause_ended_early_hands_over_what_was_missed_at_once_and_in_order():
+    sim = Simulation(8, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    sim.run(500)
+    node = sim.nodes[2]
+    sim.pause(node, 1000, clock_stops=False)
+    sim.run(800)
+
+    def for_node(when):
+        return sorted(e for e in sim._queue if e[0] == when and e[2] in ("tick", "deliver")
+                      and (e[3] if e[2] == "tick" else e[3][0]) == node.id)
+
+    waiting = for_node(1500)
+    assert waiting  # its ticks and messages wait for it...
+    node.crash()  # ...until it is killed: then they are due now, in their order
+    assert not for_node(1500) and node.id not in sim.paused
+    assert [e[2:] for e in for_node(800)] == [e[2:] for e in waiting]
+    sim.run(801)  # delivered to the dead process, so lost with it
+    sim.heal_and_settle()
+    sim.checker.replicas_identical()
+
+
+def test_a_monotonic_clock_never_goes_back():
+    clock = NodeClock(0, 5_000, 1.05, 0)
+    readings = [clock.mono(0)]
+    for t in range(1, 200):
+        if t == 50:
+            clock.jump(t, 700)
+        if t == 100:
+            clock.freeze(t)
+        if t == 150:
+            clock.thaw(t)
+        readings.append(clock.mono(t))
+    assert readings == sorted(readings)
+    assert readings[60] - readings[40] >= 700 + 20
+    assert readings[100] == readings[149]  # frozen
+    with pytest.raises(ValueError):
+        clock.jump(200, -1)
+    clock._anchor_mono -= 10_000  # a modelling slip: the clock itself refuses it
+    with pytest.raises(ClockWentBackwards):
+        clock.mono(200)
+
+
 def test_the_checker_catches_two_leaders_in_one_term():
     sim = Simulation(1)
     sim.run(500)
@@ -38,6 +162,21 @@ def test_the_checker_catches_two_leaders_in_one_term():
     other = next(n for n in sim.nodes.values() if n is not leader)
     with pytest.raises(InvariantViolation, match="election safety"):
         sim.checker.became_leader(other, leader.log.term)
+
+
+def test_leader_completeness_is_judged_by_commit_term_not_by_time():
+    sim = Simulation(1, faults=Faults(crash=0, partition=0))
+    sim.run(1000)
+    assert sim.checker.commit_terms
+    first_term = min(sim.checker.leaders)
+    empty = SimpleNamespace(entries=[])
+    # A candidate paused since term `first_term` may still win it, log and all, after
+    # entries committed there and later: Raft allows it (it can append nowhere).
+    sim.checker.became_leader(SimpleNamespace(id=sim.checker.leaders[first_term],
+                                              log=empty), first_term)
+    # A leader of any later term must have every one of them.
+    with pytest.raises(InvariantViolation, match="leader completeness"):
+        sim.checker.became_leader(SimpleNamespace(id=99, log=empty), 10**6)
 
 
 def test_the_checker_catches_diverging_logs():

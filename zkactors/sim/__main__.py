@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 
+from zkactors.sim.cluster import Faults
 from zkactors.sim.run import run_seed
 
 
@@ -17,17 +18,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="run just this seed (a replay)")
     parser.add_argument("--nodes", type=int, default=3, help="ensemble size (default 3)")
     parser.add_argument("--ms", type=int, default=3000, help="simulated ms of chaos per seed")
+    parser.add_argument("--perfect-clocks", action="store_true",
+                        help="no drift, clock jumps, wall steps or pauses (the old model)")
     args = parser.parse_args(argv)
+    faults = Faults(drift=0, clock_jump=0, wall_step=0, pause=0) if args.perfect_clocks \
+        else None
+    flag = " --perfect-clocks" if args.perfect_clocks else ""
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.monotonic()
-    totals = {"writes_acked": 0, "leaders": 0, "events": 0}
+    totals = {"writes_acked": 0, "leaders": 0, "events": 0, "clock_jumps": 0,
+              "wall_steps": 0, "pauses": 0}
     for seed in seeds:
         try:
-            result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms)
+            result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms, faults=faults)
         except Exception as err:  # noqa: BLE001 - a crash of a core is a failure too
             print(f"FAILED: {type(err).__name__}: {err}")
             print(f"replay: python -m zkactors.sim --seed {seed} --nodes {args.nodes} "
-                  f"--ms {args.ms}")
+                  f"--ms {args.ms}{flag}")
             return 1
         for key in totals:
             totals[key] += result[key]

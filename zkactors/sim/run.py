@@ -4,22 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from zkactors.sim.cluster import Simulation
+from zkactors.core.messages import LEADER
+from zkactors.sim.cluster import Faults, Simulation
+
+
+class LivenessFailure(AssertionError):
+    """Safe, but stuck: no leader, or a node left behind, long after healing."""
 
 
 def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
-             settle_ms: int = 3000) -> dict[str, Any]:
-    sim = Simulation(seed, nodes=nodes)
+             settle_ms: int = 3000, faults: Faults | None = None) -> dict[str, Any]:
+    sim = Simulation(seed, nodes=nodes, faults=faults)
     sim.run(chaos_ms)
     sim.heal_and_settle(settle_ms)
-    sim.checker.acknowledged_writes_survive()
+    # Safety first: every acknowledged write is on a majority of disks...
+    sim.checker.acknowledged_writes_durable()
     applied = {node.id: node.store.applied_index for node in sim.nodes.values()}
-    if len(set(applied.values())) != 1:
-        raise AssertionError(f"seed {seed}: nodes did not converge after healing: {applied}")
+    leaders = [n for n in sim.nodes.values() if n.log.role == LEADER]
+    top = max(n.log.term for n in sim.nodes.values())
+    if not (len(leaders) == 1 and leaders[0].log.term == top
+            and leaders[0].log.commit_index == leaders[0].log.last_index
+            and set(applied.values()) == {leaders[0].log.commit_index}):
+        # ...then liveness: healed, calm and all up, the ensemble must elect a leader
+        # that commits its whole log, and every node must apply all of it...
+        raise LivenessFailure(f"seed {seed}: no convergence {settle_ms} ms after healing: "
+                              f"applied {applied}\n{sim.describe()}")
+    # ...and then every node's tree has every acknowledged write, identically.
+    sim.checker.acknowledged_writes_survive()
+    sim.checker.replicas_identical()
     return {
         "seed": seed,
         "writes_acked": len(sim.acked),
         "leaders": len(sim.checker.leaders),
         "events": sim.checker.checks,
         "applied_index": next(iter(applied.values())),
+        **sim.clock_stats(),
     }
