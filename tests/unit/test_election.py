@@ -185,13 +185,13 @@ def test_pre_vote_refused_while_leader_is_alive():
     # higher, so only the lease protects the healthy leader from it.
     c = follower_core(term=5, leader=1, heard_at=100)
     ask = PreVote(6, 3, 10, 5)
-    assert c.on_peer(ask, 100 + ET - 1) == [Send(3, PreVoteResponse(6, 2, False))]
-    assert c.on_peer(ask, 100 + ET) == [Send(3, PreVoteResponse(6, 2, True))]  # lease over
+    assert c.on_peer(ask, 100 + ET - 1) == [Send(3, PreVoteResponse(6, 2, False, 5))]
+    assert c.on_peer(ask, 100 + ET) == [Send(3, PreVoteResponse(6, 2, True, 5))]  # lease over
 
 
 def test_leader_refuses_pre_votes():
     c = leader_core(term=3)
-    assert c.on_peer(PreVote(4, 2, 99, 3), 10 * ET) == [Send(2, PreVoteResponse(4, 1, False))]
+    assert c.on_peer(PreVote(4, 2, 99, 3), 10 * ET) == [Send(2, PreVoteResponse(4, 1, False, 3))]
 
 
 @pytest.mark.parametrize(
@@ -207,14 +207,14 @@ def test_leader_refuses_pre_votes():
 )
 def test_pre_vote_granted_only_for_a_newer_term_and_an_up_to_date_log(ask, granted):
     c = follower_core(term=5, leader=1, heard_at=0)
-    assert c.on_peer(ask, 10 * ET) == [Send(3, PreVoteResponse(ask.term, 2, granted))]
+    assert c.on_peer(ask, 10 * ET) == [Send(3, PreVoteResponse(ask.term, 2, granted, 5))]
 
 
 def test_granting_a_pre_vote_changes_no_state():
     c = core(2)
     role(c, FOLLOWER, 5, 0, 0, last_index=10, last_term=5)  # no leader; deadline at ET
     before = (c.term, c.role, c.leader)
-    assert c.on_peer(PreVote(6, 3, 10, 5), ET - 1) == [Send(3, PreVoteResponse(6, 2, True))]
+    assert c.on_peer(PreVote(6, 3, 10, 5), ET - 1) == [Send(3, PreVoteResponse(6, 2, True, 5))]
     assert (c.term, c.role, c.leader) == before
     assert sent(c.tick(ET), PreVote)  # the timer was not reset either
 
@@ -250,7 +250,8 @@ def test_check_quorum_steps_down_once():
     c = leader_core(term=3, now=0)  # no peer ever answers
     assert to_log(c.tick(ET - 1)) == []  # the grace period holds until then
     assert c.tick(ET) == [ToLog(StepDown(3))]
-    assert all(c.tick(t) == [] for t in range(ET + 1, 5 * ET))  # once; no more heartbeats
+    # Once (until an election timeout without the log actor's answer); no heartbeats.
+    assert all(c.tick(t) == [] for t in range(ET + 1, 2 * ET))
     role(c, FOLLOWER, 3, 0, 5 * ET)
     role(c, LEADER, 4, 1, 6 * ET)  # a new term of leadership re-arms it
     assert c.tick(7 * ET) == [ToLog(StepDown(4))]
@@ -565,3 +566,26 @@ def test_same_seed_same_run():
         return cluster.transcript
 
     assert transcript() == transcript()
+
+
+# ------------------------------------------------- liveness (found by the simulator)
+
+
+def test_a_candidate_behind_the_voters_term_adopts_it_instead_of_asking_forever():
+    c = core(3)
+    role(c, FOLLOWER, 1, 0, 0, last_index=5, last_term=1)
+    asks = sent(c.tick(10 * ET), PreVote)
+    assert asks and asks[0].message.term == 2
+    # The voters are at term 2 already: a pre-vote for term 2 can never be granted.
+    assert c.on_peer(PreVoteResponse(2, 1, False, 2), 10 * ET) == [ToLog(StepDown(2))]
+
+
+def test_an_unconfirmed_step_down_is_asked_again_and_holds_no_lease():
+    c = leader_core(term=3)
+    effects = c.tick(10 * ET)  # nobody acknowledged: check-quorum fails
+    assert effects == [ToLog(StepDown(3))]
+    # The log actor's answer is lost. No heartbeats, no lease for pre-votes ...
+    assert c.on_peer(PreVote(4, 2, 99, 3), 10 * ET + 1)[0].message.granted
+    # ... and the request goes again after an election timeout.
+    assert c.tick(10 * ET + ET // 2) == []
+    assert c.tick(11 * ET) == [ToLog(StepDown(3))]

@@ -1342,3 +1342,26 @@ def test_a_stale_leaders_snapshot_is_refused_and_an_old_one_is_acknowledged():
     assert [m.done for _, m in ready.messages] == [True]  # index 1: already committed
     assert sent(cluster[1].on_message(InstallSnapshotResponse(1, 2, 1, 0, True)),
                 AppendEntries) == []  # not expecting a snapshot from it: ignored
+
+
+def test_a_refusal_of_an_older_terms_append_does_not_move_a_new_leaders_probe():
+    """Found by the simulator: a stale-term append is refused after the follower
+    voted for the same node in a newer term; the refusal (conflict_index 0) must
+    not be taken as the answer to that leader's new probe."""
+    log = log_of(1, 1, 1, 1, 1)
+    leader = ReplicatedLog(3, [1, 2, 3], 3, 3, list(log))
+    follower = ReplicatedLog(1, [1, 2, 3], 3, 3, list(log))
+    stale = AppendEntries(3, 3, 5, 1, [], 0)
+    leader.campaign(Campaign(4), 0)
+    leader.on_message(VoteResponse(4, 2, True), 0)
+    follower.on_message(RequestVote(4, 3, 5, 1), 0)
+    refusal = follower.on_message(stale, 0).messages[0][1]
+    assert refusal.conflict_index == 0 and refusal.term == 4
+    leader.on_message(refusal, 0)
+    assert leader.match_index[1] == 0 and leader.next_index[1] >= 1
+
+
+def test_a_follower_tells_its_election_actor_when_its_log_end_moves():
+    cluster = elected(3)
+    ready = cluster[2].on_message(AppendEntries(1, 1, 1, 1, wire(log_of(1, 1)[1:]), 1), 0)
+    assert ready.role is not None and ready.role.last_index == 2

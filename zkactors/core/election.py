@@ -114,11 +114,18 @@ class ElectionCore:
         # The highest term we already asked our log actor to step down to, so a
         # failing check-quorum asks once, not on every tick. Re-armed by RoleChanged.
         self._asked_step_down: int | None = None
+        self._asked_step_down_ms = 0
 
     # ----------------------------------------------------------------- inputs
 
     def tick(self, now_ms: int) -> list[Effect]:
         """Time passes: heartbeat and check quorum as leader, else maybe pre-vote."""
+        if self._asked_step_down is not None and \
+                now_ms - self._asked_step_down_ms >= self.election_timeout_ms:
+            # The log actor has not confirmed a step-down we asked for: ask again
+            # (an unanswered request must not leave us leading, or stuck, forever).
+            self._asked_step_down_ms = now_ms
+            return [ToLog(StepDown(self._asked_step_down))]
         if self.role == LEADER:
             return self._tick_leader(now_ms)
         if now_ms >= self._deadline:
@@ -138,7 +145,7 @@ class ElectionCore:
         if isinstance(message, PreVote):
             return self._on_pre_vote(message, now_ms)
         assert isinstance(message, PreVoteResponse)
-        return self._on_pre_vote_response(message)
+        return self._on_pre_vote_response(message, now_ms)
 
     def on_role(self, message: RoleChanged, now_ms: int) -> list[Effect]:
         """The log actor's state after a change of role, term, leader or log end."""
@@ -191,7 +198,7 @@ class ElectionCore:
         if not self._quorum_alive(now_ms):
             # Cut off from a majority: step down so clients go to a leader that can
             # actually commit, and so our followers' leases lapse.
-            return self._step_down(self.term)
+            return self._step_down(self.term, now_ms)
         if now_ms >= self._next_heartbeat:
             return self._heartbeats(now_ms)
         return []
@@ -206,15 +213,16 @@ class ElectionCore:
                      if now_ms - t < self.election_timeout_ms)
         return 1 + recent >= self.majority
 
-    def _step_down(self, term: int) -> list[Effect]:
+    def _step_down(self, term: int, now_ms: int = 0) -> list[Effect]:
         if self._asked_step_down is not None and term <= self._asked_step_down:
             return []  # already asked; the log actor's RoleChanged will follow
         self._asked_step_down = term
+        self._asked_step_down_ms = now_ms
         return [ToLog(StepDown(term))]
 
     def _on_heartbeat_ack(self, ack: HeartbeatAck, now_ms: int) -> list[Effect]:
         if ack.term > self.term:
-            return self._step_down(ack.term)  # a newer term exists: we are stale
+            return self._step_down(ack.term, now_ms)  # a newer term exists: we are stale
         if ack.ok and ack.term == self.term and self.role == LEADER:
             self._acked[ack.sender] = now_ms
         return []
@@ -264,11 +272,18 @@ class ElectionCore:
         # while a leader is alive we refuse, so a node that was cut off (and whose
         # timer fired) cannot force a healthy leader out when it comes back.
         up_to_date = (ask.last_term, ask.last_index) >= (self.last_term, self.last_index)
-        in_lease = self.role == LEADER or self.leader_alive(now_ms)
+        # (A leader that has asked to step down holds no lease any more.)
+        in_lease = (self.role == LEADER and self._asked_step_down is None) or \
+            self.leader_alive(now_ms)
         granted = ask.term > self.term and up_to_date and not in_lease
-        return [Send(ask.candidate, PreVoteResponse(ask.term, self.node_id, granted))]
+        return [Send(ask.candidate, PreVoteResponse(ask.term, self.node_id, granted,
+                                                    self.term))]
 
-    def _on_pre_vote_response(self, reply: PreVoteResponse) -> list[Effect]:
+    def _on_pre_vote_response(self, reply: PreVoteResponse, now_ms: int) -> list[Effect]:
+        if reply.voter_term > self.term:
+            # We missed a term: adopt it (through the log actor, which owns terms)
+            # rather than ask forever for one that can never be granted.
+            return self._step_down(reply.voter_term, now_ms)
         if not reply.granted or reply.term != self._pre_vote_term:
             return []  # refused, or an answer for a round that is over
         self._granted.add(reply.voter)

@@ -60,6 +60,9 @@ class PreVoteResponse:
     term: int  # echoes the PreVote's term
     voter: int
     granted: bool
+    #: The voter's own term: a candidate behind it learns the term it missed (else
+    #: every one of its pre-votes is refused and it can never catch up).
+    voter_term: int = 0
 
 
 # ---------------------------------------------------------------------- log <-> log

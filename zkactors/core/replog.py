@@ -623,6 +623,9 @@ class ReplicatedLog:
         ready.messages.append((message.leader, AppendResponse(
             self.term, self.node_id, True, index, 0, 0)))
         self._learn_commit(message.commit_index, ready)
+        if ready.entries or ready.truncate_after is not None:
+            # The election actor pre-votes on our log end: keep its view current.
+            ready.role = self.role_changed()
 
     def _on_append_response(self, message: AppendResponse, now_ms: int, ready: Ready) -> None:
         if self.role != LEADER or message.term != self.term:
@@ -635,6 +638,8 @@ class ReplicatedLog:
                 self._advance_commit(now_ms, ready)
             self.next_index[peer] = max(self.next_index[peer], message.match_index + 1)
             self.probing[peer] = False
+        elif message.conflict_index == 0:
+            return  # a refusal of an append from an older term of ours: stale
         elif self._is_answer_to_latest(peer, message.rejected_index):
             # Back up to the follower's hint and probe, one append at a time, until
             # an append succeeds; answers to anything sent before are now stale.

@@ -64,6 +64,7 @@ class LogActor(Actor):
         self.log_retain_entries = log_retain_entries
         #: Follower: the snapshot being received from the leader.
         self._installer: Installer | None = None
+        self._told_gateway: tuple | None = None
         self.client_endpoints = client_endpoints
         peers = {m: e for m, e in peer_endpoints.items() if m != self.node_id}
         self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers,
@@ -235,8 +236,12 @@ class LogActor(Actor):
             ]])
         if role is not None:
             self.send("election", [MSG_LOCAL, to_wire(role)])
-            self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
-                                  self.client_endpoints.get(role.leader, ""), role.caught_up])
+            news = (role.role, role.term, role.leader, role.caught_up)
+            if news != self._told_gateway:  # (not every move of the log end)
+                self._told_gateway = news
+                self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
+                                      self.client_endpoints.get(role.leader, ""),
+                                      role.caught_up])
 
     def _maybe_freeze(self, index: int) -> None:
         """Move the log held in memory out of the garbage collector's sight.
