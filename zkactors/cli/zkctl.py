@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("tree", cmd_tree, "print a subtree")
     p.add_argument("path", nargs="?", default="/")
     p.add_argument("--values", action="store_true", help="show values too")
+    p = command("watch", cmd_watch, "print every change of a znode (or subtree) until Ctrl-C")
+    p.add_argument("path")
+    p.add_argument("-r", "--recursive", action="store_true", help="every node under it too")
+    p.add_argument("--since", type=lambda s: int(s, 0), default=None,
+                   help="replay changes after this zxid first (decimal or 0x hex)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     p = command("status", cmd_status, "role, term, commit index, applied zxid, lag per node")
     p.add_argument("--json", action="store_true")
     command("leader", cmd_leader, "print the leader's node id")
@@ -186,6 +192,39 @@ def _walk(client: Any, path: str, depth: int, values: bool, budget: list[int]) -
     print(line)
     for child in client.get_children(path):
         _walk(client, path.rstrip("/") + "/" + child, depth + 1, values, budget)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Tail events as lines; the client follows failover, so this survives the node
+    it is attached to going away. SIGINT (Ctrl-C) ends it with exit code 0."""
+    import threading
+
+    from zkactors.client import Client
+    from zkactors.logsetup import configure_logging
+
+    configure_logging("warning")  # stdout carries the events only
+
+    def show(event: Any) -> None:
+        if args.json:
+            line = json.dumps({"type": event.type, "path": event.path, "zxid": event.zxid,
+                               "version": event.version})
+        else:
+            line = f"{format_zxid(event.zxid)} {event.type} {event.path} {event.version}"
+        print(line, flush=True)
+
+    # A long session: a watcher waits out an election or a restart rather than give up.
+    client = Client(hosts_of(args), timeout=3600.0, request_timeout=args.timeout, name="zkctl")
+    forever = threading.Event()
+    try:
+        client.start(timeout=args.timeout)
+        client.add_watch(args.path, show, recursive=args.recursive, since=args.since)
+        while not forever.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.stop()
+    return 0
 
 
 # ------------------------------------------------------------------- nodes

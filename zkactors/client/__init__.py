@@ -2,5 +2,7 @@
 
 from zkactors.client.agent import ZkFuture
 from zkactors.client.api import Client, KazooState, ZnodeStat, parse_hosts
+from zkactors.client.watches import ChildrenWatch, DataWatch, EventType, WatchedEvent
 
-__all__ = ["Client", "KazooState", "ZkFuture", "ZnodeStat", "parse_hosts"]
+__all__ = ["ChildrenWatch", "Client", "DataWatch", "EventType", "KazooState",
+           "WatchedEvent", "ZkFuture", "ZnodeStat", "parse_hosts"]

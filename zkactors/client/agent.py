@@ -38,6 +38,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from zkactors.core.dedup import MAX_REPLIES_PER_CLIENT
 from zkactors.errors import (
     Code,
     ConnectionClosedError,
@@ -71,6 +72,9 @@ _pipe_ids = itertools.count(1)
 
 class ZkFuture(Future):
     """A ``concurrent.futures.Future`` with kazoo's ``IAsyncResult`` spelling too."""
+
+    #: The zxid the node reported with the reply (its applied zxid then).
+    zxid = 0
 
     def get(self, timeout: float | None = None) -> Any:
         return self.result(timeout)
@@ -136,6 +140,10 @@ class Agent(threading.Thread):
         self.ping_rid = 0
         self.max_inflight = 64
         self.node_id: int | None = None
+        #: The connected node's PUB endpoint, and a count of hellos answered: the
+        #: watch receiver (zkactors.client.watches) follows the agent by these.
+        self.watch_endpoint = ""
+        self.hellos = 0
         #: Why the last node refused our hello (wrong protocol, full), if it did.
         self.hello_error: Exception | None = None
         self.last_zxid = 0
@@ -291,14 +299,22 @@ class Agent(threading.Thread):
         batch = []
         ack_below = None
         while self.waiting and len(self.inflight) < self.max_inflight:
-            request = self.waiting.popleft()
+            request = self.waiting[0]
             if request.future.done():  # cancelled by the caller meanwhile
+                self.waiting.popleft()
                 continue
-            request.attempts += 1
-            self.inflight[request.rid] = request
             if request.seq:
                 if ack_below is None:
                     ack_below = self._ack_below()
+                if request.seq >= ack_below + MAX_REPLIES_PER_CLIENT:
+                    # The ensemble keeps at most that many of our replies: wait for
+                    # the oldest open write (being retried) before going further,
+                    # or its retry could find its outcome forgotten.
+                    break
+            self.waiting.popleft()
+            request.attempts += 1
+            self.inflight[request.rid] = request
+            if request.seq:
                 batch.append(pack([request.rid, request.op, *request.args,
                                    request.seq, ack_below]))
             else:
@@ -343,6 +359,7 @@ class Agent(threading.Thread):
         else:
             request = self.inflight.pop(rid, None)
             if request is not None:
+                request.future.zxid = zxid
                 self._resolve(request, code, result)
 
     def _on_hello(self, code: int, result: Any) -> None:
@@ -357,6 +374,8 @@ class Agent(threading.Thread):
         self.max_inflight = max(1, int(result.get("max_inflight", 64)))
         self.dedup = bool(result.get("dedup", False))
         self.node_id = result.get("node")
+        self.watch_endpoint = result.get("watch") or ""
+        self.hellos += 1
         self._set_state(CONNECTED)
 
     def _resolve(self, request: Request, code: int, result: Any) -> None:
@@ -412,7 +431,9 @@ class Agent(threading.Thread):
     # ----------------------------------------------------------------- time
     def _tick(self, now: float) -> None:
         if self.delayed and any(due <= now for due, _ in self.delayed):
-            self.waiting.extend(r for due, r in self.delayed if due <= now)
+            # Back at the front, oldest first: they were sent before what waits.
+            due_now = sorted((r for due, r in self.delayed if due <= now), key=lambda r: r.rid)
+            self.waiting.extendleft(reversed(due_now))
             self.delayed = [(due, r) for due, r in self.delayed if due > now]
             self._send_waiting()
         self._expire_requests(now)

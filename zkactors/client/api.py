@@ -4,7 +4,9 @@ It lives in the caller's thread and may be shared between threads. Every call is
 an ``*_async`` call returning a :class:`ZkFuture`; the plain call waits on it.
 Requests travel to the :class:`~zkactors.client.agent.Agent` thread, which owns
 the sockets; connection-state changes reach listeners on a separate dispatch
-thread, so a slow listener never stalls the socket loop.
+thread, so a slow listener never stalls the socket loop. Watches (one-shot
+``watch=`` on get/exists/get_children, persistent ``add_watch``) are run by a
+:class:`~zkactors.client.watches.WatchService`, started with the first watch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from typing import Any, Self
 import zmq
 
 from zkactors.client.agent import CONNECTED, LOST, SUSPENDED, Agent, Request, ZkFuture
+from zkactors.client.watches import (
+    CHILD_KINDS,
+    DATA_KINDS,
+    Watch,
+    WatchedEvent,
+    WatchService,
+)
 from zkactors.core.tree import Stat
 from zkactors.errors import ConnectionClosedError, NodeExistsError
 from zkactors.logsetup import get_logger
@@ -93,12 +102,14 @@ class Client:
     ``timeout``: session timeout in seconds — suspended longer than this, the
     connection is LOST and waiting requests fail; ``request_timeout``: the longest
     any single request may take; ``connect_timeout``: how long a silent node is
-    given before the client moves to the next endpoint.
+    given before the client moves to the next endpoint; ``watch_backlog``: watch
+    callbacks queued at most before the client stops taking events and catches up
+    by resume instead (see :mod:`zkactors.client.watches`).
     """
 
     def __init__(self, hosts: str = "tcp://127.0.0.1:2181", timeout: float = 10.0,
                  request_timeout: float = 10.0, connect_timeout: float = 1.5,
-                 name: str | None = None) -> None:
+                 name: str | None = None, watch_backlog: int = 10_000) -> None:
         self.hosts = parse_hosts(hosts)
         self.timeout = timeout
         self.request_timeout = request_timeout
@@ -114,6 +125,8 @@ class Client:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
+        self.watch_backlog = watch_backlog
+        self._watches = WatchService(self, max_backlog=watch_backlog)
 
     # ------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 15.0) -> None:
@@ -121,6 +134,8 @@ class Client:
         if self._agent is not None:
             return
         context = zmq.Context.instance()
+        if self._watches.stream.watches or self._watches._stopping.is_set():
+            self._watches = WatchService(self, max_backlog=self.watch_backlog)
         self._dispatcher = threading.Thread(target=self._dispatch, daemon=True,
                                             name=f"zkactors-client-events-{self.name}")
         self._dispatcher.start()
@@ -140,9 +155,10 @@ class Client:
 
     def stop(self) -> None:
         """Disconnect; requests still waiting fail with ``ConnectionClosedError``."""
-        agent, self._agent = self._agent, None
-        if agent is None:
+        if self._agent is None:
             return
+        self._watches.stop()  # before the agent: it sends through it
+        agent, self._agent = self._agent, None
         agent.stopping.set()
         agent.join(5.0)
         with self._doorbell_lock:
@@ -168,8 +184,9 @@ class Client:
 
     @property
     def last_zxid(self) -> int:
-        """The newest zxid this client has seen in any reply."""
-        return self._agent.last_zxid if self._agent else 0
+        """The newest zxid this client has seen in any reply or watch event."""
+        seen = self._agent.last_zxid if self._agent else 0
+        return max(seen, self._watches.dispatched_zxid)
 
     @property
     def node_id(self) -> int | None:
@@ -208,14 +225,17 @@ class Client:
 
     # ------------------------------------------------------------- requests
     def _call(self, op: str, args: list, transform: Callable[[Any], Any],
-              path: str | None) -> ZkFuture:
+              path: str | None, min_zxid: int = 0) -> ZkFuture:
         agent = self._agent
         if agent is None:
             raise ConnectionClosedError("client is not started")
         rid = next(agent.rids)
-        if op in READ_OPS and agent.last_zxid:
-            # Never read older than what this client has seen (on any node).
-            args = [*args, agent.last_zxid]
+        if op in READ_OPS:
+            # Never read older than what this client has seen (on any node), watch
+            # events included: notified of a change, a read shows it.
+            seen = max(agent.last_zxid, self._watches.dispatched_zxid, min_zxid)
+            if seen:
+                args = [*args, seen]
         future = ZkFuture()
         # A write is packed by the agent when it sends it, with its dedup tag.
         packed = b"" if op in WRITE_OPS else encode_request(rid, op, *args)
@@ -243,12 +263,21 @@ class Client:
         """Create a znode; return its path (with the suffix, if ``sequence``)."""
         return self._wait(self.create_async(path, value, makepath, sequence))
 
-    def get_async(self, path: str) -> ZkFuture:
-        return self._call(OP_GET, [path], _data_and_stat, path)
+    def get_async(self, path: str, min_zxid: int = 0) -> ZkFuture:
+        return self._call(OP_GET, [path], _data_and_stat, path, min_zxid)
 
-    def get(self, path: str) -> tuple[bytes, Stat]:
-        """Return ``(value, stat)``; ``NoNodeError`` if it does not exist."""
-        return self._wait(self.get_async(path))
+    def get(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None
+            ) -> tuple[bytes, Stat]:
+        """Return ``(value, stat)``; ``NoNodeError`` if it does not exist (and then
+        no watch is left). ``watch(event)`` is called once, on the next change or
+        delete of the node (ZooKeeper's data watch)."""
+        if watch is None:
+            return self._wait(self.get_async(path))
+        return self._watches.install(
+            Watch(path, False, watch, DATA_KINDS, once=True),
+            lambda floor: self.get_async(path, floor),
+            # mzxid is exact: no change or delete of the node lies between it and the read.
+            lambda result, _: result[1].mzxid, self.request_timeout + 5.0)
 
     def set_async(self, path: str, value: bytes, version: int = -1) -> ZkFuture:
         _check_bytes(value)
@@ -265,18 +294,74 @@ class Client:
         """Delete a znode; with ``recursive`` its whole subtree, atomically."""
         return self._wait(self.delete_async(path, version, recursive))
 
-    def exists_async(self, path: str) -> ZkFuture:
-        return self._call(OP_EXISTS, [path], _stat_or_none, path)
+    def exists_async(self, path: str, min_zxid: int = 0) -> ZkFuture:
+        return self._call(OP_EXISTS, [path], _stat_or_none, path, min_zxid)
 
-    def exists(self, path: str) -> Stat | None:
-        return self._wait(self.exists_async(path))
+    def exists(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None
+               ) -> Stat | None:
+        """The node's stat, or None. ``watch(event)`` is called once, on the node's
+        next create, change or delete (set whether the node exists or not)."""
+        if watch is None:
+            return self._wait(self.exists_async(path))
+        return self._watches.install(
+            Watch(path, False, watch, DATA_KINDS, once=True),
+            lambda floor: self.exists_async(path, floor),
+            lambda stat, zxid: zxid if stat is None else stat.mzxid,
+            self.request_timeout + 5.0)
 
-    def get_children_async(self, path: str) -> ZkFuture:
-        return self._call(OP_CHILDREN, [path], _identity, path)
+    def get_children_async(self, path: str, min_zxid: int = 0) -> ZkFuture:
+        return self._call(OP_CHILDREN, [path], _identity, path, min_zxid)
 
-    def get_children(self, path: str) -> list[str]:
-        """Child names, sorted."""
-        return self._wait(self.get_children_async(path))
+    def get_children(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None
+                     ) -> list[str]:
+        """Child names, sorted. ``watch(event)`` is called once, on the next child
+        create or delete (CHILD) or the node's own delete (DELETED); a child's data
+        change does not fire it. ``NoNodeError`` (and no watch) if it is absent."""
+        if watch is None:
+            return self._wait(self.get_children_async(path))
+        return self._watches.install(
+            Watch(path, False, watch, CHILD_KINDS, once=True),
+            lambda floor: self.get_children_async(path, floor),
+            lambda _, zxid: zxid, self.request_timeout + 5.0)
+
+    # ------------------------------------------------------------- watches
+    def add_watch(self, path: str, callback: Callable[[WatchedEvent], Any],
+                  recursive: bool = False, since: int | None = None) -> Watch:
+        """A persistent watch: ``callback(event)`` for every change of ``path`` (its
+        data, existence and children) — with ``recursive``, of every node under it
+        too — exactly once each, in zxid order, until :meth:`remove_watch`.
+
+        It sees every change after it is established (when this returns), or every
+        change after zxid ``since`` if given (older than the nodes' history: a
+        COMPACTED event first). Returns the watch's handle.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        watch = Watch(path, bool(recursive), callback, None, once=False,
+                      start=since)
+        if since is not None:
+            self._watches.install(watch)
+        else:
+            # Any read establishes the watch at the zxid the node answers with.
+            self._watches.install(watch, lambda floor: self.exists_async(path, floor),
+                                  lambda _, zxid: zxid, self.request_timeout + 5.0)
+        return watch
+
+    def remove_watch(self, path: str, callback: Callable[[WatchedEvent], Any] | Watch
+                     ) -> bool:
+        """Remove the persistent watch(es) on ``path`` with this callback (or this
+        handle); True if there was one."""
+        if isinstance(callback, Watch):
+            found = [callback] if callback.path == path else []
+        else:
+            found = self._watches.find(path, callback)
+        for watch in found:
+            self._watches.remove(watch)
+        return bool(found)
+
+    def watch_stats(self) -> dict[str, Any]:
+        """The watch machinery's counters: mode, synced zxid, resumes, compactions…"""
+        return self._watches.stats()
 
     def sync_async(self, path: str = "/") -> ZkFuture:
         return self._call(OP_SYNC, [path], lambda _: path, path)

@@ -1,0 +1,283 @@
+"""The client's pure watch state machine (zkactors.client.watches.WatchStream):
+subscribe-then-read, dedup, gap detection by heartbeat and count, resume merging,
+compaction, one-shot semantics, bounded memory — all without sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from zkactors.client.watches import (
+    CHILD_KINDS,
+    DATA_KINDS,
+    LIVE,
+    SYNCING,
+    EventType,
+    Watch,
+    WatchStream,
+)
+from zkactors.core.tree import Event
+from zkactors.core.watches import ResumeAnswer, ResumeKind
+from zkactors.protocol import OP_EVENT_COUNT, OP_EVENTS
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def changed(path: str, zxid: int, version: int) -> Event:
+    return Event("changed", path, zxid, version)
+
+
+class Harness:
+    """A stream plus what it delivered and asked."""
+
+    def __init__(self, settle_beats: int = 0, max_log: int = 1000) -> None:
+        self.stream = WatchStream(max_log=max_log, settle_beats=settle_beats)
+        self.delivered: list[tuple[Watch, object]] = []
+        self.queries = []
+
+    def take(self, step):
+        self.delivered.extend(step.deliveries)
+        self.queries.extend(step.queries)
+        return step
+
+    def watch(self, path="/k", recursive=False, start=10, kinds=None, once=False,
+              current=10) -> Watch:
+        w = Watch(path, recursive, lambda e: None, kinds, once)
+        self.take(self.stream.add(w, current))
+        if start is not None:
+            self.take(self.stream.activate(w.wid, start))
+        return w
+
+    def go_live(self, upto: int) -> None:
+        """Answer the pending resume with no events through ``upto``."""
+        for _ in range(self.stream.settle_beats + 1):  # settling beats first
+            self.take(self.stream.on_heartbeat(upto, upto))
+        query = self.queries.pop()
+        assert query.op == OP_EVENTS
+        self.take(self.stream.on_answer(query.qid, ResumeAnswer(ResumeKind.EVENTS, upto)))
+        assert self.stream.mode == LIVE
+
+    def versions(self) -> list[int]:
+        return [e.version for _, e in self.delivered]
+
+
+def test_live_events_are_delivered_once_and_only_after_the_watch_start():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    for event in (changed("/k", 9, 1), changed("/k", 11, 2), changed("/k", 11, 2),
+                  changed("/other", 12, 1), changed("/k", 13, 3)):
+        h.take(h.stream.on_event(event))
+    assert h.versions() == [2, 3]
+    assert [e.type for _, e in h.delivered] == [EventType.CHANGED] * 2
+    assert h.stream.dispatched_zxid == 13
+
+
+def test_a_pending_watch_gets_queued_events_after_its_read_and_drops_the_rest():
+    h = Harness()
+    h.watch("/a", start=5, current=5)
+    h.go_live(5)
+    # /k is covered by no subscription yet: its watch registers pending...
+    w = Watch("/k", False, lambda e: None)
+    step = h.take(h.stream.add(w, 5))
+    assert step.subscribe == ["/k"] and h.stream.mode == SYNCING
+    h.take(h.stream.on_heartbeat(8, 8))
+    resume = h.queries.pop()
+    # ...events arrive while its read is out; the read answers at zxid 7.
+    h.take(h.stream.on_event(changed("/k", 7, 1)))
+    h.take(h.stream.on_event(changed("/k", 8, 2)))
+    h.take(h.stream.activate(w.wid, 7))
+    assert h.delivered == []  # held: syncing until the resume answers
+    answer = ResumeAnswer(ResumeKind.EVENTS, 8, (changed("/k", 7, 1), changed("/k", 8, 2)))
+    h.take(h.stream.on_answer(resume.qid, answer))
+    assert h.versions() == [2] and h.stream.mode == LIVE
+
+
+def test_a_quiet_heartbeat_advances_synced_without_asking():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_heartbeat(50, 9))
+    assert h.queries == [] and h.stream.synced == 50
+
+
+def test_a_count_that_matches_confirms_without_a_resume():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1)))
+    h.take(h.stream.on_heartbeat(20, 11))
+    query = h.queries.pop()
+    assert query.op == OP_EVENT_COUNT and query.args() == [[["/k", False]], 10, 20]
+    h.take(h.stream.on_answer(query.qid, ResumeAnswer(ResumeKind.COUNT, 20, count=1)))
+    assert h.stream.synced == 20 and h.queries == [] and h.versions() == [1]
+
+
+def test_a_count_mismatch_resumes_and_delivers_the_missing_events_exactly_once():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1)))
+    h.take(h.stream.on_event(changed("/k", 13, 3)))  # 12 was dropped by PUB
+    h.take(h.stream.on_heartbeat(20, 13))
+    count = h.queries.pop()
+    h.take(h.stream.on_answer(count.qid, ResumeAnswer(ResumeKind.COUNT, 20, count=3)))
+    resume = h.queries.pop()
+    assert resume.op == OP_EVENTS and resume.since == 10
+    events = (changed("/k", 11, 1), changed("/k", 12, 2), changed("/k", 13, 3))
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 20, events)))
+    assert sorted(h.versions()) == [1, 2, 3] and len(h.versions()) == 3
+    assert h.stream.late == 1  # 12 came after 13: counted, never lost
+    assert h.stream.mode == LIVE and h.stream.synced == 20
+
+
+def test_after_a_reconnect_events_are_held_until_a_resume_merges_them_in_order():
+    h = Harness(settle_beats=1)
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1)))
+    h.stream.on_reconnect()  # failover: the new node's stream
+    h.take(h.stream.on_event(changed("/k", 11, 1)))  # a replay: duplicate
+    h.take(h.stream.on_event(changed("/k", 14, 4)))  # held: 12, 13 missing
+    assert h.versions() == [1]
+    h.take(h.stream.on_heartbeat(14, 14))  # settling
+    assert h.queries == []
+    h.take(h.stream.on_heartbeat(14, 14))
+    resume = h.queries.pop()
+    assert resume.since == 10
+    events = tuple(changed("/k", z, z - 10) for z in (11, 12, 13))
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 13, events)))
+    assert h.versions() == [1, 2, 3, 4]  # 14 released in order when live
+    assert h.stream.late == 0
+
+
+def test_resume_pages_are_followed_while_more():
+    h = Harness(settle_beats=0)
+    h.watch(start=0, current=0)
+    h.take(h.stream.on_heartbeat(5, 5))
+    first = h.queries.pop()
+    page = ResumeAnswer(ResumeKind.EVENTS, 2, (changed("/k", 1, 1), changed("/k", 2, 2)), True)
+    h.take(h.stream.on_answer(first.qid, page))
+    second = h.queries.pop()
+    assert second.since == 2 and h.stream.mode == SYNCING
+    h.take(h.stream.on_answer(second.qid, ResumeAnswer(ResumeKind.EVENTS, 5,
+                                                       (changed("/k", 3, 3),))))
+    assert h.versions() == [1, 2, 3] and h.stream.mode == LIVE
+
+
+def test_compacted_tells_every_watch_and_continues_from_the_horizon():
+    h = Harness(settle_beats=0)
+    w = h.watch(start=0, current=0)
+    h.take(h.stream.on_heartbeat(500, 500))
+    first = h.queries.pop()
+    h.take(h.stream.on_answer(first.qid, ResumeAnswer(ResumeKind.COMPACTED, 500,
+                                                      horizon_zxid=300)))
+    assert [(x, e.type, e.zxid) for x, e in h.delivered] == [(w, EventType.COMPACTED, 300)]
+    again = h.queries.pop()
+    assert again.op == OP_EVENTS and again.since == 300
+    h.take(h.stream.on_answer(again.qid, ResumeAnswer(ResumeKind.EVENTS, 500,
+                                                      (changed("/k", 301, 7),))))
+    assert [e.type for _, e in h.delivered] == [EventType.COMPACTED, EventType.CHANGED]
+
+
+def test_an_answer_for_an_older_watch_set_is_ignored():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1)))
+    h.take(h.stream.on_heartbeat(20, 11))
+    count = h.queries.pop()
+    h.watch("/j", start=15, current=15)  # a new path: the count does not cover it
+    h.take(h.stream.on_answer(count.qid, ResumeAnswer(ResumeKind.COUNT, 20, count=1)))
+    assert h.stream.synced == 10
+
+
+def test_one_shot_data_watch_fires_once_and_unsubscribes():
+    h = Harness()
+    w = h.watch("/k", start=10, kinds=DATA_KINDS, once=True)
+    h.go_live(10)
+    step = h.stream.on_event(changed("/k", 11, 1))
+    h.take(step)
+    h.take(h.stream.on_event(changed("/k", 12, 2)))
+    assert [(x, e.version) for x, e in h.delivered] == [(w, 1)]
+    assert step.unsubscribe == ["/k"] and not h.stream.watches
+
+
+def test_child_watch_ignores_data_changes_and_fires_on_delete():
+    h = Harness()
+    h.watch("/p", start=10, kinds=CHILD_KINDS, once=True)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/p", 11, 1)))
+    h.take(h.stream.on_event(Event("deleted", "/p", 12, -1)))
+    assert [e.type for _, e in h.delivered] == [EventType.DELETED]
+
+
+def test_recursive_watch_sees_descendants_but_not_siblings_with_a_shared_prefix():
+    h = Harness()
+    h.watch("/app", recursive=True, start=10)
+    h.go_live(10)
+    for event in (Event("created", "/app/a/b", 11, 0), Event("child", "/app/a", 11, 1),
+                  Event("created", "/apple", 12, 0), Event("changed", "/app", 13, 1)):
+        h.take(h.stream.on_event(event))
+    assert [e.path for _, e in h.delivered] == ["/app/a/b", "/app/a", "/app"]
+
+
+def test_a_paused_stream_drops_events_and_resumes_until_nothing_was_dropped():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.stream.pause()
+    h.take(h.stream.on_event(changed("/k", 11, 1)))
+    assert h.stream.mode == SYNCING and h.stream.lossy and h.delivered == []
+    h.take(h.stream.on_heartbeat(11, 11))
+    assert h.queries == []  # paused: no resume yet
+    h.stream.unpause()
+    h.take(h.stream.on_heartbeat(11, 11))
+    resume = h.queries.pop()
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 11,
+                                                       (changed("/k", 11, 1),))))
+    assert h.versions() == [1] and h.stream.mode == LIVE
+
+
+def test_the_log_is_bounded_and_overflow_forces_a_resume():
+    h = Harness(max_log=3)
+    h.watch(start=0, current=0)
+    h.go_live(0)
+    h.stream.pause()
+    h.stream.unpause()
+    for z in range(1, 10):
+        h.take(h.stream.on_event(changed("/k", z, z)))
+    assert len(h.stream._log) <= 3 and h.stream.lossy
+
+
+def test_a_since_watch_replays_history_without_repeating_to_others():
+    h = Harness()
+    old = h.watch("/k", start=10)
+    h.go_live(20)
+    replay = Watch("/k", False, lambda e: None, start=5)
+    h.take(h.stream.add(replay, 20))
+    h.take(h.stream.on_heartbeat(20, 20))
+    resume = h.queries.pop()
+    assert resume.since == 5
+    events = tuple(changed("/k", z, z) for z in (6, 15))
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 20, events)))
+    assert [(x is replay, e.zxid) for x, e in h.delivered] == [(True, 6), (True, 15)]
+    assert old.start == 20
+
+
+def test_removing_the_last_watch_forgets_the_position():
+    h = Harness()
+    w = h.watch(start=10)
+    h.go_live(10)
+    step = h.stream.remove(w.wid)
+    assert step.unsubscribe == ["/k"] and h.stream.synced is None
+
+
+def test_a_last_one_shot_watch_firing_from_a_resume_leaves_a_clean_idle_stream():
+    h = Harness(settle_beats=0)
+    h.watch("/k", start=10, kinds=DATA_KINDS, once=True, current=10)
+    h.take(h.stream.on_heartbeat(12, 12))
+    resume = h.queries.pop()
+    events = (changed("/k", 11, 1), changed("/k", 12, 2))
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 12, events)))
+    assert h.versions() == [1]
+    assert not h.stream.watches and h.stream.synced is None and not h.stream._log
