@@ -85,7 +85,7 @@ def test_apply_split_over_batches_continues_the_index():
     store = new_store()
     store.apply([committed(1, create("/a"))], 1, 1)
     replies, _ = store.apply([committed(2, create("/b"))], 2, 1)
-    assert replies == [[A, 2, 0, "/b", True]]
+    assert [r[:5] for r in replies] == [[A, 2, 0, "/b", True]]
     assert store.applied_index == 2
 
 
@@ -125,7 +125,7 @@ def test_replayed_entries_without_ident_get_no_reply():
     replies, events = store.apply(
         [committed(1, create("/a"), ident=None, rid=0), committed(2, create("/b"))], 2, 1
     )
-    assert replies == [[A, 2, 0, "/b", True]]
+    assert [r[:5] for r in replies] == [[A, 2, 0, "/b", True]]
     assert store.applied_index == 2
     # Replayed changes still produce their events.
     assert Event(NODE_CREATED, "/a", make_zxid(1, 1), 0) in events
@@ -135,7 +135,7 @@ def test_error_txn_consumes_its_index():
     store = new_store()
     replies, events = store.apply([committed(1, ["set", "/missing", b"x", -1], rid=5)], 1, 1)
     assert len(replies) == 1
-    ident, rid, code, result, via_log = replies[0]
+    ident, rid, code, result, via_log, _ = replies[0]
     assert (ident, rid, code, via_log) == (A, 5, int(Code.NO_NODE), True)
     assert isinstance(result, str) and "/missing" in result
     assert events == []
@@ -193,7 +193,7 @@ def test_delete_reply_result_is_none():
     replies, events = store.apply(
         [committed(1, create("/a")), committed(2, ["delete", "/a", -1, False])], 2, 1
     )
-    assert replies[1] == [A, 2, 0, None, True]
+    assert replies[1][:5] == [A, 2, 0, None, True]
     assert [e.type for e in events][-2:] == ["deleted", "child"]
 
 
@@ -235,7 +235,7 @@ def test_sync_marker_sees_the_writes_before_it():
     replies, _ = store.apply(
         [committed(1, create("/a"), term=4), marker(A, 2, "sync", "/")], 1, 4
     )
-    assert replies[1] == [A, 2, 0, make_zxid(4, 1), True]
+    assert replies[1][:5] == [A, 2, 0, make_zxid(4, 1), True]
 
 
 # ------------------------------------------------------------------------ reads
@@ -253,7 +253,7 @@ def populated() -> StoreCore:
 
 def test_get_returns_data_and_stat_list():
     store = populated()
-    [[ident, rid, code, result, via_log]] = store.read([[B, 9, "get", ["/a"]]])
+    [[ident, rid, code, result, via_log, _]] = store.read([[B, 9, "get", ["/a"]]])
     assert (ident, rid, code, via_log) == (B, 9, 0, False)
     data, stat = result
     assert data == b"data"
@@ -265,22 +265,23 @@ def test_exists_returns_stat_or_none():
     store = populated()
     replies = store.read([[A, 1, "exists", ["/a/b"]], [A, 2, "exists", ["/zz"]]])
     assert replies[0][2:4] == [0, store.tree.exists("/a/b").to_list()]
-    assert replies[1] == [A, 2, 0, None, False]
+    assert replies[1][:5] == [A, 2, 0, None, False]
 
 
 def test_children_are_sorted_names():
     store = populated()
-    assert store.read([[A, 1, "children", ["/a"]]]) == [[A, 1, 0, ["b", "c"], False]]
+    assert store.read([[A, 1, "children", ["/a"]]])[0][:5] == [A, 1, 0, ["b", "c"], False]
 
 
 def test_sync_returns_the_applied_zxid():
     store = populated()
-    assert store.read([[A, 1, "sync", ["/"]]]) == [[A, 1, 0, make_zxid(1, 3), False]]
+    assert store.read([[A, 1, "sync", ["/"]]]) == [[A, 1, 0, make_zxid(1, 3), False,
+                                                    make_zxid(1, 3)]]
 
 
 def test_status_read_returns_the_status_map():
     store = populated()
-    [[_, _, code, result, _]] = store.read([[A, 1, "status", []]])
+    [[_, _, code, result, _, _]] = store.read([[A, 1, "status", []]])
     assert code == 0
     assert result == store.status()
 
@@ -507,3 +508,15 @@ def test_a_state_snapshot_restores_the_tree_and_the_dedup_table():
     assert copy.tree.get_children("/") == ["s0000000000", "t"]
     with pytest.raises(ZookeeperError):
         copy.restore_state(["not", "a", "snapshot"], 1, 1)
+
+
+def test_each_reply_carries_the_zxid_its_request_saw():
+    """Not the batch's last: a client installing a watch by a read must know the
+    exact state it read, or it would skip the changes between."""
+    store = new_store()
+    replies, _ = store.apply([committed(1, create("/a")), marker(B, 5, "children", "/"),
+                              committed(2, create("/b"))], commit_index=2, term=1)
+    by_rid = {r[1]: r for r in replies}
+    assert by_rid[5][3] == ["a"] and by_rid[5][5] == make_zxid(1, 1)
+    assert by_rid[1][5] == make_zxid(1, 1) and by_rid[2][5] == make_zxid(1, 2)
+    assert store.read([[A, 9, "get", ["/b"]]])[0][5] == make_zxid(1, 2)

@@ -53,8 +53,10 @@ Installing a watch: the watch is registered *pending* first (the log keeps
 everything after the stream's position at that moment), then the read is sent
 (carrying at least that zxid, so the read is not older), and on the reply the
 watch is activated at a start zxid: queued events at or below it are dropped,
-later ones delivered. ``add_watch`` uses the reply's zxid; ``get``/``exists`` of
-an existing node use the node's ``mzxid`` (exact for data events).
+later ones delivered. ``add_watch``, ``get_children`` and ``exists`` of a missing
+node use the reply's zxid, which is the state the read itself saw (the node says
+so per reply, not per frame); ``get``/``exists`` of an existing node use the
+node's ``mzxid`` (exact for data events).
 
 ``compacted``: the node no longer holds the events since S. Every active watch
 then receives one ``WatchedEvent`` of type ``COMPACTED`` (``zxid`` = the node's

@@ -31,9 +31,11 @@ SNAPSHOT_VERSION = "zkactors-state-1"
 
 _BEHIND = "this node has not caught up with what the client has seen; try another"
 
-#: One reply to route back to a client: [ident, rid, code, result, via_log] (via_log:
-#: the request came through the log — an entry, or a read held behind the client's
-#: writes — so the gateway can tell when a client has nothing left in the log).
+#: One reply to route back to a client: [ident, rid, code, result, via_log, zxid]
+#: (via_log: the request came through the log — an entry, or a read held behind the
+#: client's writes — so the gateway can tell when a client has nothing left in the
+#: log; zxid: the state it saw — a write's own zxid, or what was applied when a read
+#: ran — so a client installing a watch by a read knows exactly where it stands).
 Reply = list
 
 
@@ -96,7 +98,7 @@ class StoreCore:
             self.applied_index = entry.index
             self.applied_zxid = zxid
             if item.ident is not None:
-                replies.append([item.ident, item.rid, int(code), result, True])
+                replies.append([item.ident, item.rid, int(code), result, True, zxid])
         self.commit_index = max(self.commit_index, commit_index, self.applied_index)
         if self._parked:
             replies.extend(self._release_parked())
@@ -140,7 +142,8 @@ class StoreCore:
             if len(args) > 1 and args[-1] > self.applied_zxid:
                 if len(self._parked) >= self.max_parked:
                     replies.append([ident, rid, int(Code.NOT_READY),
-                                    "too many reads waiting to catch up here", False])
+                                    "too many reads waiting to catch up here", False,
+                                    self.applied_zxid])
                 else:
                     self._parked.append((now_ms + self.max_wait_ms, request))
                 continue
@@ -149,9 +152,9 @@ class StoreCore:
 
     def _answer(self, ident: bytes, rid: int, op: str, args: list) -> Reply:
         try:
-            return [ident, rid, 0, self._read_one(op, args), False]
+            return [ident, rid, 0, self._read_one(op, args), False, self.applied_zxid]
         except ZookeeperError as err:
-            return [ident, rid, int(err.code), str(err), False]
+            return [ident, rid, int(err.code), str(err), False, self.applied_zxid]
 
     def _release_parked(self) -> list[Reply]:
         """Reads whose zxid has now been applied, in arrival order (a client's later
@@ -168,7 +171,7 @@ class StoreCore:
             return []
         expired = [r for deadline, r in self._parked if deadline <= now_ms]
         self._parked = [(d, r) for d, r in self._parked if d > now_ms]
-        return [[ident, rid, int(Code.NOT_READY), _BEHIND, False]
+        return [[ident, rid, int(Code.NOT_READY), _BEHIND, False, self.applied_zxid]
                 for ident, rid, _, _ in expired]
 
     def _read_one(self, op: str, args: list) -> Any:

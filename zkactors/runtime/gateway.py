@@ -92,8 +92,9 @@ class GatewayActor(Actor):
     def _send_replies(self, replies: list[list], zxid: int) -> None:
         """One frame per client connection, however many of its replies are ready."""
         by_client: dict[bytes, list] = {}
-        for ident, rid, code, result, *_ in replies:
-            entry = [rid, code, result, zxid]
+        for ident, rid, code, result, *rest in replies:
+            # The zxid the request itself saw, when the store says (see core.store).
+            entry = [rid, code, result, rest[1] if len(rest) > 1 else zxid]
             batch = by_client.get(ident)
             if batch is None:
                 by_client[ident] = [entry]
