@@ -400,3 +400,21 @@ def _synced(c) -> bool:
         return True
     except errors.ZookeeperError:
         return False
+
+
+def test_a_linearizable_get_at_a_follower_sees_every_acknowledged_write(ensemble):
+    leader = ensemble.wait_for_leader()
+    follower = ensemble.a_follower(leader)
+    reader = only(follower)
+    try:
+        with Client(ensemble.nodes[leader].client_endpoint) as writer:
+            writer.create("/lin", b"0")
+            for i in range(1, 100):
+                writer.set("/lin", b"%d" % i)
+                # The reader has never seen this write; only the sync makes it current.
+                assert reader.get("/lin", linearizable=True)[0] == b"%d" % i
+        with pytest.raises(ValueError):
+            reader.get("/lin", watch=lambda event: None, linearizable=True)
+        assert reader.node_id != leader  # served at the follower, not redirected
+    finally:
+        reader.stop()

@@ -92,6 +92,14 @@ def _none(_: Any) -> None:
     return None
 
 
+def _copy_outcome(source: ZkFuture, target: ZkFuture) -> None:
+    error = source.exception()
+    if error is None:
+        target.set_result(source.result())
+    else:
+        target.set_exception(error)
+
+
 _client_ids = itertools.count(1)
 
 
@@ -263,14 +271,39 @@ class Client:
         """Create a znode; return its path (with the suffix, if ``sequence``)."""
         return self._wait(self.create_async(path, value, makepath, sequence))
 
-    def get_async(self, path: str, min_zxid: int = 0) -> ZkFuture:
-        return self._call(OP_GET, [path], _data_and_stat, path, min_zxid)
+    def get_async(self, path: str, min_zxid: int = 0, linearizable: bool = False) -> ZkFuture:
+        if not linearizable:
+            return self._call(OP_GET, [path], _data_and_stat, path, min_zxid)
+        # A sync first (the leader's read index, applied here), then a read that
+        # may not be older than what the sync reached — on whichever node answers.
+        outer = ZkFuture()
 
-    def get(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None
-            ) -> tuple[bytes, Stat]:
+        def synced(inner: ZkFuture) -> None:
+            error = inner.exception()
+            if error is not None:
+                outer.set_exception(error)
+                return
+            read = self._call(OP_GET, [path], _data_and_stat, path,
+                              max(min_zxid, inner.result()))
+            read.add_done_callback(lambda f: _copy_outcome(f, outer))
+
+        self._call(OP_SYNC, [path], _identity, path).add_done_callback(synced)
+        return outer
+
+    def get(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None,
+            linearizable: bool = False) -> tuple[bytes, Stat]:
         """Return ``(value, stat)``; ``NoNodeError`` if it does not exist (and then
         no watch is left). ``watch(event)`` is called once, on the next change or
-        delete of the node (ZooKeeper's data watch)."""
+        delete of the node (ZooKeeper's data watch).
+
+        By default the connected node answers: perhaps a little behind the leader,
+        never behind what this client has seen. ``linearizable=True`` reflects
+        every write acknowledged to anyone before the call: it costs a sync (a
+        round of the leader's heartbeats) first."""
+        if linearizable:
+            if watch is not None:
+                raise ValueError("a linearizable get cannot set a watch; sync() first")
+            return self._wait(self.get_async(path, linearizable=True))
         if watch is None:
             return self._wait(self.get_async(path))
         return self._watches.install(
@@ -368,9 +401,10 @@ class Client:
 
     def sync(self, path: str = "/") -> str:
         """Returns (with the path, as kazoo does) once the connected node has applied
-        every request this client sent before it. It does not yet wait for the node
-        to catch up with the leader: a follower may still be behind other clients'
-        writes (ZooKeeper's sync does that; it is planned with issue #4)."""
+        every write committed anywhere before the call, and every request this
+        client sent before it: ZooKeeper's sync, done with Raft's ReadIndex (the
+        leader confirms it still leads with a round of acknowledgements). A read
+        sent after it sees at least that state."""
         return self._wait(self.sync_async(path))
 
     def ensure_path_async(self, path: str) -> ZkFuture:
