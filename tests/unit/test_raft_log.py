@@ -1365,3 +1365,17 @@ def test_a_follower_tells_its_election_actor_when_its_log_end_moves():
     cluster = elected(3)
     ready = cluster[2].on_message(AppendEntries(1, 1, 1, 1, wire(log_of(1, 1)[1:]), 1), 0)
     assert ready.role is not None and ready.role.last_index == 2
+
+
+def test_a_follower_whose_ack_came_after_the_quorum_learns_the_commit_without_a_tick():
+    cluster = elected(3)
+    cluster.propose(1, [write(b"c", 1, "x")])
+    cluster.step()  # appends reach nodes 2 and 3
+    # Node 2's ack commits the entry; node 3's arrives after, with nothing in flight.
+    acks = cluster.net
+    cluster.net = []
+    for src, dst, message in sorted(acks, key=lambda a: a[0]):
+        cluster.deliver(src, dst, message)
+    assert cluster[1].commit_index == 2
+    cluster.settle()  # no tick: whatever the leader sends now is all there is
+    assert cluster[3].commit_index == 2 and cluster[2].commit_index == 2

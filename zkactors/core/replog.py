@@ -223,6 +223,8 @@ class ReplicatedLog:
         #: with the leader"); reset whenever the leader changes.
         self.catch_up_target: int | None = None
         self.caught_up = False
+        #: Per follower: the commit index the latest append to it carried.
+        self.sent_commit: dict[int, int] = {}
         #: Per follower being sent the snapshot: the offset it has acknowledged.
         self.snapshot_offset: dict[int, int] = {}
         self.rejected = 0  # messages dropped as stale, foreign or impossible
@@ -653,7 +655,12 @@ class ReplicatedLog:
             self.inflight[peer] = 0
         else:
             return  # stale: acting on it would resend what is already on its way
-        self._send_appends(peer, now_ms, ready)
+        # If the commit moved past what this follower was last told (the quorum
+        # formed without its ack), an empty append tells it now: otherwise it would
+        # learn only at the next write or retransmit, and its watchers and
+        # readers would wait that long.
+        self._send_appends(peer, now_ms, ready,
+                           probe=self.sent_commit.get(peer, 0) < self.commit_index)
 
     def _is_answer_to_latest(self, peer: int, rejected: int) -> bool:
         if self.probing[peer]:
@@ -778,6 +785,7 @@ class ReplicatedLog:
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, start - 1, self.term_at(start - 1),
                 [[e.term, e.time_ms, e.txn] for e in batch], self.commit_index)))
+            self.sent_commit[peer] = self.commit_index
             self.next_index[peer] = start + len(batch)
             self.inflight[peer] += 1
             sent = True
@@ -788,6 +796,7 @@ class ReplicatedLog:
             self.probe_prev[peer] = prev
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, prev, self.term_at(prev), [], self.commit_index)))
+            self.sent_commit[peer] = self.commit_index
             self.inflight[peer] += 1
             sent = True
         if sent:
