@@ -7,6 +7,8 @@ Workloads:
 * ``write`` — ``--clients`` connections, each keeping ``--inflight`` ``set``
   requests in flight, for ``--seconds``: replicated, fsynced write throughput.
 * ``read``  — the same with ``get``.
+* ``notify``, ``fanout`` — watch notification latency and fan-out (see
+  :mod:`zkactors.cli.bench_watch`); not in the default set.
 
 The pipelined workloads speak the wire protocol directly from ``--procs`` worker
 processes (each one thread polling its share of the connections), because the
@@ -25,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+from zkactors.cli import bench_watch
 from zkactors.protocol import (
     OP_BYE,
     OP_GET,
@@ -36,7 +39,7 @@ from zkactors.protocol import (
     unpack,
 )
 
-WORKLOADS = ("seq", "write", "read")
+WORKLOADS = ("seq", "write", "read", "notify", "fanout")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--procs", type=int, default=2, help="load generator processes (default 2)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--seq-ops", type=int, default=2000, help="operations in 'seq'")
+    p.add_argument("--notify-sets", type=int, default=200, help="sets in 'notify'")
+    p.add_argument("--watchers", type=int, default=1000, help="sessions in 'fanout'")
+    p.add_argument("--watch-procs", type=int, default=4,
+                   help="processes holding the 'fanout' sessions (default 4)")
+    p.add_argument("--fanout-rounds", type=int, default=3, help="sets in 'fanout'")
     p.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -71,20 +79,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = status(args.conf, args.hosts, args.timeout)
     leaders = [row["endpoint"] for row in rows if row["role"] == "leader"]
     target = leaders[0] if leaders else hosts.split(",")[0]
+    others = [row["endpoint"] for row in rows
+              if row["role"] == "follower" and row.get("endpoint")] or [target]
     value = b"x" * args.value_size
     results = []
     for workload in workloads:
         if workload == "seq":
             results.append(bench_sequential(target, value, args.seq_ops))
+        elif workload == "notify":
+            results.append(bench_watch.bench_notify(target, others[0], args.notify_sets))
+        elif workload == "fanout":
+            members = [row["endpoint"] for row in rows if row.get("endpoint")] or [target]
+            results.append(bench_watch.bench_fanout(target, members, args.watchers,
+                                                    args.watch_procs, args.fanout_rounds))
         else:
             results.append(bench_pipelined(target, workload, value, args.clients,
                                            args.inflight, args.seconds, args.procs))
     if args.json:
         print(json.dumps(results, indent=2))
-    else:
-        print(f"target {target}, value {args.value_size} B")
-        print(f"{'workload':<8} {'ops':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}  shape")
-        for r in results:
+        return 0
+    print(f"target {target}, value {args.value_size} B")
+    print(f"{'workload':<8} {'ops':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}  shape")
+    for r in results:
+        if r["workload"] == "notify":
+            print(f"notify   {r['sets']:>8} sets: ack->notify p50 {r['ack_to_notify_p50_ms']} "
+                  f"p99 {r['ack_to_notify_p99_ms']} ms; send->notify p50 "
+                  f"{r['send_to_notify_p50_ms']} p99 {r['send_to_notify_p99_ms']} ms; "
+                  f"missed {r['missed']}")
+        elif r["workload"] == "fanout":
+            print(f"fanout   {r['watchers']:>8} watchers: send->all per round "
+                  f"{[x['send_to_all_ms'] for x in r['rounds']]} ms, median "
+                  f"{r['send_to_all_median_ms']} ms")
+        else:
             print(f"{r['workload']:<8} {r['ops']:>8} {r['ops_per_s']:>9.0f} "
                   f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}  {r['shape']}")
     return 0
