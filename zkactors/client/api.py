@@ -11,6 +11,7 @@ thread, so a slow listener never stalls the socket loop. Watches (one-shot
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -253,7 +254,10 @@ class Client:
         with self._doorbell_lock:
             if self._doorbell is None:
                 raise ConnectionClosedError("client is not started")
-            self._doorbell.send(b"")
+            # One pending ring wakes the agent as well as many; and an agent that
+            # died must not block the caller here (its future times out instead).
+            with contextlib.suppress(zmq.Again):
+                self._doorbell.send(b"", zmq.NOBLOCK)
         return future
 
     def _wait(self, future: ZkFuture) -> Any:

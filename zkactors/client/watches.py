@@ -78,6 +78,7 @@ caught up, or gets ``COMPACTED``), plus one resume page.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import queue
 import threading
@@ -704,7 +705,11 @@ class WatchService:
     def _ring(self) -> None:
         with self._bell_lock:
             if self._bell is not None:
-                self._bell.send(b"")
+                # A doorbell: one pending ring is as good as many, and a receiver
+                # that has already left (the client is stopping) must not make the
+                # ringer wait forever for it.
+                with contextlib.suppress(zmq.Again):
+                    self._bell.send(b"", zmq.NOBLOCK)
 
     # ------------------------------------------------------------ watches
     def read_floor(self) -> int:
