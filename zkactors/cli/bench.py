@@ -39,7 +39,7 @@ from zkactors.protocol import (
     unpack,
 )
 
-WORKLOADS = ("seq", "write", "read", "notify", "fanout")
+WORKLOADS = ("seq", "write", "read", "notify", "fanout", "fanout-sub")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,6 +92,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             members = [row["endpoint"] for row in rows if row.get("endpoint")] or [target]
             results.append(bench_watch.bench_fanout(target, members, args.watchers,
                                                     args.watch_procs, args.fanout_rounds))
+        elif workload == "fanout-sub":
+            publishers = [row["watch_endpoint"] for row in rows if row.get("watch_endpoint")]
+            results.append(bench_watch.bench_fanout_sub(target, publishers, args.watchers,
+                                                        args.watch_procs, args.fanout_rounds))
         else:
             results.append(bench_pipelined(target, workload, value, args.clients,
                                            args.inflight, args.seconds, args.procs))
@@ -106,8 +110,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"p99 {r['ack_to_notify_p99_ms']} ms; send->notify p50 "
                   f"{r['send_to_notify_p50_ms']} p99 {r['send_to_notify_p99_ms']} ms; "
                   f"missed {r['missed']}")
-        elif r["workload"] == "fanout":
-            print(f"fanout   {r['watchers']:>8} watchers: send->all per round "
+        elif r["workload"] in ("fanout", "fanout-sub"):
+            print(f"{r['workload']:<10} {r['watchers']:>6} watchers: send->all per round "
                   f"{[x['send_to_all_ms'] for x in r['rounds']]} ms, median "
                   f"{r['send_to_all_median_ms']} ms")
         else:

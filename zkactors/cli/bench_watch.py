@@ -9,6 +9,11 @@
   the members; one set, and the time until the first, the median and the last
   watcher's callback ran. ``--fanout-rounds`` sets, each measured.
 
+* ``fanout-sub`` — the same with bare SUB sockets (``--watchers`` of them, one
+  poller thread per process): what the nodes' PUB fan-out costs, without the
+  client library's threads per session. On this 2-core machine a thousand full
+  sessions (four threads each) starve the nodes themselves; this shape does not.
+
 Times come from ``time.monotonic()``, one clock for every process on the machine.
 """
 
@@ -82,8 +87,20 @@ def bench_notify(leader: str, follower: str, sets: int) -> dict[str, Any]:
 
 def _fanout_worker(endpoints: list[str], count: int, first: int, ready: Any, done: Any,
                    results: Any) -> None:
-    from zkactors.client import Client
+    import resource
 
+    import zmq
+
+    from zkactors.client import Client
+    from zkactors.logsetup import configure_logging
+
+    configure_logging("warning")  # stdout is the parent's report
+    # Hundreds of sessions in one process: each has several sockets (and their
+    # file descriptors); lift the per-process limits that a normal client never
+    # comes near.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    zmq.Context.instance().set(zmq.MAX_SOCKETS, 16 * count + 64)
     times: list[tuple[int, float]] = []
     lock = threading.Lock()
 
@@ -112,7 +129,7 @@ def _fanout_worker(endpoints: list[str], count: int, first: int, ready: Any, don
 
 
 def bench_fanout(leader: str, endpoints: list[str], watchers: int, procs: int,
-                 rounds: int) -> dict[str, Any]:
+                 rounds: int, worker: Any = _fanout_worker) -> dict[str, Any]:
     from zkactors.client import Client
 
     context = multiprocessing.get_context("spawn")
@@ -120,10 +137,10 @@ def bench_fanout(leader: str, endpoints: list[str], watchers: int, procs: int,
     per_proc = [watchers // procs + (1 if p < watchers % procs else 0) for p in range(procs)]
     workers, first = [], 0
     for count in per_proc:
-        worker = context.Process(target=_fanout_worker,
-                                 args=(endpoints, count, first, ready, done, results))
-        worker.start()
-        workers.append(worker)
+        process = context.Process(target=worker,
+                                  args=(endpoints, count, first, ready, done, results))
+        process.start()
+        workers.append(process)
         first += count
     try:
         with Client(leader, name="bench-fan-writer") as writer:
@@ -147,8 +164,8 @@ def bench_fanout(leader: str, endpoints: list[str], watchers: int, procs: int,
             heard.extend(results.get(timeout=600))
     finally:
         done.set()
-        for worker in workers:
-            worker.join(120)
+        for process in workers:
+            process.join(120)
     measured = []
     for version, sent, acked in sets:
         got = sorted(at for v, at in heard if v == version)
@@ -165,3 +182,50 @@ def bench_fanout(leader: str, endpoints: list[str], watchers: int, procs: int,
         "shape": f"{watchers} sessions (own connection + add_watch each) over {procs} "
                  f"processes and every member, one set per round",
     }
+
+
+def _sub_worker(endpoints: list[str], count: int, first: int, ready: Any, done: Any,
+                results: Any) -> None:
+    """``count`` SUB sockets on the members' watch endpoints, one thread polling."""
+    import zmq
+
+    from zkactors.protocol import unpack
+
+    context = zmq.Context.instance()
+    context.set(zmq.MAX_SOCKETS, count + 64)
+    socks = []
+    try:
+        poller = zmq.Poller()
+        for i in range(count):
+            sub = context.socket(zmq.SUB)
+            sub.linger = 0
+            sub.subscribe(FANOUT_KEY.encode())
+            sub.connect(endpoints[(first + i) % len(endpoints)])
+            poller.register(sub, zmq.POLLIN)
+            socks.append(sub)
+        ready.put(("ok", count))
+        times: list[tuple[int, float]] = []
+        while not done.is_set():
+            for sock, _ in poller.poll(50):
+                at = time.monotonic()
+                while True:
+                    try:
+                        _, body = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    times.append((unpack(body)[3], at))
+        results.put(times)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the run
+        ready.put(("failed", repr(exc)))
+    finally:
+        for sub in socks:
+            sub.close()
+
+
+def bench_fanout_sub(leader: str, watch_endpoints: list[str], watchers: int, procs: int,
+                     rounds: int) -> dict[str, Any]:
+    result = bench_fanout(leader, watch_endpoints, watchers, procs, rounds, worker=_sub_worker)
+    result.update(workload="fanout-sub",
+                  shape=f"{watchers} bare SUB sockets over {procs} processes (one poller "
+                        f"thread each) and every member's watch endpoint, one set per round")
+    return result

@@ -20,6 +20,7 @@ from typing import Any
 from zkactors.cli import ensemble
 from zkactors.config import ConfigError, load_ensemble
 from zkactors.errors import ZkactorsError
+from zkactors.logsetup import configure_logging
 from zkactors.protocol import format_zxid
 
 
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    # The client library's own log lines go to stderr, warnings and worse only:
+    # stdout is for what the command prints (tables, JSON, events).
+    configure_logging("warning")
     try:
         return args.func(args) or 0
     except ConfigError as err:
@@ -200,9 +204,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import threading
 
     from zkactors.client import Client
-    from zkactors.logsetup import configure_logging
-
-    configure_logging("warning")  # stdout carries the events only
 
     def show(event: Any) -> None:
         if args.json:
