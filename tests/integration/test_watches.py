@@ -374,3 +374,52 @@ def test_zkctl_watch_tails_events_and_exits_0_on_sigint(node, client):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_zkctl_watch_survives_the_failover_of_the_node_it_tails(tmp_path):
+    ensemble = Ensemble(tmp_path).start()
+    try:
+        leader = ensemble.wait_for_leader()
+        attached = ensemble.a_follower(leader)
+        others = [n.client_endpoint for n in ensemble.nodes.values() if n is not attached]
+        hosts = ",".join([attached.client_endpoint, *others])  # it attaches to the first
+        with Client(ensemble.hosts) as c:
+            c.create("/f", b"")
+        proc = subprocess.Popen([*ZKCTL, "--hosts", hosts, "watch", "/f", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout],
+                         daemon=True).start()
+        try:
+            with Client(ensemble.nodes[leader].client_endpoint) as writer:
+                # Write until the tail shows one change: from then on it sees them all.
+                seen: list[dict] = []
+                for _ in range(200):
+                    writer.set("/f", b"before")
+                    try:
+                        seen.append(json.loads(lines.get(timeout=0.1)))
+                        break
+                    except queue.Empty:
+                        continue
+                assert seen, "zkctl watch printed nothing"
+                start = seen[0]["version"]
+                attached.kill9()
+                versions = [writer.set("/f", b"%d" % i).version for i in range(20)]
+            deadline = time.monotonic() + 30
+            while (not seen or seen[-1]["version"] < versions[-1]) and \
+                    time.monotonic() < deadline:
+                try:
+                    seen.append(json.loads(lines.get(timeout=1)))
+                except queue.Empty:
+                    continue
+            got = [e["version"] for e in seen if e["type"] == "CHANGED"]
+            # Every change after the first one seen, once, in order, across the kill.
+            assert got == list(range(start, versions[-1] + 1)), got
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    finally:
+        ensemble.stop()
