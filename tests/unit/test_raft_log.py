@@ -1379,3 +1379,38 @@ def test_a_follower_whose_ack_came_after_the_quorum_learns_the_commit_without_a_
     assert cluster[1].commit_index == 2
     cluster.settle()  # no tick: whatever the leader sends now is all there is
     assert cluster[3].commit_index == 2 and cluster[2].commit_index == 2
+
+
+def test_a_sync_waiting_on_the_old_leaders_index_fails_when_its_node_becomes_leader():
+    """Found by the simulator (seed 305): the stale read stayed at the head of the
+    queue, and the new leader's own clients' writes were committed unanswered."""
+    node = ReplicatedLog(2, [1, 2, 3], term=1, entries=[Entry(1, 1, 0, NOOP)])
+    node.on_message(AppendEntries(1, 1, 1, 1, [], 1))
+    node.propose([[b"c", 1, None, ["sync", ["/x"]]], [b"c", 2, None, ["get", ["/x"]]]], 0)
+    node.on_message(ReadIndexResponse(1, 1, 1, 5))  # apply up to 5 first (never comes)
+    ready = node.campaign(Campaign(2))  # the old leader is gone
+    assert [(rid, code) for _, rid, code, _ in ready.failed] == [(1, Code.NOT_READY)]
+    node.on_message(VoteResponse(2, 3, True))
+    assert node.role == LEADER
+    node.persisted(2, 2)
+    node.propose([write(b"w", 7, "a")], 0)
+    node.persisted(3, 2)
+    ready = node.on_message(AppendResponse(2, 3, True, 3, 0, 0))
+    assert [(c.ident, c.rid) for c in ready.committed if c.entry is not None] == \
+        [(None, 0), (b"w", 7)]  # the no-op, then the write *with* its client
+
+
+def test_a_snapshot_overtaken_by_appends_is_acknowledged_not_restored():
+    """Found by reading: appends in the same batch handed over past the snapshot
+    before the driver reported it stored; restoring it would rewind the store."""
+    follower = ReplicatedLog(2, [1, 2, 3], term=1, entries=log_of(*[1] * 10))
+    follower.leader_seen(LeaderSeen(1, 1, 0))
+    follower.on_message(AppendEntries(1, 1, 10, 1, [], 5))
+    chunk = InstallSnapshot(1, 1, 8, 1, 0, b"x", True)
+    assert follower.on_message(chunk).snapshot_chunk is chunk
+    follower.on_message(AppendEntries(1, 1, 10, 1, [], 10))
+    assert follower.handed_index == 10
+    ready = follower.snapshot_chunk_stored(chunk, 1, True)
+    assert ready.restore is None and ready.truncate_after is None
+    assert [(m.index, m.done) for _, m in ready.messages] == [(8, True)]
+    assert follower.base_index == 0 and follower.last_index == 10

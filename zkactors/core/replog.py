@@ -443,6 +443,11 @@ class ReplicatedLog:
         ready = Ready()
         if chunk.term != self.term or chunk.leader != self.leader:
             return ready  # we moved on meanwhile; the leader will start again
+        if installed and chunk.index <= self.handed_index:
+            installed = False  # overtaken by appends meanwhile: we have it all already
+            ready.messages.append((chunk.leader, InstallSnapshotResponse(
+                self.term, self.node_id, chunk.index, next_offset, True)))
+            return ready
         if installed:
             index, term = chunk.index, chunk.last_term
             if self.term_at(index) == term:
@@ -734,9 +739,12 @@ class ReplicatedLog:
                     self.term, self.node_id, request_id, 0)))
             self._remote_reads = []
         elif leader_changed:
-            # Syncs waiting for the old leader's read index never get one: fail
-            # them (the client sends them again); reads queued behind go on.
-            for pending in [p for p in self._waiting if p.remote]:
+            # Syncs waiting for the old leader's read index never get one, and one
+            # it answered may name an index we won't reach as we were (a new
+            # leader's entries would queue behind it, unanswered): fail every
+            # read not releasable now (the client sends it again); the rest go on.
+            for pending in [p for p in self._waiting
+                            if p.remote or p.index > self.handed_index]:
                 self._waiting.remove(pending)
                 ready.failed.append((pending.item.ident, pending.item.rid,
                                      int(Code.NOT_READY), "the leader changed; sync again"))

@@ -200,8 +200,6 @@ class LogActor(Actor):
                     self._restart_log_after(ready.restore[0])
                 else:  # the entries after it still match: keep them
                     wal.compact_before(ready.restore[0] + 1)
-                # Before any entry after it: the store loads the snapshot first.
-                self.send("store", [MSG_RESTORE, *ready.restore])
             elif ready.truncate_after is not None:
                 wal.truncate_after(ready.truncate_after)
             if ready.entries:
@@ -221,14 +219,15 @@ class LogActor(Actor):
             for peer, message in ready.messages:
                 self.links.send(peer, message)
             committed.extend(ready.committed)
+            if ready.restore is not None:
+                # In order: what was handed over before the snapshot, then the
+                # snapshot, then anything after it.
+                self._hand_to_store(committed)
+                committed = []
+                self.send("store", [MSG_RESTORE, *ready.restore])
             failed.extend(ready.failed)
             role = ready.role or role
-        if committed:
-            self.send("store", [MSG_COMMIT, self.core.commit_index, self.core.term, [
-                [c.ident, c.rid, c.read] if c.entry is None else
-                [c.ident, c.rid, c.entry.index, c.entry.term, c.entry.time_ms, c.entry.txn]
-                for c in committed
-            ]])
+        self._hand_to_store(committed)
         if failed:
             self.send("gateway", [MSG_REPLY, 0, [
                 [ident, rid, code, self._redirect(code, text), True]
@@ -242,6 +241,14 @@ class LogActor(Actor):
                 self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
                                       self.client_endpoints.get(role.leader, ""),
                                       role.caught_up])
+
+    def _hand_to_store(self, committed: list) -> None:
+        if committed:
+            self.send("store", [MSG_COMMIT, self.core.commit_index, self.core.term, [
+                [c.ident, c.rid, c.read] if c.entry is None else
+                [c.ident, c.rid, c.entry.index, c.entry.term, c.entry.time_ms, c.entry.txn]
+                for c in committed
+            ]])
 
     def _maybe_freeze(self, index: int) -> None:
         """Move the log held in memory out of the garbage collector's sight.
