@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from zkactors.sim.cluster import Faults
+from zkactors.sim.cluster import STRESS, Faults
 from zkactors.sim.run import run_seed
 
 
@@ -20,17 +20,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ms", type=int, default=3000, help="simulated ms of chaos per seed")
     parser.add_argument("--perfect-clocks", action="store_true",
                         help="no drift, clock jumps, wall steps or pauses (the old model)")
+    parser.add_argument("--stress", action="store_true",
+                        help="slower network and disks, more duplicates and snapshots")
+    parser.add_argument("--count-lost-replies", action="store_true",
+                        help="count a lost reply instead of failing on it")
     args = parser.parse_args(argv)
-    faults = Faults(drift=0, clock_jump=0, wall_step=0, pause=0) if args.perfect_clocks \
-        else None
-    flag = " --perfect-clocks" if args.perfect_clocks else ""
+    options = {}
+    if args.perfect_clocks:
+        options.update(drift=0, clock_jump=0, wall_step=0, pause=0)
+    if args.stress:
+        options.update(STRESS)
+    faults = Faults(**options) if options else None
+    flag = (" --perfect-clocks" if args.perfect_clocks else "") + \
+        (" --stress" if args.stress else "") + \
+        (" --count-lost-replies" if args.count_lost_replies else "")
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.monotonic()
     totals = {"writes_acked": 0, "leaders": 0, "events": 0, "clock_jumps": 0,
-              "wall_steps": 0, "pauses": 0}
+              "wall_steps": 0, "pauses": 0, "snapshots_taken": 0, "compactions": 0,
+              "snapshots_installed": 0, "snapshot_chunks": 0, "syncs_ok": 0,
+              "syncs_failed": 0, "reads_checked": 0, "retries": 0, "unknown_outcome_retries": 0, "timeouts": 0,
+              "duplicates_suppressed": 0, "forgotten": 0, "lost_replies": 0}
     for seed in seeds:
         try:
-            result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms, faults=faults)
+            result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms, faults=faults,
+                              strict_replies=not args.count_lost_replies)
         except Exception as err:  # noqa: BLE001 - a crash of a core is a failure too
             print(f"FAILED: {type(err).__name__}: {err}")
             print(f"replay: python -m zkactors.sim --seed {seed} --nodes {args.nodes} "

@@ -13,8 +13,9 @@ class LivenessFailure(AssertionError):
 
 
 def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
-             settle_ms: int = 3000, faults: Faults | None = None) -> dict[str, Any]:
-    sim = Simulation(seed, nodes=nodes, faults=faults)
+             settle_ms: int = 3000, faults: Faults | None = None,
+             strict_replies: bool = True) -> dict[str, Any]:
+    sim = Simulation(seed, nodes=nodes, faults=faults, strict_replies=strict_replies)
     sim.run(chaos_ms)
     sim.heal_and_settle(settle_ms)
     # Safety first: every acknowledged write is on a majority of disks...
@@ -32,6 +33,7 @@ def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
     # ...and then every node's tree has every acknowledged write, identically.
     sim.checker.acknowledged_writes_survive()
     sim.checker.replicas_identical()
+    sim.checker.at_most_once()
     return {
         "seed": seed,
         "writes_acked": len(sim.acked),
@@ -39,4 +41,5 @@ def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
         "events": sim.checker.checks,
         "applied_index": next(iter(applied.values())),
         **sim.clock_stats(),
+        **sim.stats,
     }
