@@ -44,6 +44,8 @@ from zkactors.storage.wal import WriteAheadLog
 
 #: Entries appended between two gc.freeze() calls (see LogActor._maybe_freeze).
 FREEZE_EVERY = 20_000
+#: How often, at most, the election actor hears that only our log end moved.
+LOG_END_REPORT_MS = 50
 #: Snapshot bytes per InstallSnapshot message.
 SNAPSHOT_CHUNK_BYTES = 1 << 20
 
@@ -65,6 +67,9 @@ class LogActor(Actor):
         #: Follower: the snapshot being received from the leader.
         self._installer: Installer | None = None
         self._told_gateway: tuple | None = None
+        self._told_election: tuple | None = None
+        self._election_told_at = 0
+        self._log_end_pending = False
         self.client_endpoints = client_endpoints
         peers = {m: e for m, e in peer_endpoints.items() if m != self.node_id}
         self.links = PeerLinks(self.context, self.node_id, peer_endpoints[self.node_id], peers,
@@ -117,6 +122,8 @@ class LogActor(Actor):
             self.log.error("peer_config_mismatch", peer=peer,
                            detail="its [member.N] sections differ from ours; refusing it")
         self._carry_out([self.core.tick(now)])
+        if self._log_end_pending and now - self._election_told_at >= LOG_END_REPORT_MS:
+            self._tell_election(self.core.role_changed(), now)
 
     # --------------------------------------------------------------- snapshots
     def _compact(self, snapshot_index: int) -> None:
@@ -234,13 +241,25 @@ class LogActor(Actor):
                 for ident, rid, code, text in failed
             ]])
         if role is not None:
-            self.send("election", [MSG_LOCAL, to_wire(role)])
             news = (role.role, role.term, role.leader, role.caught_up)
+            now = now_ms()
+            if news != self._told_election or now - self._election_told_at >= LOG_END_REPORT_MS:
+                self._tell_election(role, now)
+            else:
+                # Only the log end moved: the election actor needs it for pre-votes,
+                # not within the millisecond; at most every LOG_END_REPORT_MS.
+                self._log_end_pending = True
             if news != self._told_gateway:  # (not every move of the log end)
                 self._told_gateway = news
                 self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
                                       self.client_endpoints.get(role.leader, ""),
                                       role.caught_up])
+
+    def _tell_election(self, role: Any, now: int) -> None:
+        self.send("election", [MSG_LOCAL, to_wire(role)])
+        self._told_election = (role.role, role.term, role.leader, role.caught_up)
+        self._election_told_at = now
+        self._log_end_pending = False
 
     def _hand_to_store(self, committed: list) -> None:
         if committed:

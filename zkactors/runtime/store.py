@@ -42,6 +42,7 @@ class StoreActor(Actor):
         self.members = members or []
         self._snapshot_at = core.applied_index
         self._told_watch = core.applied_zxid
+        self._watch_pending = False
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
@@ -70,14 +71,20 @@ class StoreActor(Actor):
                 raise RuntimeError(f"store got unknown message kind {kind!r}")
         if replies:
             self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
-        if events or restarted or core.applied_zxid != self._told_watch:
-            # The watch actor learns the applied zxid even when nothing fired (no-ops,
-            # failed txns): its heartbeat vouches for quiet stretches too.
-            self._told_watch = core.applied_zxid
-            self.send("watch", [MSG_EVENTS, [[e.type, e.path, e.zxid, e.version]
-                                             for e in events], core.applied_zxid, restarted])
+        if events or restarted:
+            self._tell_watch(events, restarted)
+        elif core.applied_zxid != self._told_watch:
+            # Nothing fired (no-ops, failed txns), but the watch actor's heartbeat
+            # vouches for quiet stretches too: it hears of them by the next tick.
+            self._watch_pending = True
         if self.snapshot_every and core.applied_index - self._snapshot_at >= self.snapshot_every:
             self._take_snapshot()
+
+    def _tell_watch(self, events: list, restarted: bool = False) -> None:
+        self._told_watch = self.core.applied_zxid
+        self._watch_pending = False
+        self.send("watch", [MSG_EVENTS, [[e.type, e.path, e.zxid, e.version]
+                                         for e in events], self._told_watch, restarted])
 
     def _take_snapshot(self) -> None:
         core = self.core
@@ -101,6 +108,8 @@ class StoreActor(Actor):
         self.log.info("snapshot_restored", index=index, term=term, znodes=len(self.core.tree))
 
     def on_tick(self, now: int) -> None:
+        if self._watch_pending:
+            self._tell_watch([])
         expired = self.core.tick(now)
         if expired:
             self.send("gateway", [MSG_REPLY, self.core.applied_zxid, expired])
