@@ -38,4 +38,20 @@ def configure_logging(level: str = "info", stream=None) -> None:
 
 
 def get_logger(**bindings):
-    return structlog.get_logger().bind(**bindings)
+    if structlog.is_configured():
+        return structlog.get_logger().bind(**bindings)
+    # The client library inside someone else's program, which configured nothing:
+    # go through the standard logging module ("zkactors"), which shows warnings
+    # and worse on stderr unless that program says otherwise — rather than
+    # structlog's default of printing every line to stdout.
+    return structlog.wrap_logger(
+        logging.getLogger("zkactors"),
+        # logging's own exception() adds the traceback: don't render it twice.
+        processors=[_drop_exc_info, structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.BoundLogger,
+    ).bind(**bindings)
+
+
+def _drop_exc_info(logger, method, event_dict):
+    event_dict.pop("exc_info", None)
+    return event_dict
