@@ -936,7 +936,48 @@ def _arity(func: Callable) -> int:
     return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
-class DataWatch:
+class _RefreshingWatch:
+    """A persistent watch that re-reads the node on the events it cares about and
+    calls ``func`` when what it read differs from the last call (or after a
+    COMPACTED signal); ``func`` returning ``False`` ends it. Subclasses say what
+    to read and how to call."""
+
+    #: The event type that cannot change what this watch reads.
+    ignored_type = ""
+
+    def __init__(self, client: Any, path: str, func: Callable[..., Any]) -> None:
+        self._client = client
+        self._path = path
+        self._func = func
+        self._lock = threading.Lock()
+        self._last: Any = object()
+        self._stopped = False
+        client.add_watch(path, self._on_event)
+        self._refresh(None)
+
+    def _on_event(self, event: WatchedEvent) -> None:
+        if event.type != self.ignored_type:
+            self._refresh(event)
+
+    def _refresh(self, event: WatchedEvent | None) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            seen, call = self._read(event)
+            compacted = event is not None and event.type == EventType.COMPACTED
+            if seen == self._last and not compacted:
+                return
+            self._last = seen
+            if call() is False:
+                self._stopped = True
+                self._client.remove_watch(self._path, self._on_event)
+
+    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
+        """(what identifies the state read, the call of ``func`` for it)."""
+        raise NotImplementedError
+
+
+class DataWatch(_RefreshingWatch):
     """kazoo's ``DataWatch``: ``func(data, stat)`` (or ``func(data, stat, event)``)
     now and after every change of the node's data or existence; ``(None, None)``
     while it does not exist. Returning ``False`` stops the watch.
@@ -946,72 +987,31 @@ class DataWatch:
     after a COMPACTED signal).
     """
 
+    ignored_type = EventType.CHILD
+
     def __init__(self, client: Any, path: str, func: Callable[..., Any]) -> None:
-        self._client = client
-        self._path = path
-        self._func = func
         self._arity = _arity(func)
-        self._lock = threading.Lock()
-        self._last: Any = object()
-        self._stopped = False
-        client.add_watch(path, self._on_event)
-        self._refresh(None)
+        super().__init__(client, path, func)
 
-    def _on_event(self, event: WatchedEvent) -> None:
-        if event.type != EventType.CHILD:
-            self._refresh(event)
-
-    def _refresh(self, event: WatchedEvent | None) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            try:
-                data, stat = self._client.get(self._path)
-            except NoNodeError:
-                data, stat = None, None
-            ident = None if stat is None else (stat.czxid, stat.mzxid)
-            compacted = event is not None and event.type == EventType.COMPACTED
-            if ident == self._last and not compacted:
-                return
-            self._last = ident
-            args = (data, stat, event) if self._arity >= 3 else (data, stat)
-            if self._func(*args) is False:
-                self._stopped = True
-                self._client.remove_watch(self._path, self._on_event)
+    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
+        try:
+            data, stat = self._client.get(self._path)
+        except NoNodeError:
+            data, stat = None, None
+        args = (data, stat, event) if self._arity >= 3 else (data, stat)
+        return (None if stat is None else (stat.czxid, stat.mzxid)), lambda: self._func(*args)
 
 
-class ChildrenWatch:
+class ChildrenWatch(_RefreshingWatch):
     """kazoo's ``ChildrenWatch``: ``func(children)`` now and after every change of
     the node's children (``[]`` while it does not exist). Returning ``False``
     stops the watch."""
 
-    def __init__(self, client: Any, path: str, func: Callable[[list[str]], Any]) -> None:
-        self._client = client
-        self._path = path
-        self._func = func
-        self._lock = threading.Lock()
-        self._last: Any = object()
-        self._stopped = False
-        client.add_watch(path, self._on_event)
-        self._refresh(None)
+    ignored_type = EventType.CHANGED
 
-    def _on_event(self, event: WatchedEvent) -> None:
-        if event.type != EventType.CHANGED:
-            self._refresh(event)
-
-    def _refresh(self, event: WatchedEvent | None) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            try:
-                children = self._client.get_children(self._path)
-            except NoNodeError:
-                children = []
-            compacted = event is not None and event.type == EventType.COMPACTED
-            if children == self._last and not compacted:
-                return
-            self._last = children
-            if self._func(children) is False:
-                self._stopped = True
-                self._client.remove_watch(self._path, self._on_event)
-
+    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
+        try:
+            children = self._client.get_children(self._path)
+        except NoNodeError:
+            children = []
+        return children, lambda: self._func(children)
