@@ -63,6 +63,8 @@ from typing import Self
 
 import msgpack
 
+from zkactors.storage.fileio import ShortReadError, fsync_dir, pread_exact, write_all
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "CorruptSnapshotError",
@@ -218,8 +220,8 @@ class SnapshotStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             try:
-                _write_all(fd, head)
-                _write_all(fd, view)  # separately: joining would copy a payload of up to a GiB
+                write_all(fd, head)
+                write_all(fd, view)  # separately: joining would copy a payload of up to a GiB
                 if self.fsync:
                     os.fsync(fd)
             finally:
@@ -380,11 +382,7 @@ class SnapshotStore:
 
     def _fsync_dir(self, directory: str | None = None) -> None:
         if self.fsync:
-            fd = os.open(directory or self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(directory or self.directory)
 
 
 class SnapshotReader:
@@ -487,7 +485,7 @@ class Installer:
         view = memoryview(data).cast("B")
         try:
             self._absorb(view)
-            _write_all(self._fd, view)
+            write_all(self._fd, view)
         except _Invalid as exc:
             self._abort(f"aborted: {exc}")
             raise CorruptSnapshotError(self._tmp, str(exc)) from None
@@ -650,28 +648,11 @@ def _read_head(fd: int, path: str, index: int, term: int) -> tuple[SnapshotMeta,
 
 
 def _pread_exact(fd: int, n: int, offset: int) -> bytes:
-    data = os.pread(fd, n, offset)
-    if len(data) == n:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < n:
-        more = os.pread(fd, n - got, offset + got)
-        if not more:
-            # The size was checked on open, so the file shrank under us.
-            raise _Invalid(f"file ended early (wanted {n} bytes at offset {offset})")
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    # write on a regular file writes everything unless the disk is full or a
-    # signal interrupts it; loop anyway rather than trust that.
-    view = memoryview(data)
-    done = 0
-    while done < view.nbytes:
-        done += os.write(fd, view[done:])
+    try:
+        return pread_exact(fd, n, offset)
+    except ShortReadError:
+        # The size was checked on open, so the file shrank under us.
+        raise _Invalid(f"file ended early (wanted {n} bytes at offset {offset})") from None
 
 
 def _unlink_quietly(path: str) -> None:

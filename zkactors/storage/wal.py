@@ -84,6 +84,8 @@ from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Self
 
+from zkactors.storage.fileio import ShortReadError, fsync_dir, pread_exact, pwrite_all
+
 __all__ = ["CorruptWalError", "WalError", "WriteAheadLog", "segment_name"]
 
 _HEADER = struct.Struct("<II")  # length (+1 biased), crc
@@ -247,7 +249,7 @@ class WriteAheadLog:
                     self._create(seg)
                 elif seg.allocated < seg.size:
                     self._allocate(seg)  # an empty segment grown for an oversized record
-                _pwrite_all(seg.fd, b"".join(seg.pending), seg.durable_end)
+                pwrite_all(seg.fd, b"".join(seg.pending), seg.durable_end)
                 if self.fsync:
                     os.fdatasync(seg.fd)
                 seg.pending = []
@@ -404,11 +406,7 @@ class WriteAheadLog:
 
     def _fsync_dir(self, directory: str | None = None) -> None:
         if self.fsync:
-            fd = os.open(directory or self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(directory or self.directory)
 
     def _create(self, seg: _Segment) -> None:
         seg.fd = os.open(seg.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
@@ -568,24 +566,8 @@ def _read_records(seg: _Segment, k: int, count: int) -> Iterator[tuple[int, byte
 
 
 def _pread_exact(fd: int, n: int, offset: int, path: str) -> bytes:
-    data = os.pread(fd, n, offset)
-    if len(data) == n:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < n:
-        more = os.pread(fd, n - got, offset + got)
-        if not more:
-            raise WalError(f"{path} is shorter than expected (wanted {n} bytes at {offset})")
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    # pwrite on a regular file writes everything unless the disk is full or a
-    # signal interrupts it; loop anyway rather than trust that.
-    view = memoryview(data)
-    done = 0
-    while done < len(data):
-        done += os.pwrite(fd, view[done:], offset + done)
+    try:
+        return pread_exact(fd, n, offset)
+    except ShortReadError:
+        raise WalError(f"{path} is shorter than expected (wanted {n} bytes at {offset})") \
+            from None
