@@ -77,6 +77,7 @@ caught up, or gets ``COMPACTED``), plus one resume page.
 
 from __future__ import annotations
 
+import abc
 import bisect
 import contextlib
 import itertools
@@ -936,7 +937,7 @@ def _arity(func: Callable) -> int:
     return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
-class _RefreshingWatch:
+class _RefreshingWatch(abc.ABC):
     """A persistent watch that re-reads the node on the events it cares about and
     calls ``func`` when what it read differs from the last call (or after a
     COMPACTED signal); ``func`` returning ``False`` ends it. Subclasses say what
@@ -972,9 +973,9 @@ class _RefreshingWatch:
                 self._stopped = True
                 self._client.remove_watch(self._path, self._on_event)
 
+    @abc.abstractmethod
     def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
         """(what identifies the state read, the call of ``func`` for it)."""
-        raise NotImplementedError
 
 
 class DataWatch(_RefreshingWatch):
