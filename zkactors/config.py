@@ -134,6 +134,13 @@ class Watch:
     history_events: int = 100_000
     history_bytes: int = 16 * 1024 * 1024
     heartbeat_ms: int = 100
+    #: The beat with no events and no new subscribers for a while. Clients treat
+    #: 3 s without one as a dead node, hence the cap.
+    idle_heartbeat_ms: int = 1000
+    #: Messages queued for one subscriber before the node drops its next ones
+    #: (the subscriber then catches up by resume): node memory per slow
+    #: subscriber is bounded by this times the message size.
+    subscriber_queue: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,8 @@ _OPTIONAL: dict[str, dict[str, _Kind]] = {
         "history_events": _Int(0, 100_000_000),
         "history_bytes": _Int(0, 1 << 40),
         "heartbeat_ms": _Int(1, 60_000),
+        "idle_heartbeat_ms": _Int(1, 2_000),
+        "subscriber_queue": _Int(1, 10_000_000),
     },
 }
 _NODE_KEYS = ("id", "data_dir")
@@ -476,6 +485,13 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     storage = Storage(**r.optional_section("storage", defaults(Storage)))
     log_level = r.optional_section("log", {"level": DEFAULT_LOG_LEVEL})["level"]
     watch = Watch(**r.optional_section("watch", defaults(Watch)))
+    if watch.idle_heartbeat_ms < watch.heartbeat_ms:
+        raise r.error(
+            "watch",
+            "idle_heartbeat_ms",
+            f"must be at least heartbeat_ms "
+            f"({watch.idle_heartbeat_ms} < {watch.heartbeat_ms})",
+        )
 
     return NodeConfig(
         path=abs_path,

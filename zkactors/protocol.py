@@ -66,7 +66,7 @@ import msgpack
 
 from zkactors.errors import BadArgumentsError, UnimplementedError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 OP_HELLO = "hello"
 OP_CREATE = "create"

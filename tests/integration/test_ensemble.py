@@ -10,6 +10,7 @@ import pytest
 from tests.integration.cluster import Ensemble, wait_for
 from zkactors import errors
 from zkactors.client import Client
+from zkactors.protocol import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -253,7 +254,7 @@ def test_a_follower_answers_a_read_only_once_it_has_applied_the_clients_zxid(ens
             assert sock.poll(10_000), "no reply"
             return msgpack.unpackb(sock.recv())[0]
 
-        assert call(1, "hello", 1, "raw")[1] == 0
+        assert call(1, "hello", PROTOCOL_VERSION, "raw")[1] == 0
         wait_for(lambda: call(2, "get", "/seen", seen)[1] == 0, 10, "the follower to catch up")
         reply = call(3, "get", "/seen", seen)
         assert reply[1] == 0 and reply[2][0] == b"v" and reply[3] >= seen
@@ -354,7 +355,7 @@ def test_sync_at_a_follower_reflects_every_write_committed_before_it(ensemble):
                 replies.extend(msgpack.unpackb(sock.recv()))
             return sorted(replies)
 
-        assert call([1, "hello", 1, "raw"])[0][1] == 0
+        assert call([1, "hello", PROTOCOL_VERSION, "raw"])[0][1] == 0
         with Client(ensemble.nodes[leader].client_endpoint) as writer:
             writer.create("/k", b"")
             for i in range(50):

@@ -11,6 +11,7 @@ from tests.integration.cluster import NodeProcess, wait_for, write_config
 from zkactors.client import Client
 from zkactors.core.watches import CONTROL_TOPIC, ResumeAnswer
 from zkactors.errors import Code
+from zkactors.protocol import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,7 +24,7 @@ class Raw:
         self.sock.linger = 0
         self.sock.connect(endpoint)
         self.rid = 0
-        assert self.call("hello", 1, "raw")[1] == 0
+        assert self.call("hello", PROTOCOL_VERSION, "raw")[1] == 0
 
     def call(self, op: str, *args):
         self.rid += 1
@@ -73,8 +74,11 @@ def test_changes_are_published_with_the_path_as_topic_and_heartbeats_follow(node
             topic, body = receive(sub)
             if topic != CONTROL_TOPIC:
                 seen.append((topic, body))
-        assert seen == [(b"/app", ["created", "/app", seen[0][1][2], 0]),
-                        (b"/app", ["changed", "/app", stat.mzxid, 1])]
+        # Each carries the sequence number of the subscribed prefix it matches:
+        # consecutive, so this subscriber knows it missed nothing.
+        first_seq = seen[0][1][4]["/app"]
+        assert seen == [(b"/app", ["created", "/app", seen[0][1][2], 0, {"/app": first_seq}]),
+                        (b"/app", ["changed", "/app", stat.mzxid, 1, {"/app": first_seq + 1}])]
         # The next heartbeat vouches for everything applied, /other included.
         topic, body = receive(sub)
         while topic != CONTROL_TOPIC or body[1] < stat.mzxid + 1:

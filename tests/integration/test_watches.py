@@ -8,6 +8,7 @@ import json
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -15,6 +16,7 @@ import pytest
 import structlog
 
 from tests.integration.cluster import (
+    REPO,
     ZKCTL,
     Ensemble,
     NodeProcess,
@@ -423,3 +425,69 @@ def test_zkctl_watch_survives_the_failover_of_the_node_it_tails(tmp_path):
                 proc.wait(5)
     finally:
         ensemble.stop()
+
+
+# A watcher in its own process, so the test can freeze it (SIGSTOP) like a
+# process descheduled or swapped out: it reads nothing while frozen, the node's
+# queue for it fills, and the node drops what follows.
+_FROZEN_WATCHER = """
+import json, sys, threading, time
+from zkactors.client import Client
+endpoint, path, last = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen, done = [], threading.Event()
+def on_event(event):
+    seen.append([event.type, event.zxid, event.version])
+    if event.version >= last:
+        done.set()
+with Client(endpoint) as client:
+    client.add_watch(path, on_event)
+    deadline = time.monotonic() + 20  # settled: the subscription reached the node
+    while client.watch_stats()["mode"] != "live" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("ready", flush=True)
+    done.wait(90)
+    print(json.dumps({"seen": seen, "stats": client.watch_stats()}), flush=True)
+"""
+
+
+def test_a_frozen_subscriber_process_gets_every_event_once_and_in_zxid_order(tmp_path):
+    # A small per-subscriber queue and long paths (big messages) make the node
+    # drop messages after a few MB of socket buffers, not after 100,000 messages.
+    node = NodeProcess(write_config(tmp_path, extra="[watch]\nsubscriber_queue = 20\n")).start()
+    path = "/" + "p" * 900
+    frozen, thawed = 6000, 300
+    try:
+        with Client(node.client_endpoint) as writer:
+            writer.create(path, b"")
+            watcher = subprocess.Popen(
+                [sys.executable, "-c", _FROZEN_WATCHER, node.client_endpoint, path,
+                 str(frozen + thawed)],
+                stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+            try:
+                assert watcher.stdout.readline().strip() == "ready"
+                watcher.send_signal(signal.SIGSTOP)
+                try:
+                    for f in [writer.set_async(path, b"") for _ in range(frozen)]:
+                        f.get(60)
+                finally:
+                    watcher.send_signal(signal.SIGCONT)
+                # Writes after the thaw reach it live, behind the dropped ones.
+                for _ in range(thawed):
+                    writer.set(path, b"")
+                out, _ = watcher.communicate(timeout=120)
+            finally:
+                if watcher.poll() is None:
+                    watcher.kill()
+                    watcher.wait(10)
+        report = json.loads(out.splitlines()[-1])
+        versions = [v for kind, _, v in report["seen"]]
+        assert versions == list(range(1, frozen + thawed + 1))
+        zxids = [z for _, z, _ in report["seen"]]
+        assert zxids == sorted(zxids)
+        stats = report["stats"]
+        # The node did drop messages, the stream noticed by their numbers, and
+        # no event reached a callback after a later one.
+        assert stats["gaps"] >= 1, stats
+        assert stats["late"] == 0, stats
+    finally:
+        node.stop()

@@ -130,6 +130,64 @@ def test_a_count_mismatch_resumes_and_delivers_the_missing_events_exactly_once()
     assert h.stream.mode == LIVE and h.stream.synced == 20
 
 
+def test_a_sequence_gap_holds_the_event_and_resumes_so_order_is_kept():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 7}))
+    # 12 was dropped by PUB: the next message's number jumps from 7 to 9.
+    h.take(h.stream.on_event(changed("/k", 13, 3), {"/k": 9}))
+    assert h.versions() == [1]  # 13 is held, not dispatched ahead of 12
+    assert h.stream.mode == SYNCING and h.stream.gaps == 1
+    resume = h.queries.pop()  # asked at once, not at the next heartbeat
+    assert resume.op == OP_EVENTS and resume.since == 10
+    events = (changed("/k", 11, 1), changed("/k", 12, 2), changed("/k", 13, 3))
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 13, events)))
+    assert h.versions() == [1, 2, 3]
+    assert h.stream.late == 0 and h.stream.mode == LIVE
+
+
+def test_consecutive_numbers_and_other_subscribers_prefixes_are_no_gap():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 1, "/": 50}))
+    # "/" is someone else's subscription: its numbers are none of our business.
+    h.take(h.stream.on_event(changed("/k", 12, 2), {"/k": 2, "/": 58}))
+    assert h.versions() == [1, 2] and h.stream.gaps == 0 and h.stream.mode == LIVE
+    assert h.queries == []
+
+
+def test_a_new_connection_starts_counting_afresh():
+    h = Harness()
+    h.watch(start=10)
+    h.go_live(10)
+    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 100}))
+    h.stream.on_reconnect()  # another node: its own numbers
+    h.take(h.stream.on_event(changed("/k", 12, 2), {"/k": 3}))
+    h.take(h.stream.on_heartbeat(12, 12))
+    resume = h.queries.pop()
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 11)))
+    assert h.versions() == [1, 2] and h.stream.gaps == 0
+
+
+def test_a_gap_while_settling_waits_for_the_settle_and_resumes_again():
+    h = Harness(settle_beats=1)
+    h.watch(start=10)
+    h.go_live(10)
+    h.stream.on_reconnect()
+    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 1}))
+    h.take(h.stream.on_event(changed("/k", 13, 3), {"/k": 3}))
+    assert h.queries == []  # still settling: a resume now could miss events
+    h.take(h.stream.on_heartbeat(13, 13))
+    h.take(h.stream.on_heartbeat(13, 13))
+    resume = h.queries.pop()
+    # The gap was seen before this resume was asked: its answer is trusted.
+    events = (changed("/k", 11, 1), changed("/k", 12, 2), changed("/k", 13, 3))
+    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 13, events)))
+    assert h.versions() == [1, 2, 3] and h.stream.mode == LIVE
+
+
 def test_after_a_reconnect_events_are_held_until_a_resume_merges_them_in_order():
     h = Harness(settle_beats=1)
     h.watch(start=10)

@@ -437,6 +437,27 @@ ERROR_CASES = [
         id="same-endpoint-differing-case",
     ),
     pytest.param(
+        BASE + "[watch]\nheartbeat_ms = 200\nidle_heartbeat_ms = 100\n",
+        "watch",
+        "idle_heartbeat_ms",
+        "must be at least heartbeat_ms",
+        id="idle-heartbeat-faster-than-busy",
+    ),
+    pytest.param(
+        BASE + "[watch]\nidle_heartbeat_ms = 5000\n",
+        "watch",
+        "idle_heartbeat_ms",
+        "",
+        id="idle-heartbeat-beyond-client-silence",
+    ),
+    pytest.param(
+        BASE + "[watch]\nsubscriber_queue = 0\n",
+        "watch",
+        "subscriber_queue",
+        "",
+        id="no-subscriber-queue",
+    ),
+    pytest.param(
         BASE + "[limits]\nmax_batch = 1\nmax_batch = 2\n",
         "limits",
         "max_batch",

@@ -31,8 +31,9 @@ BIG = 1_000_000
 
 
 def core(max_events: int = BIG, max_bytes: int = BIG, heartbeat_ms: int = 100,
-         start_zxid: int = 0) -> WatchCore:
-    return WatchCore(max_events, max_bytes, heartbeat_ms, start_zxid=start_zxid)
+         start_zxid: int = 0, idle_heartbeat_ms: int | None = None) -> WatchCore:
+    return WatchCore(max_events, max_bytes, heartbeat_ms, start_zxid=start_zxid,
+                     idle_heartbeat_ms=idle_heartbeat_ms)
 
 
 def create(path: str, zxid: int) -> list[Event]:
@@ -99,9 +100,9 @@ def test_events_are_published_in_order_with_the_path_as_topic():
     w = core()
     events = create("/a", 5) + [Event(CHANGED, "/a", 6, 1)]
     assert w.on_events(events, 6) == [
-        Publish(b"/a", [CREATED, "/a", 5, 0]),
-        Publish(b"/", [CHILD, "/", 5, 1]),
-        Publish(b"/a", [CHANGED, "/a", 6, 1]),
+        Publish(b"/a", [CREATED, "/a", 5, 0, {}]),
+        Publish(b"/", [CHILD, "/", 5, 1, {}]),
+        Publish(b"/a", [CHANGED, "/a", 6, 1, {}]),
     ]
     assert w.applied_zxid == 6
     assert w.last_event_zxid == 6
@@ -118,7 +119,7 @@ def test_topic_is_utf8():
 def test_events_shipped_as_lists_are_accepted():
     # The store actor sends [type, path, zxid, version] over inproc.
     w = core()
-    assert w.on_events([[DELETED, "/x", 3, -1]], 3) == [Publish(b"/x", [DELETED, "/x", 3, -1])]
+    assert w.on_events([[DELETED, "/x", 3, -1]], 3) == [Publish(b"/x", [DELETED, "/x", 3, -1, {}])]
     assert w.history() == [Event(DELETED, "/x", 3, -1)]
 
 
@@ -145,7 +146,7 @@ def test_a_zxid_may_span_batches():
     w = core()
     first, second = create("/a", 4)
     w.on_events([first], 4)
-    assert w.on_events([second], 4) == [Publish(b"/", [CHILD, "/", 4, 1])]
+    assert w.on_events([second], 4) == [Publish(b"/", [CHILD, "/", 4, 1, {}])]
     assert w.history() == [first, second]
 
 
@@ -153,7 +154,7 @@ def test_an_event_older_than_the_last_published_is_dropped_and_counted():
     w = core()
     w.on_events([Event(CHANGED, "/a", 9, 1)], 9)
     assert w.on_events([Event(CHANGED, "/a", 8, 2), Event(CHANGED, "/b", 10, 1)], 10) == [
-        Publish(b"/b", [CHANGED, "/b", 10, 1])
+        Publish(b"/b", [CHANGED, "/b", 10, 1, {}])
     ]
     assert w.stats()["dropped_out_of_order"] == 1
     assert [e.zxid for e in w.history()] == [9, 10]
@@ -162,7 +163,7 @@ def test_an_event_older_than_the_last_published_is_dropped_and_counted():
 def test_events_at_or_before_the_start_zxid_are_dropped():
     w = core(start_zxid=50)
     assert w.on_events([Event(CHANGED, "/a", 50, 3)], 50) == []
-    assert w.on_events([Event(CHANGED, "/a", 51, 4)], 51) == [Publish(b"/a", [CHANGED, "/a", 51, 4])]
+    assert w.on_events([Event(CHANGED, "/a", 51, 4)], 51) == [Publish(b"/a", [CHANGED, "/a", 51, 4, {}])]
     assert w.stats()["dropped_out_of_order"] == 1
 
 
@@ -193,6 +194,97 @@ def test_heartbeat_waits_for_the_interval():
     assert w.tick(1150) == []
     assert len(w.tick(1250)) == 1
     assert w.stats()["heartbeats"] == 3
+
+
+def test_idle_node_beats_slowly_and_busy_one_fast():
+    w = core(heartbeat_ms=100, idle_heartbeat_ms=1000)
+    assert len(w.tick(0)) == 1
+    beats = [t for t in range(50, 3000, 50) if w.tick(t)]
+    # Fast for BUSY_BEATS beats after starting, then idle.
+    assert beats[:4] == [100, 200, 300, 400]
+    assert beats[-2:] == [1400, 2400]
+    # An event makes it fast again at once: a beat is due heartbeat_ms after the
+    # last one, not idle_heartbeat_ms.
+    w.tick(2600)
+    w.on_events([Event(CHANGED, "/a", 1, 1)], 1)
+    assert len(w.tick(2650)) == 1
+    assert w.next_heartbeat_ms() == 2750
+
+
+def test_a_subscription_makes_the_beat_fast():
+    w = core(heartbeat_ms=100, idle_heartbeat_ms=1000)
+    w.tick(0)
+    for t in range(50, 2050, 50):
+        w.tick(t)
+    assert w.interval_ms() == 1000
+    w.on_subscription(b"\x00ctl", True)  # not a path: no counter, still news
+    assert w.interval_ms() == 100
+    assert w.stats()["subscribed_prefixes"] == 0
+
+
+def test_idle_heartbeat_must_not_be_faster_than_the_busy_one():
+    with pytest.raises(ValueError):
+        core(heartbeat_ms=100, idle_heartbeat_ms=50)
+
+
+# -- per-prefix sequence numbers ---------------------------------------------------
+
+
+def test_events_carry_the_sequence_numbers_of_matching_subscribed_prefixes():
+    w = core()
+    w.on_events([Event(CHANGED, "/x", 1, 1)], 1)  # before any subscription
+    w.on_subscription(b"/a", True)
+    w.on_subscription(b"/a/b", True)
+    w.on_subscription(b"/", True)
+    out = w.on_events([Event(CHANGED, "/a/b", 2, 1), Event(CHANGED, "/ab", 3, 1),
+                       Event(CHANGED, "/c", 4, 1), Event(CHANGED, "/a/b", 5, 2)], 5)
+    # Counters start at the count of events published so far (1 here).
+    assert [p.body[4] for p in out] == [
+        {"/a": 2, "/a/b": 2, "/": 2},
+        {"/a": 3, "/": 3},  # a byte prefix, as ZeroMQ filters: the client sorts it out
+        {"/": 4},
+        {"/a": 4, "/a/b": 3, "/": 5},
+    ]
+    assert w.stats()["subscribed_prefixes"] == 3
+
+
+def test_a_prefix_subscribed_again_never_reuses_old_numbers():
+    w = core()
+    w.on_subscription(b"/a", True)
+    [first] = w.on_events([Event(CHANGED, "/a", 1, 1)], 1)
+    assert first.body[4] == {"/a": 1}
+    w.on_subscription(b"/a", False)  # the last subscriber left
+    w.on_events([Event(CHANGED, "/a", 2, 2), Event(CHANGED, "/b", 3, 1)], 3)
+    w.on_subscription(b"/a", True)
+    [again] = w.on_events([Event(CHANGED, "/a", 4, 3)], 4)
+    # A subscriber that still remembered 1 sees a gap (two events went by).
+    assert again.body[4] == {"/a": 4}
+
+
+def test_a_duplicate_subscription_keeps_the_counter():
+    w = core()
+    w.on_subscription(b"/a", True)
+    w.on_events([Event(CHANGED, "/a", 1, 1)], 1)
+    w.on_subscription(b"/a", True)  # XPUB_VERBOSE: a second subscriber
+    [out] = w.on_events([Event(CHANGED, "/a", 2, 2)], 2)
+    assert out.body[4] == {"/a": 2}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(["/a", "/a/b", "/b", "/ab"]), max_size=40),
+       st.sets(st.sampled_from(["/", "/a", "/a/b", "/b"]), min_size=1))
+def test_each_prefix_counts_exactly_the_events_it_matches(paths, prefixes):
+    w = core()
+    for prefix in prefixes:
+        w.on_subscription(prefix.encode(), True)
+    seen: dict[str, list[int]] = {p: [] for p in prefixes}
+    for zxid, path in enumerate(paths, start=1):
+        [out] = w.on_events([Event(CHANGED, path, zxid, 1)], zxid)
+        assert set(out.body[4]) == {p for p in prefixes if path.startswith(p)}
+        for prefix, seq in out.body[4].items():
+            seen[prefix].append(seq)
+    for numbers in seen.values():
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True
 
 
 def test_heartbeat_carries_applied_and_last_event_zxid():
@@ -260,7 +352,7 @@ def test_an_event_bigger_than_the_budget_is_published_but_not_kept():
     w = core(max_bytes=50)
     long_path = "/" + "x" * 100
     assert w.on_events([Event(CHANGED, long_path, 3, 1)], 3) == [
-        Publish(long_path.encode(), [CHANGED, long_path, 3, 1])
+        Publish(long_path.encode(), [CHANGED, long_path, 3, 1, {}])
     ]
     assert w.history() == []
     assert w.horizon_zxid == 3
@@ -529,7 +621,7 @@ def test_history_stays_bounded_and_resume_agrees_with_a_full_history_model(
         all_events += batch
 
         # Everything is published once, in order.
-        assert published == [Publish(e.path.encode(), [e.type, e.path, e.zxid, e.version]) for e in batch]
+        assert published == [Publish(e.path.encode(), [e.type, e.path, e.zxid, e.version, {}]) for e in batch]
         assert w.applied_zxid == zxid
 
         # Bounded, whatever arrived.

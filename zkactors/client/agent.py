@@ -63,6 +63,10 @@ SUSPENDED = "SUSPENDED"
 LOST = "LOST"
 
 _TICK_S = 0.05
+#: Tick of an agent with nothing to wait for: connected, no request in flight,
+#: waiting or delayed. A process may hold hundreds of idle sessions (watchers);
+#: each tick is a thread wake-up, and the GIL makes them add up.
+_IDLE_TICK_S = 0.25
 #: Pause before resending a request refused for want of a leader.
 RETRY_DELAY_S = 0.05
 #: Requests per frame at most, so one huge burst doesn't become one huge message.
@@ -138,12 +142,16 @@ class Agent(threading.Thread):
         self.suspended_since: float | None = None
         self.last_recv = 0.0
         self.ping_rid = 0
+        self.ping_sent_at = 0.0
         self.max_inflight = 64
         self.node_id: int | None = None
         #: The connected node's PUB endpoint, and a count of hellos answered: the
         #: watch receiver (zkactors.client.watches) follows the agent by these.
         self.watch_endpoint = ""
         self.hellos = 0
+        #: Called (on this thread) after each hello answered and each connection
+        #: lost, so the watch receiver can follow without polling us.
+        self.on_attach: Callable[[], None] | None = None
         #: Why the last node refused our hello (wrong protocol, full), if it did.
         self.hello_error: Exception | None = None
         self.last_zxid = 0
@@ -178,7 +186,9 @@ class Agent(threading.Thread):
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick(now)
-                    next_tick = now + _TICK_S
+                    next_tick = now + (_TICK_S if self._busy() else _IDLE_TICK_S)
+                elif self._busy():
+                    next_tick = min(next_tick, now + _TICK_S)
                 if self.dealer is not old:  # moved to another node
                     poller.unregister(old)
                     poller.unregister(old_monitor)
@@ -271,6 +281,8 @@ class Agent(threading.Thread):
             self.suspended_since = now
         if self.connected:
             self._set_state(SUSPENDED)
+            self.connected = False
+            self._notify_attach()
         resend = []
         for request in self.inflight.values():
             if request.op in WRITE_OPS and not self.dedup:
@@ -377,6 +389,14 @@ class Agent(threading.Thread):
         self.watch_endpoint = result.get("watch") or ""
         self.hellos += 1
         self._set_state(CONNECTED)
+        self._notify_attach()
+
+    def _notify_attach(self) -> None:
+        if self.on_attach is not None:
+            try:
+                self.on_attach()
+            except Exception:  # the watch side's trouble must not stop the agent
+                self.log.exception("on_attach_failed")
 
     def _resolve(self, request: Request, code: int, result: Any) -> None:
         if code == Code.OK:
@@ -441,16 +461,27 @@ class Agent(threading.Thread):
             if self.hello_rid == 0 or now - self.hello_sent_at > self.connect_timeout:
                 self._lose_connection(now)
         else:
+            # A request waiting through connect_timeout of silence, or a ping
+            # unanswered that long, means the node is gone. An idle line is proven
+            # by a ping once silent for connect_timeout (ZooKeeper's clients ping
+            # at a third of the session timeout; this is a little keener).
             silent = now - self.last_recv
-            if silent > self.connect_timeout and (self.inflight or self.ping_rid):
+            if (self.inflight and silent > self.connect_timeout) or \
+                    (self.ping_rid and now - self.ping_sent_at > self.connect_timeout):
                 self._lose_connection(now)
-            elif silent > self.connect_timeout / 3 and not self.ping_rid:
+            elif silent > self.connect_timeout and not self.ping_rid:
                 self.ping_rid = next(self.rids)
+                self.ping_sent_at = now
                 self.dealer.send(pack([[self.ping_rid, OP_PING]]))
         if (self.suspended_since is not None and self.state != LOST
                 and now - self.suspended_since > self.session_timeout):
             self._set_state(LOST)
             self._fail_all(ConnectionLoss("no node reachable within the session timeout"))
+
+    def _busy(self) -> bool:
+        """Whether something needs the fine tick: a connection being made, or
+        requests in flight, waiting or delayed."""
+        return not self.connected or bool(self.inflight or self.waiting or self.delayed)
 
     def _expire_requests(self, now: float) -> None:
         for rid in [rid for rid, r in self.inflight.items() if r.deadline < now]:

@@ -150,6 +150,7 @@ class Client:
         self._dispatcher.start()
         self._agent = Agent(self.hosts, context, self._requests, self._on_state,
                             self.connect_timeout, self.timeout, self.name)
+        self._agent.on_attach = self._ring_watches
         self._doorbell = context.socket(zmq.PAIR)
         self._doorbell.linger = 0
         self._doorbell.connect(self._agent.pipe_address)
@@ -201,6 +202,10 @@ class Client:
     def node_id(self) -> int | None:
         """The node currently serving this client."""
         return self._agent.node_id if self._agent else None
+
+    def _ring_watches(self) -> None:
+        # On the agent thread: the watch receiver follows the agent's connection.
+        self._watches._ring()
 
     # ------------------------------------------------------------ listeners
     def add_listener(self, listener: Callable[[str], Any]) -> None:

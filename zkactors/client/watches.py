@@ -40,10 +40,14 @@ The stream is in one of two modes:
   arrive (this is what keeps notification latency low). At each heartbeat
   ``(A, L)`` from the node: nothing published since S (``L <= S``) -> ``S = A``;
   otherwise an ``evcount`` over ``(S, A]`` compared with what arrived. A
-  mismatch means the node dropped messages for us -> resume.
+  mismatch means the node dropped messages for us -> resume. Drops are
+  usually caught sooner: each event carries the node's sequence number for
+  every subscribed prefix it matches, and a number that is not the last one
+  seen on this connection plus one puts the stream back in **syncing** before
+  that event is dispatched, with a resume asked at once.
 * **syncing**: after a (re)connection of the SUB (a failover, a restarted node),
   a new prefix subscription, a count mismatch, or a backlog overflow. Events are
-  held in the log, not dispatched. After ``settle_beats`` heartbeats on the
+  a sequence gap, held in the log, not dispatched. After ``settle_beats`` heartbeats on the
   current connection (so the subscriptions have reached the publisher) the stream
   asks ``events`` since S, pages while ``more``, merges the answer with the log
   (dropping what was already dispatched), dispatches in zxid order, and goes live
@@ -65,11 +69,12 @@ stream continues from H, so events after H arrive exactly once, in order. A
 one-shot watch fires (once) with COMPACTED, like ZooKeeper fires watches on
 session events. ``DataWatch`` and ``ChildrenWatch`` re-read on it.
 
-Limits, stated honestly: a live stream dispatches before the heartbeat check;
-if a node drops messages for a subscriber whose receiver thread keeps reading
-(its per-subscriber buffer holds 100,000 messages), the check finds the missing
-events and they are delivered late (out of order, counted as ``late`` and logged
-as ``watch_events_late``) — never lost, never twice. Memory is bounded: the log
+Limits, stated honestly: a dropped message is seen at the next message of the
+same prefix, so each watch gets its events in zxid order. Messages dropped at the
+very end of a burst have no next message: the heartbeat check finds them, and if
+meanwhile events of *another* watch of this client (another prefix) were
+dispatched, the found ones are delivered after those (counted as ``late`` and
+logged as ``watch_events_late``) — never lost, never twice. Memory is bounded: the log
 by ``max_log`` events, the callback backlog by ``max_backlog`` (beyond it the
 stream stops taking PUB events and catches up by resume when the callbacks have
 caught up, or gets ``COMPACTED``), plus one resume page.
@@ -229,6 +234,10 @@ class WatchStream:
         #: wid -> the stream's position when that pending watch was registered.
         self._floors: dict[int, int] = {}
         self.dispatched_zxid = 0
+        #: Subscribed prefix -> the sequence number of the last event received
+        #: for it on this connection (see :mod:`zkactors.core.watches`).
+        self._seqs: dict[str, int] = {}
+        self.gaps = 0
         self.paused = False
         #: Events were dropped since the current resume was asked.
         self.lossy = False
@@ -315,6 +324,7 @@ class WatchStream:
         self.prefixes[watch.path] -= 1
         if not self.prefixes[watch.path]:
             del self.prefixes[watch.path]
+            self._seqs.pop(watch.path, None)
             step.unsubscribe.append(watch.path)
         if not self.watches:
             # Nothing to follow: forget the position (a stale one would make the
@@ -350,9 +360,21 @@ class WatchStream:
             matches(p, True, path) for p in self._recursive)
 
     # ------------------------------------------------------------- inputs
-    def on_event(self, event: Event) -> Step:
-        """An event from the SUB socket."""
+    def on_event(self, event: Event, seqs: dict[str, int] | None = None) -> Step:
+        """An event from the SUB socket, with the node's sequence numbers of the
+        subscribed prefixes it matches."""
         step = Step()
+        if seqs and self._missed_some(seqs):
+            # The node dropped messages for us: hold this one and what follows
+            # until a resume has filled the gap, so nothing is dispatched out of
+            # zxid order.
+            self.gaps += 1
+            self.lossy = True
+            if self.mode == LIVE:
+                self._resync(0)
+            if self.query is None and not self.paused and self.beats_needed == 0 \
+                    and self.synced is not None and self.watches:
+                self._ask(OP_EVENTS, step)
         if self.synced is None or event.zxid <= self.synced or not self._relevant(event.path):
             return step
         key = _key(event)
@@ -368,6 +390,17 @@ class WatchStream:
         if self.mode == LIVE:
             self._dispatch(entry, step)
         return step
+
+    def _missed_some(self, seqs: dict[str, int]) -> bool:
+        missed = False
+        known = self._seqs
+        for prefix, seq in seqs.items():
+            if prefix in self.prefixes:
+                last = known.get(prefix)
+                if last is not None and seq != last + 1:
+                    missed = True
+                known[prefix] = seq
+        return missed
 
     def on_heartbeat(self, applied: int, last_event: int) -> Step:
         step = Step()
@@ -441,6 +474,7 @@ class WatchStream:
         """The SUB socket was connected anew (another node, or the same one back)."""
         self.gen += 1
         self.query = None
+        self._seqs.clear()  # numbers of another connection (or another node)
         self._resync(self.settle_beats)
 
     def pause(self) -> None:
@@ -616,12 +650,15 @@ class WatchStream:
     def stats(self) -> dict[str, Any]:
         return {"mode": self.mode, "synced": self.synced, "watches": len(self.watches),
                 "log": len(self._log), "late": self.late, "compactions": self.compactions,
-                "resumes": self.resumes, "counts": self.counts,
+                "resumes": self.resumes, "counts": self.counts, "gaps": self.gaps,
                 "dispatched_zxid": self.dispatched_zxid}
 
 
 # ------------------------------------------------------------------- the shell
 _pipe_ids = itertools.count(1)
+#: The receiver's longest sleep: how soon a silent node is noticed beyond
+#: ``silence_s``. Everything else wakes it at once.
+_RECEIVER_POLL_MS = 500
 
 
 def _reachable(endpoint: str, via: str) -> str:
@@ -815,7 +852,10 @@ class WatchService:
                     self._attach(poller, _reachable(endpoint, agent.endpoints[agent.endpoint_index]))
                     attached, last_heard = target, now
                 self._sync_subscriptions()
-                for sock, _ in poller.poll(50):
+                # Woken by events, answers, the agent (a hello or a lost
+                # connection) and the callbacks draining a paused backlog; the
+                # timeout is only for noticing a silent node.
+                for sock, _ in poller.poll(_RECEIVER_POLL_MS):
                     if sock is self._pipe:
                         self._drain_inbox()
                     elif sock is self._sub and self._drain_sub():
@@ -903,7 +943,8 @@ class WatchService:
                         if data[0] == HEARTBEAT:
                             self._apply(stream.on_heartbeat(data[1], data[2]))
                     else:
-                        self._apply(stream.on_event(Event(*data)))
+                        seqs = data[4] if len(data) > 4 and isinstance(data[4], dict) else None
+                        self._apply(stream.on_event(Event(*data[:4]), seqs))
                 except (ValueError, TypeError, IndexError):
                     continue  # not a message we understand
         return bool(messages)
@@ -922,6 +963,9 @@ class WatchService:
                                    zxid=event.zxid)
             with self.lock:
                 self.backlog -= 1
+                resume = self.stream.paused and self.backlog == self.max_backlog // 2
+            if resume:
+                self._ring()
 
 
 # ------------------------------------------------------------------ recipes

@@ -23,6 +23,11 @@ What this module owns
   silence. The horizon only moves forward. Events of one zxid are evicted
   together (once one of them is gone, the rest can never be part of an exact
   answer), so every stored event has ``zxid > horizon_zxid``.
+* The **per-prefix sequence numbers** that let a subscriber see a dropped
+  message at the next one (below), kept for the prefixes subscribed right now.
+* **When to beat**: every ``heartbeat_ms`` while events flow or subscriptions
+  arrive, every ``idle_heartbeat_ms`` otherwise (a node with a thousand idle
+  watchers should not wake each of them ten times a second).
 * The **matching rules** (:func:`matches`), shared with the client library so
   server-side resume and client-side dispatch can never disagree.
 * The **wire shapes** below.
@@ -32,12 +37,24 @@ Wire shapes (all msgpack-friendly lists)
 
 Change event, published with the znode path (UTF-8) as the topic frame::
 
-    topic = path.encode()     body = [type, path, zxid, version]
+    topic = path.encode()     body = [type, path, zxid, version, seqs]
 
 ``type`` is ``"created"``, ``"deleted"``, ``"changed"`` or ``"child"`` (the
 path of a ``"child"`` event is the *parent* whose children changed). Several
 events can share one zxid (a create fires ``"created"`` for the node and
 ``"child"`` for its parent); they are published in the order the tree fired them.
+
+``seqs`` maps each subscribed prefix that the topic starts with (as the SUB
+sockets sent it, decoded) to that prefix's sequence number: how many events
+matching it this node has published, counted from an arbitrary start. The
+driver tells the core of subscriptions (:meth:`WatchCore.on_subscription`, from
+an XPUB socket). A subscriber holding prefix ``p`` that gets ``seqs[p] !=
+last + 1`` knows the node dropped messages for it (its high-water mark) *before
+dispatching the message in hand*, so events stay in zxid order; the heartbeat
+check below still catches drops at the end of a burst. A prefix unsubscribed by
+everyone loses its counter; subscribed again, it restarts at the count of all
+events published so far, which is at least any number it handed out before, so
+a stale ``last`` can never make a gap look like continuity.
 
 Heartbeat, published on :data:`CONTROL_TOPIC` at most every ``heartbeat_ms``::
 
@@ -112,6 +129,9 @@ HEARTBEAT = "heartbeat"
 #: size of ``[type, path, zxid, version]``.
 EVENT_OVERHEAD_BYTES = 40
 DEFAULT_MAX_RESUME_EVENTS = 10_000
+#: Beats at the fast interval after the last event or subscription: enough for
+#: a new subscriber to settle (two) and for the last events' count check.
+BUSY_BEATS = 5
 
 
 class ResumeKind:
@@ -236,19 +256,34 @@ class WatchCore:
     """Publishing, heartbeats and the bounded event history of one node."""
 
     def __init__(self, max_events: int, max_bytes: int, heartbeat_ms: int,
-                 start_zxid: int = 0) -> None:
+                 start_zxid: int = 0, idle_heartbeat_ms: int | None = None) -> None:
         """``start_zxid`` is the zxid the node's tree starts from (its restored
         snapshot/applied zxid): this core has not seen events up to it, so
         history is complete only after it. Passing 0 after a restart would make
         the core answer "nothing happened" for events it never saw.
+
+        ``idle_heartbeat_ms`` (default: ``heartbeat_ms``) is the beat once
+        :data:`BUSY_BEATS` beats have passed with no event published and no
+        subscription change.
         """
         if max_events < 0 or max_bytes < 0:
             raise ValueError("max_events and max_bytes must be >= 0")
         if heartbeat_ms <= 0:
             raise ValueError("heartbeat_ms must be > 0")
+        idle = heartbeat_ms if idle_heartbeat_ms is None else idle_heartbeat_ms
+        if idle < heartbeat_ms:
+            raise ValueError("idle_heartbeat_ms must be >= heartbeat_ms")
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.heartbeat_ms = heartbeat_ms
+        self.idle_heartbeat_ms = idle
+        self._now_ms: int | None = None
+        self._busy_until_ms = 0
+        #: Subscribed prefix -> sequence number of the last event matching it.
+        self._seqs: dict[bytes, int] = {}
+        #: The distinct lengths of those prefixes: an event's topic is checked
+        #: against its own prefixes of these lengths only.
+        self._seq_lengths: dict[int, int] = {}
         self.applied_zxid = start_zxid
         self.horizon_zxid = start_zxid
         # Before any event, vouch only for "nothing after start_zxid".
@@ -297,8 +332,9 @@ class WatchCore:
                 self.dropped_out_of_order += 1
                 continue
             self._min_zxid = self.last_event_zxid = zxid
-            out.append(Publish(event.path.encode("utf-8"),
-                               [event.type, event.path, zxid, event.version]))
+            topic = event.path.encode("utf-8")
+            out.append(Publish(topic, [event.type, event.path, zxid, event.version,
+                                       self._next_seqs(topic)]))
             if zxid > self.horizon_zxid:
                 self._zxids.append(zxid)
                 self._events.append(event)
@@ -306,7 +342,52 @@ class WatchCore:
                 self._evict()
         self.published += len(out)
         self.applied_zxid = max(self.applied_zxid, applied_zxid, self.last_event_zxid)
+        if out:
+            self._stay_busy()
         return out
+
+    def _next_seqs(self, topic: bytes) -> dict[str, int]:
+        seqs = self._seqs
+        if not seqs:
+            return {}
+        out = {}
+        for length in self._seq_lengths:
+            if length <= len(topic):
+                prefix = topic[:length]
+                seq = seqs.get(prefix)
+                if seq is not None:
+                    seqs[prefix] = seq + 1
+                    # Decoded for the wire; a prefix cut inside a multi-byte
+                    # character keeps its bytes as surrogates, and the client
+                    # decodes its own prefixes the same way.
+                    out[prefix.decode("utf-8", "surrogateescape")] = seq + 1
+        return out
+
+    def on_subscription(self, topic: bytes, subscribed: bool) -> None:
+        """A SUB socket subscribed ``topic`` (or the last one unsubscribed it).
+
+        Any subscription makes the beat fast for a while: a new subscriber
+        settles on heartbeats. ``/``-prefixed topics, and the empty one (every
+        topic), get a sequence counter while anyone holds them.
+        """
+        self._stay_busy()
+        if topic[:1] not in (b"/", b""):
+            return
+        if subscribed:
+            if topic not in self._seqs:
+                self._seqs[topic] = self.published
+                self._seq_lengths[len(topic)] = self._seq_lengths.get(len(topic), 0) + 1
+        elif topic in self._seqs:
+            del self._seqs[topic]
+            left = self._seq_lengths[len(topic)] - 1
+            if left:
+                self._seq_lengths[len(topic)] = left
+            else:
+                del self._seq_lengths[len(topic)]
+
+    def _stay_busy(self) -> None:
+        if self._now_ms is not None:
+            self._busy_until_ms = self._now_ms + BUSY_BEATS * self.heartbeat_ms
 
     def _live_count(self) -> int:
         return len(self._zxids) - self._head
@@ -332,24 +413,34 @@ class WatchCore:
             self._head = 0
 
     def tick(self, now_ms: int) -> list[Publish]:
-        """Return a heartbeat if ``heartbeat_ms`` passed since the last one.
+        """Return a heartbeat if the interval (see :meth:`interval_ms`) passed
+        since the last one.
 
         The first tick beats at once, so a new subscriber learns the applied
         zxid quickly. If time goes backwards, beat and start counting again:
         a silent node looks dead to clients.
         """
+        if self._now_ms is None:
+            self._busy_until_ms = now_ms + BUSY_BEATS * self.heartbeat_ms
+        self._now_ms = now_ms
         last = self._last_heartbeat_ms
-        if last is not None and 0 <= now_ms - last < self.heartbeat_ms:
+        if last is not None and 0 <= now_ms - last < self.interval_ms():
             return []
         self._last_heartbeat_ms = now_ms
         self.heartbeats += 1
         return [Publish(CONTROL_TOPIC, [HEARTBEAT, self.applied_zxid, self.last_event_zxid])]
 
+    def interval_ms(self) -> int:
+        """The beat now: fast while busy, slow when idle."""
+        if self._now_ms is not None and self._now_ms < self._busy_until_ms:
+            return self.heartbeat_ms
+        return self.idle_heartbeat_ms
+
     def next_heartbeat_ms(self) -> int | None:
         """When the next heartbeat is due (None: at the first tick)."""
         if self._last_heartbeat_ms is None:
             return None
-        return self._last_heartbeat_ms + self.heartbeat_ms
+        return self._last_heartbeat_ms + self.interval_ms()
 
     # -- resume -------------------------------------------------------------
 
@@ -438,6 +529,7 @@ class WatchCore:
             "last_event_zxid": self.last_event_zxid,
             "published": self.published,
             "heartbeats": self.heartbeats,
+            "subscribed_prefixes": len(self._seqs),
             "evicted": self.evicted,
             "dropped_out_of_order": self.dropped_out_of_order,
         }

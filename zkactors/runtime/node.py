@@ -127,10 +127,11 @@ class Node:
                           fingerprint=config.cluster_fingerprint(), **common),
             # The tree starts from the snapshot and replays the log after it, so
             # the watch history refills from there.
-            WatchActor(endpoint=me.watch,
+            WatchActor(endpoint=me.watch, subscriber_queue=config.watch.subscriber_queue,
                        core=WatchCore(config.watch.history_events, config.watch.history_bytes,
                                       config.watch.heartbeat_ms,
-                                      start_zxid=store_core.applied_zxid),
+                                      start_zxid=store_core.applied_zxid,
+                                      idle_heartbeat_ms=config.watch.idle_heartbeat_ms),
                        **common),
             GatewayActor(
                 core=GatewayCore(

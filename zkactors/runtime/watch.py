@@ -1,10 +1,19 @@
-"""Watch actor: owns the PUB socket; drives :class:`~zkactors.core.watches.WatchCore`.
+"""Watch actor: owns the publishing socket; drives :class:`~zkactors.core.watches.WatchCore`.
 
 Every change the store applies is published as a two-frame message: the znode
 path (the topic, so a SUB socket can filter by path prefix) and ``[type, path,
-zxid, version]``; a heartbeat goes out on the control topic every
-``heartbeat_ms``. Clients' ``events`` / ``evcount`` queries reach it through the
-gateway and are answered from the core's bounded history.
+zxid, version, seqs]``; a heartbeat goes out on the control topic every
+``heartbeat_ms`` while busy, ``idle_heartbeat_ms`` otherwise. Clients'
+``events`` / ``evcount`` queries reach it through the gateway and are answered
+from the core's bounded history.
+
+The socket is an XPUB, which is a PUB that also hands us the subscriptions it
+receives: the core keeps a sequence counter per subscribed prefix (so a
+subscriber notices a dropped message at the next one) and beats fast while
+subscribers arrive. ``XPUB_VERBOSE`` passes every subscription, not only a
+topic's first, so each new subscriber gets its fast beats; an unsubscription
+still comes only when the topic's last subscriber leaves (or disconnects), which
+is exactly when its counter may go.
 """
 
 from __future__ import annotations
@@ -22,16 +31,30 @@ from zkactors.runtime.actor import Actor
 class WatchActor(Actor):
     talks_to = ("gateway",)
 
-    def __init__(self, *args: Any, endpoint: str, core: WatchCore, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, endpoint: str, core: WatchCore, subscriber_queue: int = 100_000,
+                 **kwargs: Any) -> None:
         super().__init__("watch", *args, tick_ms=min(50, core.heartbeat_ms), **kwargs)
         self.core = core
-        self.pub = self.context.socket(zmq.PUB)
+        self.pub = self.context.socket(zmq.XPUB)
         self.pub.linger = 0
+        self.pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         # Bounded per subscriber: a slow one loses messages (and closes the gap by
         # resume) rather than growing this node's memory.
-        self.pub.sndhwm = 100_000
+        self.pub.sndhwm = subscriber_queue
         self.pub.bind(endpoint)
-        self._extra.append(self.pub)
+        self.add_socket(self.pub)
+
+    def on_socket(self, sock: zmq.Socket) -> None:
+        core = self.core
+        for _ in range(self.max_batch):
+            try:
+                message = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # b"\x01topic" subscribes, b"\x00topic" unsubscribes; a SUB never
+            # sends anything else, and anything else is not ours to act on.
+            if message[:1] in (b"\x00", b"\x01"):
+                core.on_subscription(message[1:], message[:1] == b"\x01")
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
