@@ -63,10 +63,6 @@ SUSPENDED = "SUSPENDED"
 LOST = "LOST"
 
 _TICK_S = 0.05
-#: Tick of an agent with nothing to wait for: connected, no request in flight,
-#: waiting or delayed. A process may hold hundreds of idle sessions (watchers);
-#: each tick is a thread wake-up, and the GIL makes them add up.
-_IDLE_TICK_S = 0.25
 #: Pause before resending a request refused for want of a leader.
 RETRY_DELAY_S = 0.05
 #: Requests per frame at most, so one huge burst doesn't become one huge message.
@@ -186,7 +182,7 @@ class Agent(threading.Thread):
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick(now)
-                    next_tick = now + (_TICK_S if self._busy() else _IDLE_TICK_S)
+                    next_tick = self._next_tick(now)
                 elif self._busy():
                     next_tick = min(next_tick, now + _TICK_S)
                 if self.dealer is not old:  # moved to another node
@@ -477,6 +473,17 @@ class Agent(threading.Thread):
                 and now - self.suspended_since > self.session_timeout):
             self._set_state(LOST)
             self._fail_all(ConnectionLoss("no node reachable within the session timeout"))
+
+    def _next_tick(self, now: float) -> float:
+        """When the tick must run next. Busy: soon. Idle (connected, nothing in
+        flight or waiting): only when a ping falls due or goes unanswered. A
+        process may hold hundreds of idle sessions (watchers); each tick is a
+        thread wake-up, and under the GIL they add up."""
+        if self._busy():
+            return now + _TICK_S
+        if self.ping_rid:
+            return max(now, self.ping_sent_at + self.connect_timeout) + _TICK_S
+        return max(now, self.last_recv + self.connect_timeout) + _TICK_S
 
     def _busy(self) -> bool:
         """Whether something needs the fine tick: a connection being made, or

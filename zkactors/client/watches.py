@@ -656,9 +656,10 @@ class WatchStream:
 
 # ------------------------------------------------------------------- the shell
 _pipe_ids = itertools.count(1)
-#: The receiver's longest sleep: how soon a silent node is noticed beyond
-#: ``silence_s``. Everything else wakes it at once.
-_RECEIVER_POLL_MS = 500
+#: The receiver's sleep while not attached to a node. Attached, it sleeps until
+#: the node would count as silent; events, answers, the agent (a hello or a lost
+#: connection) and the callbacks draining a paused backlog wake it at once.
+_RECEIVER_POLL_MS = 1000
 
 
 def _reachable(endpoint: str, via: str) -> str:
@@ -852,10 +853,11 @@ class WatchService:
                     self._attach(poller, _reachable(endpoint, agent.endpoints[agent.endpoint_index]))
                     attached, last_heard = target, now
                 self._sync_subscriptions()
-                # Woken by events, answers, the agent (a hello or a lost
-                # connection) and the callbacks draining a paused backlog; the
-                # timeout is only for noticing a silent node.
-                for sock, _ in poller.poll(_RECEIVER_POLL_MS):
+                timeout_ms = _RECEIVER_POLL_MS
+                if attached is not None:
+                    until_silent = last_heard + self.silence_s - time.monotonic()
+                    timeout_ms = max(10, int(until_silent * 1000) + 10)
+                for sock, _ in poller.poll(timeout_ms):
                     if sock is self._pipe:
                         self._drain_inbox()
                     elif sock is self._sub and self._drain_sub():
