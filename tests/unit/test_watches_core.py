@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from zkactors.core.tree import Event, EventType
 from zkactors.core.watches import (
+    BARRIER_PREFIX,
     CONTROL_TOPIC,
     EVENT_OVERHEAD_BYTES,
     Publish,
@@ -181,7 +182,7 @@ def test_control_topic_can_never_be_matched_by_a_path_subscription():
 def test_first_tick_beats_at_once():
     w = core(heartbeat_ms=100, start_zxid=7)
     assert w.next_heartbeat_ms() is None
-    assert w.tick(1000) == [Publish(CONTROL_TOPIC, ["heartbeat", 7, 7])]
+    assert w.tick(1000) == [Publish(CONTROL_TOPIC, ["heartbeat", 7, 7, 0])]
     assert w.next_heartbeat_ms() == 1100
 
 
@@ -201,25 +202,28 @@ def test_idle_node_beats_slowly_and_busy_one_fast():
     assert len(w.tick(0)) == 1
     beats = [t for t in range(50, 3000, 50) if w.tick(t)]
     # Fast for BUSY_BEATS beats after starting, then idle.
-    assert beats[:4] == [100, 200, 300, 400]
-    assert beats[-2:] == [1400, 2400]
-    # An event makes it fast again at once: a beat is due heartbeat_ms after the
-    # last one, not idle_heartbeat_ms.
+    assert beats == [100, 1100, 2100]
+    # An event makes it fast again: a beat is due heartbeat_ms after the event
+    # (not right behind it, while its subscribers are busy with it), not
+    # idle_heartbeat_ms after the last beat.
     w.tick(2600)
     w.on_events([Event(CHANGED, "/a", 1, 1)], 1)
-    assert len(w.tick(2650)) == 1
-    assert w.next_heartbeat_ms() == 2750
+    assert w.next_heartbeat_ms() == 2700
+    assert w.tick(2650) == []
+    assert len(w.tick(2700)) == 1
+    assert w.next_heartbeat_ms() == 2800
 
 
-def test_a_subscription_makes_the_beat_fast():
+def test_subscriptions_leave_the_beat_alone():
+    # Every beat wakes every subscriber; a new one settles on its barrier instead.
     w = core(heartbeat_ms=100, idle_heartbeat_ms=1000)
     w.tick(0)
     for t in range(50, 2050, 50):
         w.tick(t)
+    w.on_subscription(b"\x00ctl", True)
+    w.on_subscription(b"/a", True)
     assert w.interval_ms() == 1000
-    w.on_subscription(b"\x00ctl", True)  # not a path: no counter, still news
-    assert w.interval_ms() == 100
-    assert w.stats()["subscribed_prefixes"] == 0
+    assert w.stats()["subscribed_prefixes"] == 1
 
 
 def test_idle_heartbeat_must_not_be_faster_than_the_busy_one():
@@ -287,11 +291,26 @@ def test_each_prefix_counts_exactly_the_events_it_matches(paths, prefixes):
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True
 
 
-def test_heartbeat_carries_applied_and_last_event_zxid():
+def test_a_barrier_subscription_is_answered_on_its_own_topic_with_the_prefix_number():
     w = core()
-    w.on_events(create("/a", 3), 3)
+    w.on_subscription(b"/a", True)
+    w.on_events([Event(CHANGED, "/a", 3, 1), Event(CHANGED, "/a", 4, 2)], 5)
+    topic = BARRIER_PREFIX + b"c1.7//a"
+    assert w.on_subscription(topic, True) == [Publish(topic, ["barrier", 5, 4, 1, 2])]
+    assert w.on_subscription(topic, False) == []  # the subscriber done with it
+    # A prefix nobody subscribed has no number; a barrier is not a prefix.
+    other = BARRIER_PREFIX + b"c1.8//zzz"
+    assert w.on_subscription(other, True)[0].body[4] is None
+    assert w.stats()["subscribed_prefixes"] == 1
+
+
+def test_heartbeat_carries_applied_and_last_event_zxid_and_its_event_count():
+    w = core()
+    w.on_events(create("/a", 3), 3)  # created /a and child of /: two events at 3
     w.on_events([], 5)  # a no-op entry: applied moves, no event
-    assert w.tick(0) == [Publish(CONTROL_TOPIC, ["heartbeat", 5, 3])]
+    assert w.tick(0) == [Publish(CONTROL_TOPIC, ["heartbeat", 5, 3, 2])]
+    w.on_events([Event(CHANGED, "/a", 6, 1)], 6)
+    assert w.tick(100) == [Publish(CONTROL_TOPIC, ["heartbeat", 6, 6, 1])]
 
 
 def test_heartbeat_after_clock_goes_back_beats_and_restarts_the_interval():
@@ -400,7 +419,7 @@ def test_a_restarted_node_does_not_vouch_for_events_before_it_started():
     assert w.horizon_zxid == 100
     assert w.resume([("/", True)], 40).compacted
     # Its heartbeat tells clients not to assume nothing happened before 100.
-    assert w.tick(0)[0].body == ["heartbeat", 100, 100]
+    assert w.tick(0)[0].body == ["heartbeat", 100, 100, 0]
 
 
 # -- resume and count ----------------------------------------------------------

@@ -56,8 +56,8 @@ def bench_notify(leader: str, follower: str, sets: int) -> dict[str, Any]:
                 changed.notify_all()
 
         watcher.add_watch(NOTIFY_KEY, on_event)
-        # A new subscription holds events until the stream has proven it has no
-        # gap (two heartbeats); measure the steady state after it, as users see it.
+        # A new subscription holds events until its barrier and first resume;
+        # measure the steady state after it, as users see it.
         warmup_until = time.monotonic() + 1.0
         while time.monotonic() < warmup_until:
             writer.set(NOTIFY_KEY, b"warm-up")

@@ -170,6 +170,8 @@ class Client:
         self._watches.stop()  # before the agent: it sends through it
         agent, self._agent = self._agent, None
         agent.stopping.set()
+        with self._doorbell_lock, contextlib.suppress(zmq.Again):
+            self._doorbell.send(b"", zmq.NOBLOCK)  # an idle agent sleeps long
         agent.join(5.0)
         with self._doorbell_lock:
             self._doorbell.close(linger=0)

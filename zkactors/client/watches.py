@@ -39,16 +39,21 @@ The stream is in one of two modes:
 * **live**: the SUB connection is settled, so events are dispatched as they
   arrive (this is what keeps notification latency low). At each heartbeat
   ``(A, L)`` from the node: nothing published since S (``L <= S``) -> ``S = A``;
-  otherwise an ``evcount`` over ``(S, A]`` compared with what arrived. A
+  unless the stream can vouch for itself (see "How a client detects" in
+  :mod:`zkactors.core.watches`), an ``evcount`` over ``(S, A]`` compared with
+  what arrived. A
   mismatch means the node dropped messages for us -> resume. Drops are
   usually caught sooner: each event carries the node's sequence number for
   every subscribed prefix it matches, and a number that is not the last one
   seen on this connection plus one puts the stream back in **syncing** before
   that event is dispatched, with a resume asked at once.
 * **syncing**: after a (re)connection of the SUB (a failover, a restarted node),
-  a new prefix subscription, a count mismatch, or a backlog overflow. Events are
-  a sequence gap, held in the log, not dispatched. After ``settle_beats`` heartbeats on the
-  current connection (so the subscriptions have reached the publisher) the stream
+  a new prefix subscription, a count mismatch, a sequence gap, or a backlog
+  overflow. Events are held in the log, not dispatched. After a (re)connection
+  or a new subscription the stream first waits for its **barrier**: the shell
+  subscribes a one-off topic after all its subscriptions, and the node answers
+  on it once they are all in place, with the covering prefix's sequence number
+  (so the numbers are checked from that exact point). Then the stream
   asks ``events`` since S, pages while ``more``, merges the answer with the log
   (dropping what was already dispatched), dispatches in zxid order, and goes live
   once a resume completed with nothing dropped since it was asked.
@@ -96,7 +101,14 @@ from typing import Any, NamedTuple
 import zmq
 
 from zkactors.core.tree import Event
-from zkactors.core.watches import CONTROL_TOPIC, HEARTBEAT, ResumeAnswer, matches
+from zkactors.core.watches import (
+    BARRIER,
+    BARRIER_PREFIX,
+    CONTROL_TOPIC,
+    HEARTBEAT,
+    ResumeAnswer,
+    matches,
+)
 from zkactors.errors import NoNodeError
 from zkactors.logsetup import get_logger
 from zkactors.protocol import OP_EVENT_COUNT, OP_EVENTS, unpack
@@ -181,6 +193,8 @@ class Step:
     queries: list[Query] = field(default_factory=list)
     subscribe: list[str] = field(default_factory=list)
     unsubscribe: list[str] = field(default_factory=list)
+    #: Send a new barrier: the one awaited has not come back.
+    barrier: bool = False
 
 
 class _Entry:
@@ -201,6 +215,8 @@ def _key(event: Event) -> tuple[int, str, str]:
 
 LIVE = "live"
 SYNCING = "syncing"
+#: ``WatchStream.awaiting`` before the shell has sent the barrier it needs.
+PENDING = ""
 #: At most this many [path, recursive] pairs per query (the protocol's limit);
 #: beyond it the stream asks about everything and filters locally.
 MAX_QUERY_ENTRIES = 1000
@@ -212,10 +228,11 @@ class WatchStream:
     Not thread-safe: the shell serialises calls with a lock.
     """
 
-    def __init__(self, max_log: int = 50_000, settle_beats: int = 2,
+    def __init__(self, max_log: int = 50_000, barrier_patience: int = 3,
                  state: str = "CONNECTED") -> None:
         self.max_log = max_log
-        self.settle_beats = settle_beats
+        #: Heartbeats to wait for an awaited barrier before sending another.
+        self.barrier_patience = barrier_patience
         self.state = state
         self.watches: dict[int, Watch] = {}
         self._exact: dict[str, list[Watch]] = {}
@@ -224,7 +241,10 @@ class WatchStream:
         self.prefixes: dict[str, int] = {}
         self.synced: int | None = None
         self.mode = SYNCING
-        self.beats_needed = settle_beats
+        #: The barrier this stream waits for before it may resume: None (none),
+        #: PENDING (the shell is about to send one) or the token sent.
+        self.awaiting: str | None = PENDING
+        self.beats_waited = 0
         self.gen = 0
         self.query: Query | None = None
         self._qids = itertools.count(1)
@@ -237,6 +257,12 @@ class WatchStream:
         #: Subscribed prefix -> the sequence number of the last event received
         #: for it on this connection (see :mod:`zkactors.core.watches`).
         self._seqs: dict[str, int] = {}
+        #: Prefix -> zxid of the first message of its unbroken run of numbers.
+        self._run_start: dict[str, int] = {}
+        #: The latest zxid received on this connection, and how many messages
+        #: with it: compared with a heartbeat's (L, n).
+        self._last_received = 0
+        self._received_at_last = 0
         self.gaps = 0
         self.paused = False
         #: Events were dropped since the current resume was asked.
@@ -259,7 +285,7 @@ class WatchStream:
         step = Step()
         if self.synced is None:
             self.synced = current_zxid
-            self._resync(self.settle_beats)
+            self._resync(settle=True)
         self.watches[watch.wid] = watch
         index = self._recursive if watch.recursive else self._exact
         index.setdefault(watch.path, []).append(watch)
@@ -274,8 +300,8 @@ class WatchStream:
                           if n and p != watch.path)
             step.subscribe.append(watch.path)
             if not covered:
-                # The new subscription may take a moment to reach the publisher.
-                self._resync(self.settle_beats)
+                # The new subscription takes a moment to reach the publisher.
+                self._resync(settle=True)
         if watch.start is None:
             self._floors[watch.wid] = self.synced
         elif watch.start < self.synced:
@@ -284,7 +310,7 @@ class WatchStream:
                 if other is not watch and other.start is not None:
                     other.start = max(other.start, self.synced)
             self.synced = watch.start
-            self._resync(self.settle_beats if self.mode == SYNCING else 0)
+            self._resync(settle=self.mode == SYNCING)
         else:
             self._deliver_backlog(watch, step)
         return step
@@ -325,6 +351,7 @@ class WatchStream:
         if not self.prefixes[watch.path]:
             del self.prefixes[watch.path]
             self._seqs.pop(watch.path, None)
+            self._run_start.pop(watch.path, None)
             step.unsubscribe.append(watch.path)
         if not self.watches:
             # Nothing to follow: forget the position (a stale one would make the
@@ -334,7 +361,7 @@ class WatchStream:
             self._log.clear()
             self._log_zxids.clear()
             self._keys.clear()
-            self._resync(self.settle_beats)
+            self._resync(settle=True)
         return step
 
     def find(self, path: str, callback: Callable) -> list[Watch]:
@@ -364,15 +391,19 @@ class WatchStream:
         """An event from the SUB socket, with the node's sequence numbers of the
         subscribed prefixes it matches."""
         step = Step()
-        if seqs and self._missed_some(seqs):
+        if event.zxid == self._last_received:
+            self._received_at_last += 1
+        elif event.zxid > self._last_received:
+            self._last_received, self._received_at_last = event.zxid, 1
+        if seqs and self._missed_some(seqs, event.zxid):
             # The node dropped messages for us: hold this one and what follows
             # until a resume has filled the gap, so nothing is dispatched out of
             # zxid order.
             self.gaps += 1
             self.lossy = True
             if self.mode == LIVE:
-                self._resync(0)
-            if self.query is None and not self.paused and self.beats_needed == 0 \
+                self._resync()
+            if self.query is None and not self.paused and self.awaiting is None \
                     and self.synced is not None and self.watches:
                 self._ask(OP_EVENTS, step)
         if self.synced is None or event.zxid <= self.synced or not self._relevant(event.path):
@@ -383,7 +414,7 @@ class WatchStream:
         if self.paused or len(self._log) >= self.max_log:
             self.lossy = True
             if self.mode == LIVE:
-                self._resync(0)
+                self._resync()
             return step
         entry = _Entry(event, False)
         self._insert(entry)
@@ -391,24 +422,41 @@ class WatchStream:
             self._dispatch(entry, step)
         return step
 
-    def _missed_some(self, seqs: dict[str, int]) -> bool:
+    def _missed_some(self, seqs: dict[str, int], zxid: int) -> bool:
         missed = False
         known = self._seqs
         for prefix, seq in seqs.items():
             if prefix in self.prefixes:
                 last = known.get(prefix)
-                if last is not None and seq != last + 1:
-                    missed = True
+                if last is None or seq != last + 1:
+                    self._run_start[prefix] = zxid
+                    missed = missed or last is not None
                 known[prefix] = seq
         return missed
 
-    def on_heartbeat(self, applied: int, last_event: int) -> Step:
+    def _received_everything(self, last_event: int, n_last: int) -> bool:
+        """Whether nothing up to the heartbeat can have been dropped (step 2 of
+        the check in :mod:`zkactors.core.watches`)."""
+        if n_last <= 0 or self._last_received != last_event \
+                or self._received_at_last != n_last:
+            return False
+        prefixes = self.prefixes
+        cover = min(prefixes, key=len, default=None)
+        if cover is None or not all(p.startswith(cover) for p in prefixes):
+            return False
+        start = self._run_start.get(cover)
+        return start is not None and start <= self.synced
+
+    def on_heartbeat(self, applied: int, last_event: int, n_last: int = 0) -> Step:
         step = Step()
         if self.synced is None or not self.watches:
             return step
         if self.mode == SYNCING:
-            if self.beats_needed > 0:
-                self.beats_needed -= 1
+            if self.awaiting is not None:
+                self.beats_waited += 1
+                if self.beats_waited >= self.barrier_patience:
+                    self.beats_waited = 0
+                    step.barrier = True  # lost (dropped with a full queue): again
                 return step
             if self.query is None and not self.paused:
                 self._ask(OP_EVENTS, step)
@@ -420,11 +468,49 @@ class WatchStream:
             self.synced = applied
             self._trim()
             return step
+        if self._received_everything(last_event, n_last):
+            self._confirm(applied, step)
+            return step
         entries = self._query_entries()
         if entries is None:  # too many paths to count: ask for the events
             self._ask(OP_EVENTS, step)
         else:
             self._ask(OP_EVENT_COUNT, step, until=applied)
+        return step
+
+    def cover_prefix(self) -> str:
+        """The subscribed prefix every other one starts with ("" if none does)."""
+        cover = min(self.prefixes, key=len, default="")
+        if cover and all(p.startswith(cover) for p in self.prefixes):
+            return cover
+        return ""
+
+    def expect_barrier(self, token: str) -> None:
+        """The shell subscribed barrier ``token`` after all its subscriptions."""
+        if self.awaiting is not None:
+            self.awaiting, self.beats_waited = token, 0
+
+    def on_barrier(self, token: str, applied: int, prefix: str, seq: int | None) -> Step:
+        """Barrier ``token`` came back: the node has every subscription sent
+        before it; ``seq`` is ``prefix``'s sequence number at that moment."""
+        step = Step()
+        if prefix and seq is not None and prefix in self.prefixes:
+            known = self._seqs.get(prefix)
+            if known is not None and known != seq:
+                # Messages between the last one we got and the barrier were dropped.
+                self.gaps += 1
+                self.lossy = True
+                if self.mode == LIVE:
+                    self._resync()
+            if known != seq:  # a new run of numbers starts here
+                self._run_start[prefix] = applied
+            self._seqs[prefix] = seq
+        if token == self.awaiting:
+            self.awaiting = None
+        # (An older token settles nothing: a later subscription is on its way.)
+        if self.mode == SYNCING and self.awaiting is None and self.synced is not None and self.watches \
+                and self.query is None and not self.paused:
+            self._ask(OP_EVENTS, step)
         return step
 
     def on_answer(self, qid: int, answer: ResumeAnswer) -> Step:
@@ -437,7 +523,7 @@ class WatchStream:
             return step  # asked about another watch set or position: ask again later
         if answer.compacted:
             if query.op == OP_EVENT_COUNT:
-                self._resync(0)
+                self._resync()
                 self._ask(OP_EVENTS, step)
             else:
                 self._compacted(answer.horizon_zxid, step)
@@ -450,7 +536,7 @@ class WatchStream:
             if received == answer.count:
                 self._confirm(answer.upto_zxid, step)
             else:
-                self._resync(0)
+                self._resync()
                 self._ask(OP_EVENTS, step)
             return step
         self.resumes += 1
@@ -462,7 +548,7 @@ class WatchStream:
             if self.lossy or self.paused:
                 if not self.paused:
                     self._ask(OP_EVENTS, step)
-            else:
+            elif self.awaiting is None:  # else the barrier's arrival asks again
                 self._go_live(step)
         return step
 
@@ -475,20 +561,25 @@ class WatchStream:
         self.gen += 1
         self.query = None
         self._seqs.clear()  # numbers of another connection (or another node)
-        self._resync(self.settle_beats)
+        self._run_start.clear()
+        self._last_received = self._received_at_last = 0
+        self._resync(settle=True)
 
     def pause(self) -> None:
         """The callbacks are behind: stop taking events (catch up by resume later)."""
         self.paused = True
         if self.mode == LIVE:
-            self._resync(0)
+            self._resync()
 
     def unpause(self) -> None:
         self.paused = False
 
     # ------------------------------------------------------------ helpers
-    def _resync(self, beats: int) -> None:
-        self.beats_needed = max(self.beats_needed, beats) if self.mode == SYNCING else beats
+    def _resync(self, settle: bool = False) -> None:
+        """Hold events until a resume; with ``settle``, also until a barrier
+        shows this stream's subscriptions are in place at the node."""
+        if settle:
+            self.awaiting, self.beats_waited = PENDING, 0
         self.mode = SYNCING
         if self.query is not None and self.query.op == OP_EVENT_COUNT:
             self.query = None
@@ -682,9 +773,9 @@ class WatchService:
     """
 
     def __init__(self, client: Any, max_backlog: int = 10_000, max_log: int = 50_000,
-                 settle_beats: int = 2, silence_s: float = 3.0) -> None:
+                 silence_s: float = 3.0) -> None:
         self.client = client
-        self.stream = WatchStream(max_log, settle_beats)
+        self.stream = WatchStream(max_log)
         self.lock = threading.Lock()
         self.max_backlog = max(1, max_backlog)
         self.silence_s = silence_s
@@ -702,6 +793,9 @@ class WatchService:
         self._sub: zmq.Socket | None = None
         self._subscribed: set[str] = set()
         self._late_logged = 0
+        self._barrier_ids = itertools.count(1)
+        self._barrier_topic: bytes | None = None
+        self._barrier_wanted = False
 
     # ------------------------------------------------------------ lifecycle
     def _ensure_started(self) -> None:
@@ -811,6 +905,8 @@ class WatchService:
             if self.backlog > self.max_backlog and not self.stream.paused:
                 self.stream.pause()
                 self.log.info("watch_backlog_full", backlog=self.backlog)
+            if step.barrier:
+                self._barrier_wanted = True
             if self.stream.late > self._late_logged:
                 self.log.warning("watch_events_late", late=self.stream.late - self._late_logged)
                 self._late_logged = self.stream.late
@@ -897,12 +993,29 @@ class WatchService:
         with self.lock:
             wanted = self.stream.prefixes.keys() - self._subscribed
             unwanted = self._subscribed - self.stream.prefixes.keys()
+            barrier = bool(wanted) or self._barrier_wanted or self.stream.awaiting == PENDING
+            self._barrier_wanted = False
+            cover = self.stream.cover_prefix() if barrier else ""
         for prefix in wanted:
             self._sub.subscribe(prefix.encode())
         for prefix in unwanted:
             self._sub.unsubscribe(prefix.encode())
         self._subscribed |= wanted
         self._subscribed -= unwanted
+        if barrier:
+            self._send_barrier(cover)
+
+    def _send_barrier(self, cover: str) -> None:
+        """Subscribe a fresh barrier topic, after every subscription sent so far:
+        the node answers on it once they are all in place (core.watches)."""
+        if self._barrier_topic is not None:
+            self._sub.unsubscribe(self._barrier_topic)
+        token = f"{self.client.name}.{next(self._barrier_ids)}".replace("/", "_")
+        topic = BARRIER_PREFIX + token.encode() + b"/" + cover.encode()
+        with self.lock:
+            self.stream.expect_barrier(token)
+        self._sub.subscribe(topic)
+        self._barrier_topic = topic
 
     def _drain_inbox(self) -> None:
         while True:
@@ -941,9 +1054,18 @@ class WatchService:
                 try:
                     topic, body = frames
                     data = unpack(body)
-                    if topic == CONTROL_TOPIC:
+                    if topic.startswith(BARRIER_PREFIX):
+                        if data[0] == BARRIER:
+                            sub.unsubscribe(topic)
+                            if topic == self._barrier_topic:
+                                self._barrier_topic = None
+                            token, _, prefix = topic[len(BARRIER_PREFIX):].decode(
+                                "utf-8", "surrogateescape").partition("/")
+                            self._apply(stream.on_barrier(token, data[1], prefix, data[4]))
+                    elif topic == CONTROL_TOPIC:
                         if data[0] == HEARTBEAT:
-                            self._apply(stream.on_heartbeat(data[1], data[2]))
+                            n_last = data[3] if len(data) > 3 else 0
+                            self._apply(stream.on_heartbeat(data[1], data[2], n_last))
                     else:
                         seqs = data[4] if len(data) > 4 and isinstance(data[4], dict) else None
                         self._apply(stream.on_event(Event(*data[:4]), seqs))

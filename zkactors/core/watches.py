@@ -25,9 +25,11 @@ What this module owns
   answer), so every stored event has ``zxid > horizon_zxid``.
 * The **per-prefix sequence numbers** that let a subscriber see a dropped
   message at the next one (below), kept for the prefixes subscribed right now.
-* **When to beat**: every ``heartbeat_ms`` while events flow or subscriptions
-  arrive, every ``idle_heartbeat_ms`` otherwise (a node with a thousand idle
-  watchers should not wake each of them ten times a second).
+* **When to beat**: every ``heartbeat_ms`` while events flow, every
+  ``idle_heartbeat_ms`` otherwise (a node with a thousand idle watchers should
+  not wake each of them ten times a second).
+* **Barriers**: the exact point from which a new subscriber receives its
+  prefixes' messages (below).
 * The **matching rules** (:func:`matches`), shared with the client library so
   server-side resume and client-side dispatch can never disagree.
 * The **wire shapes** below.
@@ -58,7 +60,22 @@ a stale ``last`` can never make a gap look like continuity.
 
 Heartbeat, published on :data:`CONTROL_TOPIC` at most every ``heartbeat_ms``::
 
-    topic = b"\\x00ctl"       body = ["heartbeat", applied_zxid, last_event_zxid]
+    topic = b"\\x00ctl"       body = ["heartbeat", applied_zxid, last_event_zxid, n_last]
+
+``n_last`` is how many events this node published with zxid ``last_event_zxid``.
+
+Barrier, published once on the topic a subscriber just subscribed, when that
+topic is ``BARRIER_PREFIX + token + b"/" + prefix``::
+
+    topic = that topic        body = ["barrier", A, L, n, seq]
+
+``A``, ``L``, ``n`` are a heartbeat's; ``seq`` is ``prefix``'s sequence number
+now (None if nobody subscribed it). Only the one subscriber gets it, and since a
+SUB sends its subscriptions in order, when it arrives every subscription that
+subscriber sent before it is in place at the node: from here on it receives
+every message of its prefixes unless the node drops some, which their numbers
+(continuing from ``seq``) will show. This is the subscriber's exact "settled"
+point, the ZeroMQ Guide's Clone pattern without guessing with timers.
 
 Resume answer (:meth:`ResumeAnswer.to_wire`), one of::
 
@@ -72,7 +89,7 @@ subscription (not even ``"/"``, "everything") can ever receive a heartbeat, and
 a subscriber with the empty subscription can still tell a heartbeat apart by its
 first byte. NUL can never appear in a znode path either.
 
-Guarantees of a heartbeat ``["heartbeat", A, L]`` from a node
+Guarantees of a heartbeat ``["heartbeat", A, L, n]`` from a node
 -------------------------------------------------------------
 
 * It is published on the same PUB socket *after* every event with ``zxid <= A``
@@ -81,6 +98,7 @@ Guarantees of a heartbeat ``["heartbeat", A, L]`` from a node
 * No event exists with ``L < zxid <= A``: ``L`` is the latest event this node
   published (or, before it published any, the zxid it started from — events
   before a restart are unknown to it, so it must not vouch for them).
+* ``n`` events with zxid ``L`` were published (0 before the first event).
 
 How a client detects (and closes) a gap
 ---------------------------------------
@@ -96,10 +114,18 @@ heartbeat ``(A, L)`` with ``A > synced``:
 
 1. if ``L <= synced``: nothing at all happened in ``(synced, A]``; set
    ``synced = A``, no query needed (the common case on a quiet cluster);
-2. else ask ``count(paths, since=synced, until_zxid=A)``: a tiny answer with the
+2. if one of the client's prefixes covers all the others (every message it
+   receives matches it), that prefix's sequence numbers have run unbroken since
+   a message at or below ``synced``, and the client received all ``n`` messages
+   of zxid ``L``: nothing was dropped (a drop is seen at the next message of the
+   covering prefix, and the ``n`` messages of ``L`` are the last ones
+   published); set ``synced = A``, no query needed (the common case for a
+   watcher of one key or one subtree: a thousand such watchers do not ask a
+   thousand questions after every burst);
+3. else ask ``count(paths, since=synced, until_zxid=A)``: a tiny answer with the
    number of matching events in ``(synced, upto]``. If it equals the number the
    client received in that range, nothing was lost: ``synced = upto``;
-3. else (or on ``compacted``, a reconnect or a failover) ask
+4. else (or on ``compacted``, a reconnect or a failover) ask
    ``resume(paths, since=synced)``, page while ``more``, deliver what it had not
    received, and set ``synced`` to the last ``upto_zxid``. A ``compacted`` answer
    means "re-read your nodes, then resume from the read's zxid".
@@ -125,13 +151,18 @@ from zkactors.core.tree import Event
 #: znode path subscription can match it; see the module docstring.
 CONTROL_TOPIC = b"\x00ctl"
 HEARTBEAT = "heartbeat"
+#: Subscribing ``BARRIER_PREFIX + b"<token>/" + prefix`` asks the node to publish
+#: one ``["barrier", A, L, n, seq]`` on exactly that topic; see the module doc.
+BARRIER_PREFIX = b"\x00bar/"
+BARRIER = "barrier"
 #: Estimated bytes per history entry on top of its UTF-8 path: about the packed
 #: size of ``[type, path, zxid, version]``.
 EVENT_OVERHEAD_BYTES = 40
 DEFAULT_MAX_RESUME_EVENTS = 10_000
-#: Beats at the fast interval after the last event or subscription: enough for
-#: a new subscriber to settle (two) and for the last events' count check.
-BUSY_BEATS = 5
+#: Beats at the fast interval after the last event: the one that confirms a
+#: burst's end promptly, and one more. Every beat wakes every subscriber, so a
+#: node with a thousand watchers must not beat fast for long after one change.
+BUSY_BEATS = 2
 
 
 class ResumeKind:
@@ -279,6 +310,8 @@ class WatchCore:
         self.idle_heartbeat_ms = idle
         self._now_ms: int | None = None
         self._busy_until_ms = 0
+        #: When the first event since the last beat was published.
+        self._first_event_ms: int | None = None
         #: Subscribed prefix -> sequence number of the last event matching it.
         self._seqs: dict[bytes, int] = {}
         #: The distinct lengths of those prefixes: an event's topic is checked
@@ -288,6 +321,7 @@ class WatchCore:
         self.horizon_zxid = start_zxid
         # Before any event, vouch only for "nothing after start_zxid".
         self.last_event_zxid = start_zxid
+        self.last_event_count = 0
         # The oldest zxid an incoming event may have: events at start_zxid were
         # applied before this core existed; later, a zxid may repeat (one
         # transaction's events can span batches) but never go back.
@@ -310,6 +344,7 @@ class WatchCore:
         here, so the history starts over and older queries get ``compacted``."""
         self._zxids, self._events, self._head, self._bytes = [], [], 0, 0
         self.applied_zxid = self.horizon_zxid = self.last_event_zxid = start_zxid
+        self.last_event_count = 0
         self._min_zxid = start_zxid + 1
 
     # -- publishing ---------------------------------------------------------
@@ -331,6 +366,10 @@ class WatchCore:
             if zxid < self._min_zxid:
                 self.dropped_out_of_order += 1
                 continue
+            if zxid == self.last_event_zxid:
+                self.last_event_count += 1
+            else:
+                self.last_event_count = 1
             self._min_zxid = self.last_event_zxid = zxid
             topic = event.path.encode("utf-8")
             out.append(Publish(topic, [event.type, event.path, zxid, event.version,
@@ -363,16 +402,20 @@ class WatchCore:
                     out[prefix.decode("utf-8", "surrogateescape")] = seq + 1
         return out
 
-    def on_subscription(self, topic: bytes, subscribed: bool) -> None:
+    def on_subscription(self, topic: bytes, subscribed: bool) -> list[Publish]:
         """A SUB socket subscribed ``topic`` (or the last one unsubscribed it).
 
-        Any subscription makes the beat fast for a while: a new subscriber
-        settles on heartbeats. ``/``-prefixed topics, and the empty one (every
-        topic), get a sequence counter while anyone holds them.
+        ``/``-prefixed topics, and the empty one (every topic), get a sequence
+        counter while anyone holds them; a barrier topic is answered at once.
         """
-        self._stay_busy()
+        if topic.startswith(BARRIER_PREFIX):
+            if not subscribed:
+                return []
+            prefix = topic[len(BARRIER_PREFIX):].partition(b"/")[2]
+            return [Publish(topic, [BARRIER, self.applied_zxid, self.last_event_zxid,
+                                    self.last_event_count, self._seqs.get(prefix)])]
         if topic[:1] not in (b"/", b""):
-            return
+            return []
         if subscribed:
             if topic not in self._seqs:
                 self._seqs[topic] = self.published
@@ -384,10 +427,13 @@ class WatchCore:
                 self._seq_lengths[len(topic)] = left
             else:
                 del self._seq_lengths[len(topic)]
+        return []
 
     def _stay_busy(self) -> None:
         if self._now_ms is not None:
             self._busy_until_ms = self._now_ms + BUSY_BEATS * self.heartbeat_ms
+            if self._first_event_ms is None:
+                self._first_event_ms = self._now_ms
 
     def _live_count(self) -> int:
         return len(self._zxids) - self._head
@@ -426,9 +472,16 @@ class WatchCore:
         last = self._last_heartbeat_ms
         if last is not None and 0 <= now_ms - last < self.interval_ms():
             return []
+        # Not right behind an event either: every subscriber of it is busy being
+        # woken by it, and a beat now would wake them all a second time.
+        first = self._first_event_ms
+        if last is not None and first is not None and 0 <= now_ms - first < self.heartbeat_ms:
+            return []
+        self._first_event_ms = None
         self._last_heartbeat_ms = now_ms
         self.heartbeats += 1
-        return [Publish(CONTROL_TOPIC, [HEARTBEAT, self.applied_zxid, self.last_event_zxid])]
+        return [Publish(CONTROL_TOPIC, [HEARTBEAT, self.applied_zxid, self.last_event_zxid,
+                                        self.last_event_count])]
 
     def interval_ms(self) -> int:
         """The beat now: fast while busy, slow when idle."""
@@ -440,7 +493,10 @@ class WatchCore:
         """When the next heartbeat is due (None: at the first tick)."""
         if self._last_heartbeat_ms is None:
             return None
-        return self._last_heartbeat_ms + self.interval_ms()
+        due = self._last_heartbeat_ms + self.interval_ms()
+        if self._first_event_ms is not None:
+            due = max(due, self._first_event_ms + self.heartbeat_ms)
+        return due
 
     # -- resume -------------------------------------------------------------
 

@@ -9,9 +9,9 @@ from the core's bounded history.
 
 The socket is an XPUB, which is a PUB that also hands us the subscriptions it
 receives: the core keeps a sequence counter per subscribed prefix (so a
-subscriber notices a dropped message at the next one) and beats fast while
-subscribers arrive. ``XPUB_VERBOSE`` passes every subscription, not only a
-topic's first, so each new subscriber gets its fast beats; an unsubscription
+subscriber notices a dropped message at the next one) and answers barrier
+subscriptions. ``XPUB_VERBOSE`` passes every subscription, not only a topic's
+first (a barrier topic is unique anyway); an unsubscription
 still comes only when the topic's last subscriber leaves (or disconnects), which
 is exactly when its counter may go.
 """
@@ -54,7 +54,7 @@ class WatchActor(Actor):
             # b"\x01topic" subscribes, b"\x00topic" unsubscribes; a SUB never
             # sends anything else, and anything else is not ours to act on.
             if message[:1] in (b"\x00", b"\x01"):
-                core.on_subscription(message[1:], message[:1] == b"\x01")
+                self._publish(core.on_subscription(message[1:], message[:1] == b"\x01"))
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
