@@ -491,3 +491,26 @@ def test_a_frozen_subscriber_process_gets_every_event_once_and_in_zxid_order(tmp
         assert stats["late"] == 0, stats
     finally:
         node.stop()
+
+
+def test_sessions_in_one_process_share_one_hub_and_a_broken_one_spares_the_rest(node):
+    with Client(node.client_endpoint) as writer, Client(node.client_endpoint) as a, \
+            Client(node.client_endpoint) as b:
+        writer.create("/shared", b"")
+        got_a, got_b = Recorder(), Recorder()
+        a.add_watch("/shared", got_a)
+        b.add_watch("/shared", got_b)
+        hubs = [t for t in threading.enumerate() if t.name == "zkactors-client-watch-hub"]
+        assert len(hubs) == 1
+        writer.set("/shared", b"1")
+        got_a.wait(1)
+        got_b.wait(1)
+
+        def broken() -> bool:
+            raise RuntimeError("a bug in one session's receiving")
+
+        a._watches._drain_sub = broken  # the next message to a breaks a's service
+        writer.set("/shared", b"2")
+        events = got_b.wait(2)
+        assert [e.version for e in events] == [1, 2]
+        assert hubs[0].is_alive()

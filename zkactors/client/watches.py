@@ -11,8 +11,9 @@ What this module owns
   clock): which watches exist, which prefixes to subscribe, the log of received
   events not yet confirmed, when to ask a node ``evcount``/``events``, and which
   event goes to which watch, when. Unit-tested without sockets.
-* :class:`WatchService` — the imperative shell: a receiver thread that owns the
-  SUB socket (and nothing else), and a dispatch thread that runs user callbacks.
+* :class:`WatchService` — the imperative shell: its SUB socket, run by the
+  process's :class:`~zkactors.client.watch_hub.WatchHub` thread, and a dispatch
+  thread of its own that runs user callbacks.
 * :class:`DataWatch` / :class:`ChildrenWatch` — kazoo-style recipes built on the
   public client API only.
 
@@ -20,13 +21,13 @@ It never touches the agent's DEALER socket: history queries go through the
 ordinary request path (``Client._call``), so they are retried and failed over
 like any read.
 
-Why the SUB socket lives in its own thread and not in the agent's poller: the
-agent is the hot path for every request; events and heartbeats would compete
-with replies there, and the gap-detection logic would grow the agent. The
-receiver thread owns its own sockets (the SUB and an inproc doorbell), follows
-the agent by reading two plain attributes it sets at each hello
-(``watch_endpoint`` and ``hellos``), and talks to nodes only through
-``Client._call``. The agent needs no other change.
+Why the SUB socket is not in the agent's poller: the agent is the hot path for
+every request; events and heartbeats would compete with replies there, and the
+gap-detection logic would grow the agent. Why not a receiver thread per session
+either: see :mod:`zkactors.client.watch_hub`. The hub runs the service's
+``_hub_*`` methods, which follow the agent by two plain attributes it sets at
+each hello (``watch_endpoint`` and ``hellos``; the agent rings the hub then),
+and the service talks to nodes only through ``Client._call``.
 
 The Clone pattern, as done here
 -------------------------------
@@ -89,7 +90,6 @@ from __future__ import annotations
 
 import abc
 import bisect
-import contextlib
 import itertools
 import queue
 import threading
@@ -100,6 +100,7 @@ from typing import Any, NamedTuple
 
 import zmq
 
+from zkactors.client.watch_hub import WatchHub
 from zkactors.core.tree import Event
 from zkactors.core.watches import (
     BARRIER,
@@ -746,11 +747,6 @@ class WatchStream:
 
 
 # ------------------------------------------------------------------- the shell
-_pipe_ids = itertools.count(1)
-#: The receiver's sleep while not attached to a node. Attached, it sleeps until
-#: the node would count as silent; events, answers, the agent (a hello or a lost
-#: connection) and the callbacks draining a paused backlog wake it at once.
-_RECEIVER_POLL_MS = 1000
 
 
 def _reachable(endpoint: str, via: str) -> str:
@@ -764,8 +760,9 @@ def _reachable(endpoint: str, via: str) -> str:
 
 
 class WatchService:
-    """Runs a :class:`WatchStream` for one client: a receiver thread owning the SUB
-    socket, and a dispatch thread running callbacks. Started on the first watch.
+    """Runs a :class:`WatchStream` for one client: a SUB socket run by the
+    process's watch hub, and a dispatch thread running callbacks. Started on the
+    first watch.
 
     ``max_backlog``: callbacks queued at most before the stream stops taking
     events and catches up by resume; ``silence_s``: with no heartbeat this long
@@ -785,13 +782,15 @@ class WatchService:
         self._deliveries: queue.SimpleQueue = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._receiver: threading.Thread | None = None
+        self._hub: WatchHub | None = None
         self._dispatcher: threading.Thread | None = None
-        self._bell: zmq.Socket | None = None
-        self._bell_lock = threading.Lock()
-        self._pipe: zmq.Socket | None = None
+        #: Set once the hub has let go of this service (its SUB socket closed).
+        self._closed = threading.Event()
+        # The rest is the hub thread's alone.
         self._sub: zmq.Socket | None = None
         self._subscribed: set[str] = set()
+        self._attached: tuple[str, int] | None = None
+        self._last_heard = time.monotonic()
         self._late_logged = 0
         self._barrier_ids = itertools.count(1)
         self._barrier_topic: bytes | None = None
@@ -800,49 +799,34 @@ class WatchService:
     # ------------------------------------------------------------ lifecycle
     def _ensure_started(self) -> None:
         with self._start_lock:
-            if self._receiver is not None:
+            if self._hub is not None:
                 return
             if self._stopping.is_set():
                 raise RuntimeError("watch service stopped")
-            context = zmq.Context.instance()
-            address = f"inproc://zkactors-watches-{next(_pipe_ids)}"
-            self._pipe = context.socket(zmq.PAIR)
-            self._pipe.linger = 0
-            self._pipe.bind(address)
-            self._bell = context.socket(zmq.PAIR)
-            self._bell.linger = 0
-            self._bell.connect(address)
-            name = self.client.name
-            self._dispatcher = threading.Thread(target=self._dispatch, daemon=True,
-                                                name=f"zkactors-client-watch-callbacks-{name}")
-            self._receiver = threading.Thread(target=self._receive, daemon=True,
-                                              name=f"zkactors-client-watch-receiver-{name}")
+            self._dispatcher = threading.Thread(
+                target=self._dispatch, daemon=True,
+                name=f"zkactors-client-watch-callbacks-{self.client.name}")
             self._dispatcher.start()
-            self._receiver.start()
+            self._hub = WatchHub.instance()
+        self._ring()
 
     def stop(self) -> None:
         self._stopping.set()
         with self._start_lock:
-            receiver, dispatcher = self._receiver, self._dispatcher
-        if receiver is None:
+            hub, dispatcher = self._hub, self._dispatcher
+        if hub is None:
             return
         self._ring()
-        receiver.join(5.0)
+        self._closed.wait(5.0)
         self._deliveries.put(None)
         if dispatcher is not threading.current_thread():
             dispatcher.join(5.0)
-        with self._bell_lock:
-            self._bell.close(linger=0)
-            self._bell = None
 
     def _ring(self) -> None:
-        with self._bell_lock:
-            if self._bell is not None:
-                # A doorbell: one pending ring is as good as many, and a receiver
-                # that has already left (the client is stopping) must not make the
-                # ringer wait forever for it.
-                with contextlib.suppress(zmq.Again):
-                    self._bell.send(b"", zmq.NOBLOCK)
+        """Have the hub look at this service soon (any thread)."""
+        hub = self._hub
+        if hub is not None:
+            hub.ring(self)
 
     # ------------------------------------------------------------ watches
     def read_floor(self) -> int:
@@ -924,54 +908,49 @@ class WatchService:
     def _query_done(self, qid: int, future: Any) -> None:
         # On the agent thread: hand over, never work here.
         self._inbox.put(("answer", qid, future))
-        try:
-            self._ring()
-        except zmq.ZMQError:
-            pass
+        self._ring()
 
-    # ------------------------------------------------------------ receiver
-    def _receive(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._pipe, zmq.POLLIN)
-        attached: tuple[str, int] | None = None
-        last_heard = time.monotonic()
-        try:
-            while not self._stopping.is_set():
-                agent = self.client._agent
-                if agent is None:
-                    break
-                now = time.monotonic()
-                endpoint = agent.watch_endpoint if agent.connected else ""
-                target = (endpoint, agent.hellos) if endpoint else None
-                if target is not None and (target != attached or now - last_heard > self.silence_s):
-                    if attached is not None and target == attached:
-                        self.log.info("watch_node_silent", endpoint=endpoint)
-                    self._attach(poller, _reachable(endpoint, agent.endpoints[agent.endpoint_index]))
-                    attached, last_heard = target, now
-                self._sync_subscriptions()
-                timeout_ms = _RECEIVER_POLL_MS
-                if attached is not None:
-                    until_silent = last_heard + self.silence_s - time.monotonic()
-                    timeout_ms = max(10, int(until_silent * 1000) + 10)
-                for sock, _ in poller.poll(timeout_ms):
-                    if sock is self._pipe:
-                        self._drain_inbox()
-                    elif sock is self._sub and self._drain_sub():
-                        last_heard = time.monotonic()
-                with self.lock:
-                    if self.stream.paused and self.backlog <= self.max_backlog // 2:
-                        self.stream.unpause()
-        except Exception as exc:  # logged; watches stop, the client lives on
-            self.log.exception("watch_receiver_crashed", error=repr(exc))
-        finally:
-            if self._sub is not None:
-                self._sub.close(linger=0)
-                self._sub = None
-            self._pipe.close(linger=0)
+    # ------------------------------------------------- on the hub's thread
+    def _hub_round(self) -> bool:
+        """Follow the agent, take answers, keep subscriptions in step. Returns
+        False once this service is done (stopped, or its client is)."""
+        agent = self.client._agent
+        if self._stopping.is_set() or agent is None:
+            self._hub_close()
+            return False
+        now = time.monotonic()
+        endpoint = agent.watch_endpoint if agent.connected else ""
+        target = (endpoint, agent.hellos) if endpoint else None
+        if target is not None and (target != self._attached
+                                   or now - self._last_heard > self.silence_s):
+            if self._attached is not None and target == self._attached:
+                self.log.info("watch_node_silent", endpoint=endpoint)
+            self._attach(_reachable(endpoint, agent.endpoints[agent.endpoint_index]))
+            self._attached, self._last_heard = target, now
+        self._drain_inbox()
+        self._sync_subscriptions()
+        if self.stream.paused:
+            with self.lock:
+                if self.stream.paused and self.backlog <= self.max_backlog // 2:
+                    self.stream.unpause()
+        return True
 
-    def _attach(self, poller: zmq.Poller, endpoint: str) -> None:
+    def _hub_readable(self) -> bool:
+        """The SUB socket is readable. Returns whether a round is wanted."""
+        if self._drain_sub():
+            self._last_heard = time.monotonic()
+        return self._barrier_wanted
+
+    def _hub_close(self) -> None:
         if self._sub is not None:
-            poller.unregister(self._sub)
+            self._hub.unwatch_socket(self._sub)
+            self._sub.close(linger=0)
+            self._sub = None
+        self._closed.set()
+
+    def _attach(self, endpoint: str) -> None:
+        if self._sub is not None:
+            self._hub.unwatch_socket(self._sub)
             self._sub.close(linger=0)
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.linger = 0
@@ -984,7 +963,8 @@ class WatchService:
             sub.subscribe(prefix.encode())
         sub.connect(endpoint)
         self._sub, self._subscribed = sub, prefixes
-        poller.register(sub, zmq.POLLIN)
+        self._barrier_topic = None
+        self._hub.watch_socket(sub, self)
         self.log.info("watch_attached", endpoint=endpoint)
 
     def _sync_subscriptions(self) -> None:
@@ -1018,11 +998,6 @@ class WatchService:
         self._barrier_topic = topic
 
     def _drain_inbox(self) -> None:
-        while True:
-            try:
-                self._pipe.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
         while True:
             try:
                 item = self._inbox.get_nowait()
