@@ -100,7 +100,7 @@ from typing import Any, NamedTuple
 
 import zmq
 
-from zkactors.client.watch_hub import WatchHub
+from zkactors.client.watch_hub import DRAIN_BATCH, WatchHub
 from zkactors.core.tree import Event
 from zkactors.core.watches import (
     BARRIER,
@@ -1018,11 +1018,10 @@ class WatchService:
     def _drain_sub(self) -> bool:
         sub = self._sub
         messages = []
-        for _ in range(2_000):
-            try:
-                messages.append(sub.recv_multipart(zmq.NOBLOCK))
-            except zmq.Again:
+        for _ in range(DRAIN_BATCH):
+            if not sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 break
+            messages.append(sub.recv_multipart(zmq.NOBLOCK))
         stream = self.stream
         with self.lock:
             for frames in messages:
