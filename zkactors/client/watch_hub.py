@@ -77,6 +77,7 @@ class WatchHub(threading.Thread):
         self._services: set[Any] = set()
         self._by_socket: dict[zmq.Socket, Any] = {}
         self._unfinished: set[zmq.Socket] = set()
+        self._to_flush: set[Any] = set()
         self.log = get_logger(actor="client-watch-hub")
 
     # ------------------------------------------------------ any thread
@@ -95,6 +96,12 @@ class WatchHub(threading.Thread):
         # ZMQ_FD signals changes, not readiness: what is queued already may never
         # signal again, so look now.
         self._unfinished.add(sock)
+
+    def flush_later(self, service: Any) -> None:
+        """Hand ``service``'s new deliveries to its callback thread at the end of
+        this round: waking callback threads while the hub still works would
+        make each of them fight the hub for the GIL."""
+        self._to_flush.add(service)
 
     def unwatch_socket(self, sock: zmq.Socket) -> None:
         if self._by_socket.pop(sock, None) is not None:
@@ -132,6 +139,9 @@ class WatchHub(threading.Thread):
                     self._services.discard(service)
             # Reading ZMQ_EVENTS (as any recv or subscribe does) consumes the fd's
             # signal; messages still queued after that must be found by asking.
+            flush, self._to_flush = self._to_flush | look, set()
+            for service in flush:
+                self._guarded(service, service._hub_flush)
             touched = readable | {service._sub for service in look}
             for sock in touched:
                 if sock in self._by_socket and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:

@@ -779,6 +779,8 @@ class WatchService:
         self.backlog = 0
         self.log = get_logger(actor="client-watches", client=client.name)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        #: Deliveries not yet handed to the callback thread (guarded by lock).
+        self._outbox: list[tuple[Watch, WatchedEvent]] = []
         self._deliveries: queue.SimpleQueue = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -883,8 +885,16 @@ class WatchService:
     def _apply(self, step: Step) -> None:
         """Carry out a step (the lock is held, so deliveries keep stream order)."""
         if step.deliveries:
-            for item in step.deliveries:
-                self._deliveries.put(item)
+            # Handed to the callback thread by the hub only, in order: on the
+            # hub's thread at the end of its round (so the callback threads of
+            # a fan-out wake after the hub let go of the GIL, not while it works),
+            # from any other thread at the hub's next round.
+            self._outbox.extend(step.deliveries)
+            hub = self._hub
+            if hub is not None and threading.current_thread() is hub:
+                hub.flush_later(self)
+            else:
+                self._ring()
             self.backlog += len(step.deliveries)
             if self.backlog > self.max_backlog and not self.stream.paused:
                 self.stream.pause()
@@ -940,6 +950,13 @@ class WatchService:
         if self._drain_sub():
             self._last_heard = time.monotonic()
         return self._barrier_wanted
+
+    def _hub_flush(self) -> None:
+        with self.lock:
+            items, self._outbox = self._outbox, []
+        put = self._deliveries.put
+        for item in items:
+            put(item)
 
     def _hub_close(self) -> None:
         if self._sub is not None:
