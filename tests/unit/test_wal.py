@@ -445,6 +445,22 @@ def test_compact_before(tmp_path: Path) -> None:
         assert wal.append(b"x") == firsts[-1]
 
 
+def test_compaction_keeps_the_numbering_when_the_next_segment_is_only_in_memory(
+        tmp_path: Path) -> None:
+    # Found by the list model in a fresh clone: four synced records, a fifth
+    # buffered in a segment not yet on disk, compact past all of them, crash.
+    wal = WriteAheadLog(str(tmp_path), segment_bytes=48)
+    for payload in (b"", b"", b"", b"\x00" * 9):
+        wal.append(payload)
+    wal.sync()
+    wal.append(b"")
+    wal.compact_before(6)
+    wal._close_fds()  # process death: the buffered record is gone
+    with WriteAheadLog(str(tmp_path), segment_bytes=48) as wal:
+        assert wal.last_index == 4
+        assert wal.append(b"again") == 5
+
+
 def test_reset_and_interrupted_reset(tmp_path: Path) -> None:
     with WriteAheadLog(str(tmp_path), segment_bytes=256) as wal:
         wal.append_many(payload_for(i) for i in range(1, 30))

@@ -295,14 +295,17 @@ class WriteAheadLog:
 
         The segment being appended to is never deleted, so ``first_index`` may
         stay below ``index``; records below ``index`` that are still held are
-        the caller's to ignore.
+        the caller's to ignore. Nor is a segment whose successor is not on disk
+        yet: after a crash the oldest segment file left names where numbering
+        continues, and without one the WAL would start again at 1.
         """
         if self._unusable is not None:
             raise WalError(self._unusable)
         segs = self._segments
         n = 0
         # Segments with buffered records are the newest ones, never deleted here.
-        while n < len(segs) - 1 and segs[n + 1].first <= index and not segs[n].pending:
+        while (n < len(segs) - 1 and segs[n + 1].first <= index and not segs[n].pending
+               and segs[n + 1].allocated):
             n += 1
         with self._guard("compact_before"):
             # Oldest first, so a crash leaves a contiguous suffix.
