@@ -49,8 +49,13 @@ class Harness:
 
     def go_live(self, upto: int) -> None:
         """Answer the pending resume with no events through ``upto``."""
+        self.settle_live(upto)
+
+    def settle_live(self, upto: int, prefix: str = "", seq: int | None = None) -> None:
+        """Settle (the barrier carrying ``prefix``'s number ``seq``), then answer
+        the resume with no events through ``upto``."""
         if self.stream.awaiting is not None:
-            self.settle(upto)
+            self.settle(upto, prefix, seq)
         query = self.queries.pop()
         assert query.op == OP_EVENTS
         self.take(self.stream.on_answer(query.qid, ResumeAnswer(ResumeKind.EVENTS, upto)))
@@ -199,32 +204,35 @@ def anchored(h: Harness, path: str = "/k", zxid: int = 10, seq: int = 1) -> None
     h.take(h.stream.on_event(changed(path, zxid, 0), {path: seq}))
 
 
-def test_a_watcher_that_saw_the_last_messages_confirms_without_asking():
+def live_watcher_of_k(anchor: bool = True) -> Harness:
     h = Harness()
     h.watch(start=10)
     h.go_live(10)
-    anchored(h)
-    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 2}))
-    h.take(h.stream.on_heartbeat(12, 11, 1))
+    if anchor:
+        anchored(h)
+    return h
+
+
+def then_one_change_and_a_beat(h: Harness, seq: int = 2, n_last: int = 1) -> None:
+    """/k changes at zxid 11 (sequence number ``seq``); the node beats (12, 11, n_last)."""
+    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": seq}))
+    h.take(h.stream.on_heartbeat(12, 11, n_last))
+
+
+def test_a_watcher_that_saw_the_last_messages_confirms_without_asking():
+    h = live_watcher_of_k()
+    then_one_change_and_a_beat(h)
     assert h.queries == [] and h.stream.synced == 12
 
 
 def test_an_unanchored_run_or_a_missing_last_message_still_asks():
-    h = Harness()
-    h.watch(start=10)
-    h.go_live(10)
     # The run starts above synced: messages before it are unproven.
-    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 5}))
-    h.take(h.stream.on_heartbeat(12, 11, 1))
+    h = live_watcher_of_k(anchor=False)
+    then_one_change_and_a_beat(h, seq=5)
     assert [q.op for q in h.queries] == [OP_EVENT_COUNT]
-
-    h = Harness()
-    h.watch(start=10)
-    h.go_live(10)
-    anchored(h)
-    h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 2}))
     # Two messages had zxid 11 (a create fires two): one of them not ours, or lost.
-    h.take(h.stream.on_heartbeat(12, 11, 2))
+    h = live_watcher_of_k()
+    then_one_change_and_a_beat(h, n_last=2)
     assert [q.op for q in h.queries] == [OP_EVENT_COUNT]
 
 
@@ -276,9 +284,7 @@ def test_a_barrier_that_never_comes_back_is_sent_again():
 def test_a_barrier_anchors_the_numbers_so_no_count_is_needed_after_settling():
     h = Harness()
     h.watch(start=10)
-    h.settle(10, "/k", 41)
-    resume = h.queries.pop()
-    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 10)))
+    h.settle_live(10, "/k", 41)
     h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 42}))
     h.take(h.stream.on_heartbeat(12, 11, 1))
     assert h.queries == [] and h.stream.synced == 12 and h.versions() == [1]
@@ -287,9 +293,7 @@ def test_a_barrier_anchors_the_numbers_so_no_count_is_needed_after_settling():
 def test_a_barrier_number_behind_the_stream_reveals_a_drop():
     h = Harness()
     h.watch(start=10)
-    h.settle(10, "/k", 1)
-    resume = h.queries.pop()
-    h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 10)))
+    h.settle_live(10, "/k", 1)
     h.take(h.stream.on_event(changed("/k", 11, 1), {"/k": 2}))
     # A later barrier (another subscription) says the count is 4: 3 and 4 lost.
     h.stream.expect_barrier("again")
