@@ -451,10 +451,12 @@ with Client(endpoint) as client:
 
 
 def test_a_frozen_subscriber_process_gets_every_event_once_and_in_zxid_order(tmp_path):
-    # A small per-subscriber queue and long paths (big messages) make the node
-    # drop messages after a few MB of socket buffers, not after 100,000 messages.
-    node = NodeProcess(write_config(tmp_path, extra="[watch]\nsubscriber_queue = 20\n")).start()
-    path = "/" + "p" * 900
+    # A small per-subscriber queue and long paths (8 KB messages: 48 MB in all,
+    # more than any machine's socket buffers hold) make the node drop messages
+    # soon, not after 100,000 of them; the history holds them all for the resume.
+    node = NodeProcess(write_config(tmp_path, extra="[watch]\nsubscriber_queue = 20\n"
+                                                     "history_bytes = 67108864\n")).start()
+    path = "/" + "p" * 4000
     frozen, thawed = 6000, 300
     try:
         with Client(node.client_endpoint) as writer:
