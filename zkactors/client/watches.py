@@ -441,9 +441,8 @@ class WatchStream:
         if n_last <= 0 or self._last_received != last_event \
                 or self._received_at_last != n_last:
             return False
-        prefixes = self.prefixes
-        cover = min(prefixes, key=len, default=None)
-        if cover is None or not all(p.startswith(cover) for p in prefixes):
+        cover = self.cover_prefix()
+        if not cover:
             return False
         start = self._run_start.get(cover)
         return start is not None and start <= self.synced
