@@ -12,6 +12,7 @@ from zkactors.client.watches import (
     LIVE,
     SYNCING,
     EventType,
+    Query,
     Watch,
     WatchStream,
 )
@@ -110,13 +111,19 @@ def test_a_quiet_heartbeat_advances_synced_without_asking():
     assert h.queries == [] and h.stream.synced == 50
 
 
-def test_a_count_that_matches_confirms_without_a_resume():
+def count_asked_after_one_change() -> tuple[Harness, Query]:
+    """A live watcher of /k gets the change at 11 (no sequence numbers) and a
+    heartbeat (20, 11): it asks for a count."""
     h = Harness()
     h.watch(start=10)
     h.go_live(10)
     h.take(h.stream.on_event(changed("/k", 11, 1)))
     h.take(h.stream.on_heartbeat(20, 11))
-    query = h.queries.pop()
+    return h, h.queries.pop()
+
+
+def test_a_count_that_matches_confirms_without_a_resume():
+    h, query = count_asked_after_one_change()
     assert query.op == OP_EVENT_COUNT and query.args() == [[["/k", False]], 10, 20]
     h.take(h.stream.on_answer(query.qid, ResumeAnswer(ResumeKind.COUNT, 20, count=1)))
     assert h.stream.synced == 20 and h.queries == [] and h.versions() == [1]
@@ -352,12 +359,7 @@ def test_compacted_tells_every_watch_and_continues_from_the_horizon():
 
 
 def test_an_answer_for_an_older_watch_set_is_ignored():
-    h = Harness()
-    h.watch(start=10)
-    h.go_live(10)
-    h.take(h.stream.on_event(changed("/k", 11, 1)))
-    h.take(h.stream.on_heartbeat(20, 11))
-    count = h.queries.pop()
+    h, count = count_asked_after_one_change()
     h.watch("/j", start=15, current=15)  # a new path: the count does not cover it
     h.take(h.stream.on_answer(count.qid, ResumeAnswer(ResumeKind.COUNT, 20, count=1)))
     assert h.stream.synced == 10

@@ -52,6 +52,7 @@ only).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -260,18 +261,8 @@ class SnapshotStore:
         it. Raises :class:`CorruptSnapshotError` if the newest header is bad,
         for the reason given in :meth:`latest`.
         """
-        newest = self._newest()
-        if newest is None:
-            return None
-        index, term, path = newest
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            meta, _ = _read_head(fd, path, index, term)
-        except _Invalid as exc:
-            raise CorruptSnapshotError(path, str(exc), _NO_FALLBACK) from None
-        finally:
-            os.close(fd)
-        return meta
+        with self._open_newest() as found:
+            return None if found is None else found[2]
 
     def latest(self) -> Snapshot | None:
         """Load and fully verify the newest snapshot; None if there is none.
@@ -284,13 +275,10 @@ class SnapshotStore:
         operator can decide (for instance, knowing the WAL or a peer still
         covers the gap) to move the bad file aside.
         """
-        newest = self._newest()
-        if newest is None:
-            return None
-        index, term, path = newest
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            meta, head = _read_head(fd, path, index, term)
+        with self._open_newest() as found:
+            if found is None:
+                return None
+            fd, path, meta, head = found
             if head.payload_len > self.max_bytes:
                 raise SnapshotTooLargeError(
                     f"snapshot {path} has a payload of {head.payload_len} bytes, more than "
@@ -299,11 +287,26 @@ class SnapshotStore:
             payload = _pread_exact(fd, head.payload_len, head.head_size)
             if zlib.crc32(payload) != head.payload_crc:
                 raise _Invalid("payload checksum mismatch")
+        return Snapshot(meta, payload)
+
+    @contextlib.contextmanager
+    def _open_newest(self) -> Iterator[tuple[int, str, SnapshotMeta, _Head] | None]:
+        """The newest snapshot's file, open, with its verified header (None if
+        there is none). An :class:`_Invalid` raised here or in the ``with`` body
+        becomes :class:`CorruptSnapshotError`, with no fallback (see :meth:`latest`)."""
+        newest = self._newest()
+        if newest is None:
+            yield None
+            return
+        index, term, path = newest
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            meta, head = _read_head(fd, path, index, term)
+            yield fd, path, meta, head
         except _Invalid as exc:
             raise CorruptSnapshotError(path, str(exc), _NO_FALLBACK) from None
         finally:
             os.close(fd)
-        return Snapshot(meta, payload)
 
     def open_reader(self, meta: SnapshotMeta) -> SnapshotReader:
         """Open the snapshot described by ``meta`` to read its raw file bytes.
