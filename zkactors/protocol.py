@@ -121,7 +121,8 @@ OPTIONAL_WRITE_ARGS = (int, int)
 # gateway -> log: [[ident, rid, txn, None] (a write) or [ident, rid, None, [op, args]]
 #   (a read queued behind the same client's writes), ...]
 MSG_WRITE = "write"
-# gateway -> store: [[ident, rid, op, args], ...]
+# gateway -> store: [[ident, rid, op, args, read_floor], ...] (read_floor: answer
+#   only once the log index read_floor is applied; see MSG_ROLE)
 MSG_READ = "read"
 # gateway -> watch: [[ident, rid, op, args], ...] (events / evcount queries)
 MSG_WATCH = "watch"
@@ -143,7 +144,8 @@ MSG_LOCAL = "local"
 # election -> gateway: whether a live leader is known (reads are served only then)
 MSG_HEALTH = "health"
 # log -> gateway: role, term, leader id, leader's client endpoint ("" if unknown),
-#   caught_up (reads are served only once this node has caught up with its leader)
+#   caught_up (reads are served only once this node has caught up with its leader),
+#   read_floor (the index it caught up to: no read is answered from an older state)
 MSG_ROLE = "role"
 # log/election -> gateway, about once a second: actor name, {reason: count} of peer
 # messages dropped at the edge (shown in status as peer_rejected)

@@ -188,13 +188,13 @@ def test_leader_completeness_is_judged_by_commit_term_not_by_time():
 def test_the_checker_catches_diverging_logs():
     sim = Simulation(2, faults=Faults(crash=0, partition=0))
     sim.run(1500)
-    a, b = sorted((n for n in sim.nodes.values() if n.up), key=lambda n: -len(n.log.entries))[:2]
-    assert len(b.log.entries) > 2
-    index = min(len(a.log.entries), len(b.log.entries))
+    a, b = sorted((n for n in sim.nodes.values() if n.up), key=lambda n: -n.log.last_index)[:2]
+    index = min(a.log.last_index, b.log.last_index)
+    assert index > max(a.log.base_index, b.log.base_index) + 2
     sim.checker.check()
     # Rewrite b's entry at `index` as a buggy core could: same term, other content.
-    theirs = a.log.entries[index - 1]
-    del b.log.entries[index - 1:]
+    theirs = a.log.entry_at(index)
+    del b.log.entries[index - b.log.base_index - 1:]
     b.log.entries.append(type(theirs)(index, theirs.term, theirs.time_ms,
                                       ["create", "/forged", b"", 0]))
     with pytest.raises(InvariantViolation, match="log matching"):

@@ -20,6 +20,7 @@ from zkactors.core.messages import (
     Campaign,
     Heartbeat,
     HeartbeatAck,
+    LeaderLost,
     LeaderSeen,
     PreVote,
     PreVoteResponse,
@@ -296,6 +297,25 @@ def test_heartbeat_resets_timer_and_reports_leader_seen():
     assert c.tick(ET) == []  # the first deadline (ET) has moved ...
     assert c.tick(100 + ET - 1) == []
     assert sent(c.tick(100 + ET), PreVote)  # ... to a timeout after the heartbeat
+
+
+def test_a_lapsed_lease_is_reported_to_the_log_once():
+    c = follower_core(term=5, leader=1, heard_at=100)
+    assert c.tick(100 + ET - 1) == []
+    effects = c.tick(100 + ET)
+    assert effects[0] == ToLog(LeaderLost(5, 1))  # (then the pre-vote)
+    assert not any(isinstance(e, ToLog) and isinstance(e.message, LeaderLost)
+                   for e in c.tick(100 + ET + 10))
+    # A heartbeat renews the lease; the next lapse is reported again.
+    c.on_peer(Heartbeat(5, 1, 0), 400)
+    assert ToLog(LeaderLost(5, 1)) in c.tick(400 + ET)
+
+
+def test_a_heartbeat_after_an_unnoticed_lapse_reports_the_lapse_first():
+    # Paused past the lease: the first thing seen on waking is the next heartbeat.
+    c = follower_core(term=5, leader=1, heard_at=100)
+    effects = c.on_peer(Heartbeat(5, 1, 9), 100 + ET + 500)
+    assert effects[:2] == [ToLog(LeaderLost(5, 1)), ToLog(LeaderSeen(5, 1, 9))]
 
 
 def test_heartbeat_cancels_a_running_pre_vote():

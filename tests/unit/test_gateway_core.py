@@ -37,6 +37,10 @@ THROTTLED = int(Code.THROTTLED)
 SESSION_EXPIRED = int(Code.SESSION_EXPIRED)
 
 
+#: The index the gateway's node caught up to: every read it routes carries it.
+FLOOR = 5
+
+
 class Out(NamedTuple):
     writes: list
     reads: list
@@ -55,6 +59,7 @@ def gateway(**overrides) -> GatewayCore:
     gw = GatewayCore(**kwargs)
     gw.serving_reads = serving  # most tests are about a node that knows a live leader
     gw.caught_up = caught_up  # ... and has caught up with it
+    gw.read_floor = FLOOR if caught_up else 0  # ... to this log index
     return gw
 
 
@@ -153,7 +158,7 @@ def test_hello_then_requests_in_the_same_frame():
     gw = gateway()
     out = send(gw, A, [0, "hello", PROTOCOL_VERSION, "c"], [1, "get", "/a"], [2, "ping"])
     assert [r[1:3] for r in out.replies] == [[0, OK], [2, OK]]
-    assert out.reads == [[A, 1, "get", ["/a"]]]
+    assert out.reads == [[A, 1, "get", ["/a"], FLOOR]]
     assert gw.sessions[A].inflight == 1
 
 
@@ -267,7 +272,7 @@ def test_path_of_exactly_max_path_bytes_is_accepted():
     gw = gateway()
     hello(gw, A)
     path = "/" + "x" * (MAX_PATH - 1)
-    assert send(gw, A, [1, "get", path]).reads == [[A, 1, "get", [path]]]
+    assert send(gw, A, [1, "get", path]).reads == [[A, 1, "get", [path], FLOOR]]
     # Multi-byte characters count as their UTF-8 length.
     assert reply_code(send(gw, A, [2, "get", "/" + "é" * (MAX_PATH // 2)])) == BAD_ARGUMENTS
 
@@ -366,7 +371,7 @@ def test_throttling_is_per_client():
     hello(gw, B)
     send(gw, A, *[[rid, "get", "/"] for rid in range(MAX_INFLIGHT)])
     assert reply_code(send(gw, A, [9, "get", "/"])) == THROTTLED
-    assert send(gw, B, [9, "get", "/"]).reads == [[B, 9, "get", ["/"]]]
+    assert send(gw, B, [9, "get", "/"]).reads == [[B, 9, "get", ["/"], FLOOR]]
 
 
 def test_status_counts_toward_the_in_flight_limit():
@@ -392,7 +397,7 @@ def test_reads_go_to_the_store_when_no_writes_are_pending(op):
     gw = gateway()
     hello(gw, A)
     out = send(gw, A, [5, op, "/a"])
-    assert out == Out([], [[A, 5, op, ["/a"]]], [])
+    assert out == Out([], [[A, 5, op, ["/a"], FLOOR]], [])
     assert gw.sessions[A].inflight == 1
     assert gw.sessions[A].log_inflight == 0
 
@@ -410,8 +415,10 @@ def test_a_node_still_catching_up_refuses_reads_retryably():
     hello(gw, A)
     reply = only_reply(send(gw, A, [5, "get", "/a"]))
     assert reply[2] == Code.NOT_READY and "catching up" in reply[3]
-    gw.on_role("follower", 3, 2, "tcp://127.0.0.1:1", True)
-    assert send(gw, A, [6, "get", "/a"]).reads == [[A, 6, "get", ["/a"]]]
+    gw.on_role("follower", 3, 2, "tcp://127.0.0.1:1", True, 42)
+    # Every read carries the index the node caught up to: the store answers it only
+    # once it has applied that far (commits reach it on another pipe).
+    assert send(gw, A, [6, "get", "/a"]).reads == [[A, 6, "get", ["/a"], 42]]
 
 
 @pytest.mark.parametrize(
@@ -457,7 +464,7 @@ def test_reads_go_back_to_the_store_after_the_write_replies():
     assert send(gw, A, [3, "get", "/a"]).writes == [[A, 3, None, ["get", ["/a"]]]]
     gw.on_replies([write_reply(A, 2, OK, [0] * 11), read_reply(A, 3, via_log=True)])
     assert gw.sessions[A].log_inflight == 0
-    assert send(gw, A, [4, "get", "/a"]).reads == [[A, 4, "get", ["/a"]]]
+    assert send(gw, A, [4, "get", "/a"]).reads == [[A, 4, "get", ["/a"], FLOOR]]
 
 
 def test_a_failed_write_still_lets_reads_go_to_the_store():
@@ -465,7 +472,7 @@ def test_a_failed_write_still_lets_reads_go_to_the_store():
     hello(gw, A)
     send(gw, A, [1, "set", "/missing", b"", -1])
     gw.on_replies([write_reply(A, 1, int(Code.NO_NODE), "node does not exist")])
-    assert send(gw, A, [2, "get", "/"]).reads == [[A, 2, "get", ["/"]]]
+    assert send(gw, A, [2, "get", "/"]).reads == [[A, 2, "get", ["/"], FLOOR]]
 
 
 def test_another_clients_reads_are_not_held_back():
@@ -474,7 +481,7 @@ def test_another_clients_reads_are_not_held_back():
     hello(gw, B)
     send(gw, A, [1, "create", "/a", b"", 0])
     out = send(gw, B, [1, "get", "/a"])
-    assert out == Out([], [[B, 1, "get", ["/a"]]], [])
+    assert out == Out([], [[B, 1, "get", ["/a"], FLOOR]], [])
 
 
 def test_a_frame_with_several_requests_routes_each_in_order():
@@ -490,7 +497,7 @@ def test_a_frame_with_several_requests_routes_each_in_order():
         [15, "delete", "/a", -1, False],
         [16, "status"],
     )
-    assert out.reads == [[A, 10, "get", ["/"]], [A, 16, "status", []]]
+    assert out.reads == [[A, 10, "get", ["/"], FLOOR], [A, 16, "status", []]]
     assert out.writes == [
         [A, 12, ["create", "/a", b"", 0], None],
         [A, 13, None, ["get", ["/a"]]],
@@ -510,7 +517,7 @@ def test_the_caller_owns_the_output_lists():
     gw.on_frame(B, pack([[1, "get", "/"], [2, "ping"]]), 0, writes, reads, replies)
     gw.on_frame(A, pack([[2, "get", "/a"]]), 0, writes, reads, replies)
     assert [(w[0], w[1]) for w in writes] == [(A, 1), (A, 2)]
-    assert reads == [[B, 1, "get", ["/"]]]
+    assert reads == [[B, 1, "get", ["/"], FLOOR]]
     assert replies == [[B, 2, OK, None, False]]
 
 
@@ -833,7 +840,7 @@ def test_reads_are_refused_as_not_ready_without_a_live_leader():
     gw.serving_reads = True
     assert len(send(gw, B, [3, "get", "/"]).reads) == 0  # B has no session
     hello(gw, B)
-    assert send(gw, B, [4, "get", "/"]).reads == [[B, 4, "get", ["/"]]]
+    assert send(gw, B, [4, "get", "/"]).reads == [[B, 4, "get", ["/"], FLOOR]]
 
 
 def test_role_changes_show_in_status():

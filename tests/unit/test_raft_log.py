@@ -30,6 +30,7 @@ from zkactors.core.messages import (
     InstallSnapshotResponse,
     LeaderCheck,
     LeaderCheckAck,
+    LeaderLost,
     LeaderSeen,
     PreVote,
     ReadIndexRequest,
@@ -841,16 +842,25 @@ def test_figure8_it_is_right_not_to_commit_it_since_a_later_leader_may_overwrite
 
 
 @pytest.mark.parametrize(("leader", "hint"), [(3, "leader is node 3"), (0, "no leader known")])
-def test_propose_at_a_follower_fails_writes_with_not_leader_and_serves_reads(leader, hint):
+def test_propose_at_a_follower_fails_writes_with_not_leader_and_reads_until_caught_up(
+        leader, hint):
     node = ReplicatedLog(1, [1, 2, 3], term=1)
     if leader:
         node.leader_seen(LeaderSeen(1, leader, 0))
     ready = node.propose([write(b"x", 1), read(b"x", 2), write(b"y", 7)], 0)
     assert [(i, r, c) for i, r, c, _ in ready.failed] == \
-        [(b"x", 1, Code.NOT_LEADER), (b"y", 7, Code.NOT_LEADER)]
-    assert all(hint in text for *_, text in ready.failed)
+        [(b"x", 1, Code.NOT_LEADER), (b"x", 2, Code.NOT_READY), (b"y", 7, Code.NOT_LEADER)]
+    assert all(hint in text for _, _, code, text in ready.failed if code == Code.NOT_LEADER)
+    assert ready.committed == [] and ready.entries == [] and node.last_index == 0
+
+
+def test_a_caught_up_follower_serves_a_read_held_behind_the_clients_writes():
+    cluster = elected(3)
+    follower = cluster[2]
+    assert follower.caught_up
+    ready = follower.propose([write(b"x", 1), read(b"x", 2)], 0)
+    assert [(i, r, c) for i, r, c, _ in ready.failed] == [(b"x", 1, Code.NOT_LEADER)]
     assert [(c.ident, c.rid) for c in ready.committed] == [(b"x", 2)]
-    assert ready.entries == [] and node.last_index == 0
 
 
 def test_propose_at_a_candidate_fails_with_not_leader():
@@ -1244,24 +1254,72 @@ def test_a_follower_sync_fails_retryably_when_the_leader_changes_or_refuses():
     assert (11, Code.NOT_READY) in [(r, c) for _, r, c, _ in cluster.failed[3]]
 
 
-def test_a_follower_is_caught_up_once_it_has_applied_what_the_leader_had_committed():
+def test_a_new_leader_serves_reads_only_once_it_has_applied_an_entry_of_its_term():
+    # A leader holds every committed entry, but after a restart its commit index is
+    # its snapshot's: it must not answer from that state before its no-op commits.
     leader_log = log_of(1, 1, 1, 1)
     cluster = Cluster(3, logs={1: leader_log, 2: leader_log}, terms={1: 1, 2: 1, 3: 1})
-    assert not any(node.caught_up for node in cluster.nodes.values())
     cluster.campaign(1)
-    cluster.settle(keep=lambda src, dst, m: 3 not in (src, dst))
-    assert cluster[1].caught_up and cluster[1].commit_index == 5
-    # Node 3 hears of the leader (and its commit index 5) by a heartbeat, log empty.
-    ready = cluster.feed(3, cluster[3].leader_seen(LeaderSeen(2, 1, 5)))
+    cluster.step()  # the vote requests
+    cluster.step()  # the votes: node 1 leads term 2 and sends its no-op
+    leader = cluster[1]
+    assert leader.role == LEADER and leader.last_index == 5
+    assert not leader.caught_up and leader.handed_index == 0
+    assert not leader.role_changed().caught_up and leader.role_changed().read_floor == 0
+    cluster.settle()
+    assert leader.caught_up and leader.handed_index == 5
+    assert leader.role_changed().read_floor == 5
+
+
+def test_a_follower_catches_up_only_to_a_commit_index_its_leader_reached_in_its_term():
+    leader_log = log_of(1, 1, 1, 1)
+    cluster = Cluster(3, logs={1: leader_log, 2: leader_log}, terms={1: 1, 2: 1, 3: 1})
+    cluster[1].commit_index = cluster[1].handed_index = 3  # from term 1, applied
+    cluster.campaign(1)
+    cluster.step()
+    cluster.step()  # elected: the no-op (5) goes out with the old commit index 3
+    appends = [m for _, dst, m in cluster.net if dst == 3 and isinstance(m, AppendEntries)]
+    assert appends and all(a.commit_index == 3 for a in appends)
+    # Node 3 hears of the leader first by a heartbeat: the election actor's view of
+    # the commit index lags (0, say), so it never sets what to catch up to.
+    ready = cluster.feed(3, cluster[3].leader_seen(LeaderSeen(2, 1, 0)))
     assert cluster[3].leader == 1 and not cluster[3].caught_up
     assert ready.role is not None and not ready.role.caught_up
+    cluster.feed(3, cluster[3].leader_seen(LeaderSeen(2, 1, 5)))
+    assert not cluster[3].caught_up
+    # Appends vouching only for an older term's commit (3 < the no-op at 5) don't:
+    # node 3 takes the whole log and commits 3, but that is no catch-up point.
+    without_2 = lambda src, dst, m: 2 not in (src, dst)
+    for _ in range(10):
+        cluster.step(without_2)
+        if cluster[3].last_index == 5:
+            break
+    assert cluster[3].last_index == 5 and cluster[1].commit_index == 3
+    assert cluster[3].handed_index == 3 and not cluster[3].caught_up
     cluster.settle_with_ticks()
     assert cluster[3].caught_up and cluster[3].handed_index == 5
+    assert cluster[3].role_changed().read_floor == 5
     # A new leader means catching up with it again.
     cluster.feed(3, cluster[3].leader_seen(LeaderSeen(3, 2, 5)))
-    assert cluster[3].caught_up  # already has everything the new leader reported
-    cluster.feed(3, cluster[3].leader_seen(LeaderSeen(4, 1, 9)))
     assert not cluster[3].caught_up
+
+
+def test_a_follower_whose_leader_went_silent_stops_serving_reads_until_vouched_again():
+    cluster = elected(3)
+    follower = cluster[3]
+    assert follower.caught_up
+    # Cut off for an election timeout: it may have missed any number of commits.
+    ready = cluster.feed(3, follower.leader_lost(LeaderLost(1, 1)))
+    assert not follower.caught_up and ready.role is not None and not ready.role.caught_up
+    failed = cluster.feed(3, follower.propose([read(b"x", 1)], 0, 0)).failed
+    assert [(r, c) for _, r, c, _ in failed] == [(1, Code.NOT_READY)]
+    # A lapse of an older leader or term is nothing to us.
+    cluster.propose(1, [write(b"c", 1)])
+    cluster.settle()
+    assert follower.caught_up
+    assert not cluster.feed(3, follower.leader_lost(LeaderLost(1, 2)))
+    assert not cluster.feed(3, follower.leader_lost(LeaderLost(0, 1)))
+    assert follower.caught_up
 
 
 # ----------------------------------------------------------- snapshots, compaction

@@ -406,6 +406,19 @@ def test_a_read_at_a_zxid_not_yet_applied_waits_until_it_is():
     assert waited and waited[0][2] == 0 and waited[0][3][0] == b"two"
 
 
+def test_a_read_waits_for_the_index_its_node_caught_up_to():
+    # The gateway heard "caught up to 2" from the log; the commits are still on
+    # their way here on another pipe: the read must not see the older tree.
+    store = new_store()
+    store.apply([committed(1, create("/a", b"one"))], 1, 1)
+    assert store.read([[A, 7, "get", ["/a"], 2]], now_ms=0) == []  # parked
+    replies, _ = store.apply([committed(2, ["set", "/a", b"two", -1])], 2, 1)
+    [waited] = [r for r in replies if r[1] == 7]
+    assert waited[2] == 0 and waited[3][0] == b"two"
+    [reply] = store.read([[A, 8, "get", ["/a"], 2]], now_ms=0)  # applied: at once
+    assert reply[3][0] == b"two"
+
+
 def test_a_read_at_an_applied_zxid_is_answered_at_once():
     store = new_store()
     store.apply([committed(1, create("/a", b"one"))], 1, 1)

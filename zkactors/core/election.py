@@ -36,6 +36,7 @@ from zkactors.core.messages import (
     Campaign,
     Heartbeat,
     HeartbeatAck,
+    LeaderLost,
     LeaderSeen,
     PreVote,
     PreVoteResponse,
@@ -106,6 +107,7 @@ class ElectionCore:
         # Alone, there is nobody to wait for: campaign on the first tick.
         self._deadline = now_ms if not self.peers else now_ms + self._timeout()
         self._heard_ms: int | None = None  # last accepted heartbeat: the leader lease
+        self._lapse_told = False  # the log knows the current lease lapsed
         self._pre_vote_term: int | None = None  # the running pre-vote round, if any
         self._granted: set[int] = set()
         # Leader only.
@@ -128,9 +130,10 @@ class ElectionCore:
             return [ToLog(StepDown(self._asked_step_down))]
         if self.role == LEADER:
             return self._tick_leader(now_ms)
+        effects = self._lease_lapse(now_ms)
         if now_ms >= self._deadline:
-            return self._start_pre_vote(now_ms)
-        return []
+            effects.extend(self._start_pre_vote(now_ms))
+        return effects
 
     def on_peer(self, message: object, now_ms: int) -> list[Effect]:
         """A message from a peer's election actor."""
@@ -245,16 +248,29 @@ class ElectionCore:
             # log actor's RoleChanged makes it official.
             self.role = FOLLOWER
             self._acked.clear()
+        # (A lease that lapsed unnoticed — we were paused — is reported first.)
+        effects = self._lease_lapse(now_ms)
         self.term = beat.term
         self.leader = beat.leader
         self._heard_ms = now_ms
+        self._lapse_told = False
         self._pre_vote_term = None
         self._reset_deadline(now_ms)
         return [
+            *effects,
             # Every heartbeat: it carries the leader's commit index to the log actor.
             ToLog(LeaderSeen(beat.term, beat.leader, beat.commit_index)),
             Send(beat.leader, HeartbeatAck(beat.term, self.node_id, True)),
         ]
+
+    def _lease_lapse(self, now_ms: int) -> list[Effect]:
+        """Once per lapse: tell the log actor its leader went silent, so it stops
+        serving reads from a state that may be missing any number of commits."""
+        if self._lapse_told or self.leader == 0 or self._heard_ms is None \
+                or self.leader_alive(now_ms):
+            return []
+        self._lapse_told = True
+        return [ToLog(LeaderLost(self.term, self.leader))]
 
     # --------------------------------------------------------------- pre-vote
 

@@ -100,8 +100,11 @@ class GatewayCore:
         #: says so): a node cut off from the ensemble must not serve stale data.
         self.serving_reads = False
         #: ... and only once this node has applied what the leader had committed
-        #: when it joined it (after a restart, a new leader …); the log says when.
+        #: when it joined it (after a restart, a new leader …); the log says when,
+        #: and up to which index: every read carries it, and the store answers it
+        #: only once it has applied that far (it hears of commits on another pipe).
         self.caught_up = False
+        self.read_floor = 0
         self._peer_counters: dict[str, dict[str, int]] = {}
         self.counters: Counter[str] = Counter()
         self._reported: set[tuple[bytes, str]] = set()
@@ -205,7 +208,7 @@ class GatewayCore:
                 # read index.)
                 session.log_inflight += 1
                 return ROUTE_LOG, [ident, rid, None, [op, args]]
-            return ROUTE_STORE, [ident, rid, op, args]
+            return ROUTE_STORE, [ident, rid, op, args, self.read_floor]
         except ZookeeperError as err:
             self._problem(ident, err.code.name.lower(), str(err))
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
@@ -316,12 +319,14 @@ class GatewayCore:
                 reply[3] = self.status(reply[3])
 
     def on_role(self, role: str, term: int, leader: int, leader_endpoint: str,
-                caught_up: bool = True) -> None:
+                caught_up: bool = True, read_floor: int = 0) -> None:
         """The log actor's role changed, or it caught up with its leader (shown in
-        status; leader used for redirects; reads served only once caught up)."""
+        status; leader used for redirects; reads served only once caught up, and
+        from no state older than ``read_floor``)."""
         self.identity.update(role=role, term=term, leader=leader,
                              leader_endpoint=leader_endpoint)
         self.caught_up = caught_up
+        self.read_floor = read_floor
 
     def on_peer_counters(self, actor: str, counters: dict[str, int]) -> None:
         """Peer messages an actor dropped at the edge (unknown sender, malformed,

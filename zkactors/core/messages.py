@@ -195,6 +195,17 @@ class StepDown:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderLost:
+    """The lease on ``leader`` at ``term`` lapsed: nothing heard from it for an
+    election timeout. The log stops serving reads until the leader (or the next)
+    vouches for its state again: a node cut off may have missed any number of
+    commits."""
+
+    term: int
+    leader: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoleChanged:
     """The log actor's view after any change of role, term, leader or log end."""
 
@@ -204,16 +215,20 @@ class RoleChanged:
     last_index: int
     last_term: int
     commit_index: int
-    #: Whether this node has applied what its leader had committed when it first
-    #: heard from it (a leader always has): until then it refuses reads.
+    #: Whether this node may serve reads: it has applied a commit index its
+    #: leader reached *in its current term* (a leader: its own term's first
+    #: entry), so nothing committed before is missing. Until then it refuses reads.
     caught_up: bool = False
+    #: That index: a read must not be answered from a state older than it (the
+    #: store, which hears of commits on another pipe than the gateway, waits for it).
+    read_floor: int = 0
 
 
 PEER_MESSAGES = (Heartbeat, HeartbeatAck, PreVote, PreVoteResponse,
                  RequestVote, VoteResponse, AppendEntries, AppendResponse,
                  LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse,
                  InstallSnapshot, InstallSnapshotResponse)
-LOCAL_MESSAGES = (Campaign, LeaderSeen, StepDown, RoleChanged)
+LOCAL_MESSAGES = (Campaign, LeaderSeen, LeaderLost, StepDown, RoleChanged)
 _BY_NAME = {cls.__name__: cls for cls in (*PEER_MESSAGES, *LOCAL_MESSAGES)}
 # Field annotations are strings here (``from __future__ import annotations``).
 _TYPES = {"int": int, "bool": bool, "list": list, "str": str, "bytes": bytes}

@@ -31,6 +31,7 @@ from zkactors.core.messages import (
     InstallSnapshotResponse,
     LeaderCheck,
     LeaderCheckAck,
+    LeaderLost,
     LeaderSeen,
     ReadIndexRequest,
     ReadIndexResponse,
@@ -218,9 +219,12 @@ class ReplicatedLog:
         self._read_ids = 0
         #: The index of this leader's first entry of its term (its no-op).
         self.term_start = 0
-        #: Catching up: a follower serves reads only once it has applied what the
-        #: leader had committed when it first heard from it (ZooKeeper's "synced
-        #: with the leader"); reset whenever the leader changes.
+        #: Catching up (ZooKeeper's "synced with the leader"): reads are served only
+        #: once this node has applied a commit index its leader reached in its own
+        #: term — for a leader, its term's first entry; for a follower, the first
+        #: such index an append vouches for (see _learn_commit). Everything committed
+        #: anywhere before is at or below it (leader completeness). Reset whenever
+        #: the leader changes or its lease lapses.
         self.catch_up_target: int | None = None
         self.caught_up = False
         #: Per follower: the commit index the latest append to it carried.
@@ -254,7 +258,8 @@ class ReplicatedLog:
 
     def role_changed(self) -> RoleChanged:
         return RoleChanged(self.role, self.term, self.leader, self.last_index, self.last_term,
-                           self.commit_index, self.caught_up)
+                           self.commit_index, self.caught_up,
+                           self.catch_up_target or 0 if self.caught_up else 0)
 
     # ------------------------------------------------------------ client side
     def propose(self, requests: list[list], now_ms: int, wall_ms: int | None = None) -> Ready:
@@ -307,6 +312,12 @@ class ReplicatedLog:
                 ready.failed.append((ident, rid, int(Code.NOT_LEADER), hint))
                 continue
             pending = _Pending(self.handed_index, Committed(None, ident, rid, read))
+            if read[0] != SYNC and not self.caught_up:
+                # What we hold may be older than what was committed before (a
+                # restart, a new leader): not until a leader vouches for our state.
+                ready.failed.append((ident, rid, int(Code.NOT_READY),
+                                     "still catching up with the leader; try another node"))
+                continue
             if read[0] == SYNC:
                 if not self.leader or self.role != FOLLOWER:
                     ready.failed.append((ident, rid, int(Code.NOT_READY),
@@ -360,7 +371,21 @@ class ReplicatedLog:
                 self.rejected += 1  # two leaders in one term: impossible, never obey it
                 return ready
             self._become(FOLLOWER, message.term, message.leader, ready)
-        self._learn_commit(message.commit_index, ready)
+        # A heartbeat's commit index is the election actor's view, which lags: it
+        # moves our commit, never our catch-up target.
+        self._learn_commit(message.commit_index, ready, vouched=False)
+        return ready
+
+    def leader_lost(self, message: LeaderLost, now_ms: int = 0) -> Ready:
+        """The election actor heard nothing from our leader for an election
+        timeout. Cut off, we may have missed any number of commits: stop serving
+        reads until an append from a leader vouches for our state again."""
+        ready = Ready()
+        if self.role == FOLLOWER and message.term == self.term \
+                and message.leader == self.leader and self.catch_up_target is not None:
+            self.catch_up_target = None
+            self.caught_up = False
+            ready.role = self.role_changed()
         return ready
 
     def step_down(self, message: StepDown, now_ms: int = 0) -> Ready:
@@ -629,7 +654,7 @@ class ReplicatedLog:
         self.verified_index = max(self.verified_index, index)
         ready.messages.append((message.leader, AppendResponse(
             self.term, self.node_id, True, index, 0, 0)))
-        self._learn_commit(message.commit_index, ready)
+        self._learn_commit(message.commit_index, ready, vouched=True)
         if ready.entries or ready.truncate_after is not None:
             # The election actor pre-votes on our log end: keep its view current.
             ready.role = self.role_changed()
@@ -757,7 +782,10 @@ class ReplicatedLog:
 
     def _become_leader(self, now_ms: int, ready: Ready) -> None:
         self._become(LEADER, self.term, self.node_id, ready)
-        self.caught_up = True  # a leader has every committed entry (Raft §5.4)
+        # A leader *holds* every committed entry (Raft §5.4), but does not know
+        # which are committed, nor has it applied them, until an entry of its own
+        # term commits: it serves reads once it has applied its no-op.
+        self.caught_up = False
         self.snapshot_offset = {}
         for peer in self.peers:
             self.next_index[peer] = self.last_index + 1
@@ -769,7 +797,7 @@ class ReplicatedLog:
         noop = Entry(self.last_index + 1, self.term, now_ms, NOOP)
         self.entries.append(noop)
         ready.entries.append(noop)
-        self.term_start = noop.index
+        self.term_start = self.catch_up_target = noop.index
         self._waiting.append(_Pending(noop.index, Committed(noop, None, 0)))
         for peer in self.peers:
             self._send_appends(peer, now_ms, ready)
@@ -817,16 +845,24 @@ class ReplicatedLog:
         if candidate > self.commit_index and self.term_at(candidate) == self.term:
             self.commit_index = candidate
             ready.committed.extend(self._release())
+            self._check_caught_up(ready)
             for peer in self.peers:
                 if not self.inflight[peer]:
                     self._send_appends(peer, now_ms, ready, probe=True)
 
-    def _learn_commit(self, leader_commit: int, ready: Ready) -> None:
-        if not self.caught_up:
-            # Chase the leader's latest word: a heartbeat may carry an older commit
-            # index than the appends (the election actor's view lags), and each
-            # append's commit index is no higher than the entries it carries.
-            self.catch_up_target = max(self.catch_up_target or 0, leader_commit)
+    def _learn_commit(self, leader_commit: int, ready: Ready, vouched: bool) -> None:
+        """``leader_commit`` is committed (as far as our log matches the leader's).
+        ``vouched``: it comes from the leader's log itself (an append), not from
+        the election actor's lagging view."""
+        if vouched and self.catch_up_target is None and \
+                self.term_at(min(leader_commit, self.verified_index)) == self.term:
+            # The leader's commit index has reached an entry of its own term, so it
+            # is at least everything committed before this term began — and, the
+            # leader having learned it in this term, everything committed before
+            # now. (Before its first entry commits, a new leader's commit index may
+            # be anything older: a restarted leader's is its snapshot's.) Taken
+            # once: chasing every later commit would never end under load.
+            self.catch_up_target = leader_commit
         # Only what is verified to match the leader's log may be taken as committed.
         commit = min(leader_commit, self.verified_index)
         if commit > self.commit_index:

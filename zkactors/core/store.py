@@ -132,14 +132,17 @@ class StoreCore:
         return int(Code.OK), result
 
     def read(self, requests: list[list], now_ms: int = 0) -> list[Reply]:
-        """Answer ``[ident, rid, op, args]`` reads from the current tree.
+        """Answer ``[ident, rid, op, args]`` or ``[ident, rid, op, args, read_floor]``
+        reads from the current tree.
 
-        A read whose ``args`` end with a zxid this node has not applied yet waits
-        (at most ``max_wait_ms``, at most ``max_parked`` of them) until it has."""
+        A read waits (at most ``max_wait_ms``, at most ``max_parked`` of them) while
+        this node has not applied the zxid its ``args`` end with (the newest its
+        client has seen) or the log index ``read_floor`` (the one the node caught
+        up to: the gateway may hear of it before the commits reach us)."""
         replies = []
         for request in requests:
-            ident, rid, op, args = request
-            if len(args) > 1 and args[-1] > self.applied_zxid:
+            ident, rid = request[0], request[1]
+            if self._behind(request):
                 if len(self._parked) >= self.max_parked:
                     replies.append([ident, rid, int(Code.NOT_READY),
                                     "too many reads waiting to catch up here", False,
@@ -147,8 +150,13 @@ class StoreCore:
                 else:
                     self._parked.append((now_ms + self.max_wait_ms, request))
                 continue
-            replies.append(self._answer(ident, rid, op, args))
+            replies.append(self._answer(ident, rid, request[2], request[3]))
         return replies
+
+    def _behind(self, request: list) -> bool:
+        args = request[3]
+        return (len(args) > 1 and args[-1] > self.applied_zxid) or \
+            (len(request) > 4 and request[4] > self.applied_index)
 
     def _answer(self, ident: bytes, rid: int, op: str, args: list) -> Reply:
         try:
@@ -160,10 +168,10 @@ class StoreCore:
         """Reads whose zxid has now been applied, in arrival order (a client's later
         reads never carry an older zxid, so its order is kept)."""
         ready, waiting = [], []
-        for deadline, request in self._parked:
-            (ready if request[3][-1] <= self.applied_zxid else waiting).append(request)
+        for parked in self._parked:
+            (waiting if self._behind(parked[1]) else ready).append(parked)
         self._parked = waiting
-        return [self._answer(*request) for request in ready]
+        return [self._answer(*request[:4]) for _, request in ready]
 
     def tick(self, now_ms: int) -> list[Reply]:
         """Reads that waited too long: NOT_READY, so the client tries another node."""
@@ -171,8 +179,8 @@ class StoreCore:
             return []
         expired = [r for deadline, r in self._parked if deadline <= now_ms]
         self._parked = [(d, r) for d, r in self._parked if d > now_ms]
-        return [[ident, rid, int(Code.NOT_READY), _BEHIND, False, self.applied_zxid]
-                for ident, rid, _, _ in expired]
+        return [[request[0], request[1], int(Code.NOT_READY), _BEHIND, False,
+                 self.applied_zxid] for request in expired]
 
     def _read_one(self, op: str, args: list) -> Any:
         path = args[0] if args else "/"

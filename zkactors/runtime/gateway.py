@@ -80,7 +80,7 @@ class GatewayActor(Actor):
             elif kind == MSG_ROLE:
                 core.on_role(*message[1:])
                 self.log.info("role", role=message[1], term=message[2], leader=message[3],
-                              caught_up=message[5])
+                              caught_up=message[5], read_floor=message[6])
             elif kind == MSG_PEERS:
                 core.on_peer_counters(message[1], message[2])
             elif kind == MSG_HEALTH:

@@ -18,6 +18,7 @@ from typing import Any
 from zkactors.core.messages import (
     Campaign,
     InstallSnapshot,
+    LeaderLost,
     LeaderSeen,
     StepDown,
     from_wire,
@@ -102,6 +103,8 @@ class LogActor(Actor):
                     readies.append(core.leader_seen(local, now_ms()))
                 elif isinstance(local, StepDown):
                     readies.append(core.step_down(local, now_ms()))
+                elif isinstance(local, LeaderLost):
+                    readies.append(core.leader_lost(local, now_ms()))
                 else:
                     raise RuntimeError(f"log got {type(local).__name__} from its election actor")
             else:
@@ -241,7 +244,7 @@ class LogActor(Actor):
                 for ident, rid, code, text in failed
             ]])
         if role is not None:
-            news = (role.role, role.term, role.leader, role.caught_up)
+            news = (role.role, role.term, role.leader, role.caught_up, role.read_floor)
             now = now_ms()
             if news != self._told_election or now - self._election_told_at >= LOG_END_REPORT_MS:
                 self._tell_election(role, now)
@@ -253,11 +256,12 @@ class LogActor(Actor):
                 self._told_gateway = news
                 self.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
                                       self.client_endpoints.get(role.leader, ""),
-                                      role.caught_up])
+                                      role.caught_up, role.read_floor])
 
     def _tell_election(self, role: Any, now: int) -> None:
         self.send("election", [MSG_LOCAL, to_wire(role)])
-        self._told_election = (role.role, role.term, role.leader, role.caught_up)
+        self._told_election = (role.role, role.term, role.leader, role.caught_up,
+                               role.read_floor)
         self._election_told_at = now
         self._log_end_pending = False
 

@@ -55,6 +55,7 @@ from zkactors.core.messages import (
     LEADER,
     Campaign,
     InstallSnapshot,
+    LeaderLost,
     LeaderSeen,
     RoleChanged,
     StepDown,
@@ -400,6 +401,8 @@ class Simulation:
             self.handle_ready(node, node.log.campaign(message, now))
         elif isinstance(message, LeaderSeen):
             self.handle_ready(node, node.log.leader_seen(message, now))
+        elif isinstance(message, LeaderLost):
+            self.handle_ready(node, node.log.leader_lost(message, now))
         elif isinstance(message, StepDown):
             self.handle_ready(node, node.log.step_down(message, now))
         else:
