@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zkactors.core import dedup
-from zkactors.core.dedup import FORGOTTEN, ClientTable
+from zkactors.core.dedup import FORGOTTEN, ClientRecord, ClientTable
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,3 +92,57 @@ def test_no_write_is_applied_twice_whatever_the_retries(attempts):
             table.record(client, seq, ack, 0, None)
         answered[client].add(seq)
     assert all(count == 1 for count in applied.values())
+
+
+# ------------------------------------------------------------------- FIFO order
+
+
+def test_a_write_is_in_order_right_after_the_last_applied_or_once_all_before_are_settled():
+    table = ClientTable()
+    assert table.in_order(1, 1, 1) and table.in_order(1, 7, 7)
+    assert not table.in_order(1, 7, 1)  # a client's first write is its seq 1 ...
+    table.record(1, 1, 1, 0, "a")
+    assert table.in_order(1, 2, 1)
+    assert not table.in_order(1, 3, 1)  # 2 is still in flight: 3 would overtake it
+    assert not table.in_order(1, 3, 2)
+    assert table.in_order(1, 3, 3)  # the client settled 2 (gave up on it): go on
+    table.record(1, 3, 3, 0, "c")
+    assert table.in_order(1, 4, 3) and not table.in_order(1, 5, 4)
+
+
+def test_the_last_applied_seq_survives_a_snapshot_and_old_snapshots_still_load():
+    table = ClientTable()
+    table.record(1, 1, 1, 0, "a")
+    table.record(1, 2, 1, 0, "b")
+    copy = ClientTable.from_list(table.to_list())
+    assert not copy.in_order(1, 4, 1) and copy.in_order(1, 3, 1)
+    old_format = [[1, 1, [[1, 0, "a"], [2, 0, "b"]]]]  # before last_seq was kept
+    assert ClientTable.from_list(old_format).to_list() == table.to_list()
+    assert ClientTable.from_list([[5, 9, []]])._clients[5] == ClientRecord({}, 9, 8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 12), st.booleans()), max_size=120))
+def test_writes_apply_in_the_order_sent_however_copies_arrive(deliveries):
+    """Model: one client's writes 1..12, sent pipelined; copies reach the state
+    machine in any order (leader changes, resends), each carrying the ack_below of
+    when it was sent. The client marks a write settled when answered, and may give
+    one up (a timeout). Whatever applies, applies in increasing seq order."""
+    table = ClientTable()
+    settled: set[int] = set()
+    applied: list[int] = []
+    for seq, give_up in deliveries:
+        if seq in settled:
+            continue  # a client never resends a write it has an outcome for
+        ack_below = min(s for s in range(1, 14) if s not in settled)
+        if give_up:
+            settled.add(seq)  # its future failed with a timeout: never sent again
+            continue
+        cached = table.lookup(1, seq)
+        if cached is None:
+            if not table.in_order(1, seq, ack_below):
+                continue  # refused: the client sends it again later
+            table.record(1, seq, ack_below, 0, seq)
+            applied.append(seq)
+        settled.add(seq)
+    assert applied == sorted(set(applied)), applied

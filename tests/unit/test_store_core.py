@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkactors.core.dedup import tag
+from zkactors.core.dedup import OUT_OF_ORDER, tag
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import (
@@ -495,6 +495,21 @@ def test_a_retry_below_what_the_client_acknowledged_is_refused_not_reapplied():
                              commit_index=3, term=1)
     assert replies[0][2] == Code.RUNTIME_INCONSISTENCY
     assert store.tree.get_children("/") == ["c0000000000", "d"]
+
+
+def test_a_write_that_overtook_an_earlier_one_of_its_client_is_refused_unapplied():
+    store = new_store()
+    store.apply([committed(1, tag(4, 1, 1, create("/a")))], commit_index=1, term=1)
+    # Write 3 reached the log before write 2 (sent when 1 was still unanswered).
+    replies, events = store.apply([committed(2, tag(4, 3, 1, create("/c")))], 2, 1)
+    assert replies[0][2:4] == [Code.NOT_READY, OUT_OF_ORDER] and events == []
+    assert store.tree.get_children("/") == ["a"] and store.applied_index == 2
+    # Its predecessor, then its resent copy: applied, in order.
+    replies, _ = store.apply([committed(3, tag(4, 2, 1, create("/b"))),
+                              committed(4, tag(4, 3, 2, create("/c")))], 4, 1)
+    assert [r[2] for r in replies] == [0, 0]
+    assert [c.pzxid for c in [store.tree.exists(f"/{n}") for n in "abc"]] == \
+        [make_zxid(1, 1), make_zxid(1, 3), make_zxid(1, 4)]
 
 
 def test_dedup_table_is_rebuilt_identically_by_replay():

@@ -11,7 +11,8 @@ the agent alone touches the DEALER socket. Its states:
   is outstanding means the node is gone: SUSPENDED, next endpoint.
 
 Requests that were sent but not answered when a connection is lost are sent
-again, to whichever node the agent reaches next — writes included: each write
+again, to whichever node the agent reaches next, in the order they were first
+taken — writes included: each write
 carries this client's id and its own sequence number, and the ensemble applies a
 write at most once however often it arrives (:mod:`zkactors.core.dedup`), giving a
 copy the reply the first one got. The same holds for a write that a leader drops
@@ -19,11 +20,19 @@ when it loses leadership. (Against a node that does not deduplicate, an
 unanswered write fails with ``ConnectionLoss``: the agent never guesses success.)
 A connection suspended for longer than the session timeout becomes LOST and every
 waiting request fails; the agent goes on trying to reconnect.
+
+FIFO order: whatever sends a request back (a lost connection, NOT_LEADER, a
+retry delay, throttling) puts it back by the order it was taken in, and nothing
+taken after a request that waits out a retry delay is sent before it. The
+ensemble backs this up: it applies a tagged write only after every earlier one
+of the same client (:meth:`zkactors.core.dedup.ClientTable.in_order`), refusing
+one that overtook another with NOT_READY, which lands it back here, in order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import queue
 import secrets
@@ -97,6 +106,12 @@ class Request:
     args: list | None = None
     #: A write's sequence number (0 until the agent takes it), kept across resends.
     seq: int = 0
+    #: The order in which the agent took it: requests are (re)sent in this order.
+    order: int = 0
+
+
+def _by_order(request: Request) -> int:
+    return request.order
 
 
 class Agent(threading.Thread):
@@ -120,6 +135,7 @@ class Agent(threading.Thread):
         #: runs of one program) never share it.
         self.client_id = secrets.randbits(63) or 1
         self.write_seqs = itertools.count(1)
+        self.taken = itertools.count(1)
         #: Writes taken and not yet settled, by seq (ascending): the first one's seq
         #: is the ack_below each write carries.
         self.open_writes: dict[int, Request] = {}
@@ -219,10 +235,23 @@ class Agent(threading.Thread):
         self._send_waiting()
 
     def _take(self, request: Request) -> None:
+        request.order = next(self.taken)
         if request.op in WRITE_OPS:
             request.seq = next(self.write_seqs)
             self.open_writes[request.seq] = request
         self.waiting.append(request)
+
+    def _requeue(self, requests: list[Request]) -> None:
+        """Put requests back to be sent again, where they belong among those
+        waiting: by the order they were taken in (FIFO client order)."""
+        if not requests:
+            return
+        back = sorted(requests, key=_by_order)
+        waiting = self.waiting
+        if not waiting or waiting[0].order > back[-1].order:
+            waiting.extendleft(reversed(back))  # the usual case: all older than what waits
+        else:
+            self.waiting = deque(heapq.merge(back, waiting, key=_by_order))
 
     def _ack_below(self) -> int:
         """The lowest seq of our writes not yet settled (all below it are)."""
@@ -288,7 +317,7 @@ class Agent(threading.Thread):
             else:
                 resend.append(request)
         self.inflight.clear()
-        self.waiting.extendleft(reversed(resend))
+        self._requeue(resend)
         self.ping_rid = 0
         if self.redirect_to is not None:
             self.endpoint_index = self.redirect_to - 1
@@ -306,11 +335,15 @@ class Agent(threading.Thread):
             return
         batch = []
         ack_below = None
+        # Nothing may overtake a request waiting out a retry delay.
+        hold = min((r.order for _, r in self.delayed), default=None)
         while self.waiting and len(self.inflight) < self.max_inflight:
             request = self.waiting[0]
             if request.future.done():  # cancelled by the caller meanwhile
                 self.waiting.popleft()
                 continue
+            if hold is not None and request.order > hold:
+                break
             if request.seq:
                 if ack_below is None:
                     ack_below = self._ack_below()
@@ -405,11 +438,11 @@ class Agent(threading.Thread):
             return
         if code == Code.SESSION_EXPIRED and request.attempts < 3:
             # The node forgot our idle session: say hello again, then resend.
-            self.waiting.appendleft(request)
+            self._requeue([request])
             self._rehello()
             return
         if code == Code.THROTTLED and request.attempts < 10:
-            self.waiting.append(request)
+            self._requeue([request])
             return
         if code == Code.NOT_LEADER and isinstance(result, str) and result.startswith("tcp://") \
                 and result != self.endpoints[self.endpoint_index] \
@@ -420,7 +453,7 @@ class Agent(threading.Thread):
             # member's own word, so followed even if it wasn't in our host list).
             if result not in self.endpoints:
                 self.endpoints.append(result)
-            self.waiting.appendleft(request)
+            self._requeue([request])
             self.redirect_to = self.endpoints.index(result)
             return
         if code == Code.CONNECTION_LOSS and request.op in WRITE_OPS and self.dedup:
@@ -447,9 +480,7 @@ class Agent(threading.Thread):
     # ----------------------------------------------------------------- time
     def _tick(self, now: float) -> None:
         if self.delayed and any(due <= now for due, _ in self.delayed):
-            # Back at the front, oldest first: they were sent before what waits.
-            due_now = sorted((r for due, r in self.delayed if due <= now), key=lambda r: r.rid)
-            self.waiting.extendleft(reversed(due_now))
+            self._requeue([r for due, r in self.delayed if due <= now])
             self.delayed = [(due, r) for due, r in self.delayed if due > now]
             self._send_waiting()
         self._expire_requests(now)

@@ -25,6 +25,15 @@ a client's floor whose reply is gone is refused with an error, never applied a
 second time. (An evicted client is forgotten entirely; with 10,000 more recent
 writers in between, its retry would be applied again — the one case the bound
 costs, and it needs a retry older than thousands of other clients' writes.)
+
+FIFO client order: the same table keeps the highest sequence number applied for
+each client, and a write is applied only *in order* (:meth:`ClientTable.in_order`):
+right after that one, or once the client says every earlier write is settled
+(``ack_below`` = its seq). Anything else — a write that overtook an earlier one
+still in flight, say after a leader change — is refused, unrecorded, with
+:data:`OUT_OF_ORDER`, and the client library sends it again after the earlier
+ones. So however a client's pipelined writes travel, they take effect in the
+order it sent them.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ MAX_CLIENTS = 10_000
 MAX_REPLIES_PER_CLIENT = 1_024
 
 FORGOTTEN = "a retry of a write whose outcome is no longer remembered; not applied again"
+OUT_OF_ORDER = "an earlier write of this client has not been applied yet; send this one after it"
 
 
 def tag(client_id: int, seq: int, ack_below: int, txn: list) -> list:
@@ -57,6 +67,8 @@ class ClientRecord:
     replies: dict[int, list] = field(default_factory=dict)
     #: Every seq below this has been answered or forgotten.
     floor: int = 0
+    #: The highest seq applied: the next in order is this + 1.
+    last_seq: int = 0
 
 
 class ClientTable:
@@ -84,6 +96,15 @@ class ClientTable:
             return [None, FORGOTTEN]
         return None
 
+    def in_order(self, client_id: int, seq: int, ack_below: int) -> bool:
+        """Whether a write not applied yet (:meth:`lookup` gave None) may be applied
+        now without overtaking an earlier write of the same client: it is the next
+        after the last one applied, or every earlier one is settled (answered or
+        given up by the client, so never to be applied: see the floor)."""
+        record = self._clients.get(client_id)
+        last_seq = record.last_seq if record is not None else 0
+        return seq <= last_seq + 1 or seq <= ack_below
+
     def record(self, client_id: int, seq: int, ack_below: int, code: int, result: Any) -> None:
         """Remember the reply of a write just applied; forget what the client has seen."""
         clients = self._clients
@@ -97,6 +118,7 @@ class ClientTable:
         # This write itself is unanswered, so a well-behaved ack_below never passes
         # it; a client that claims otherwise only loses its own replies.
         self._advance_floor(record, min(ack_below, seq))
+        record.last_seq = max(record.last_seq, seq)
         if seq >= record.floor:
             record.replies[seq] = [code, result]
         if len(record.replies) > MAX_REPLIES_PER_CLIENT:
@@ -113,13 +135,16 @@ class ClientTable:
     # ------------------------------------------------------------ snapshots
     def to_list(self) -> list:
         """A msgpack-friendly copy, in eviction order (for snapshots)."""
-        return [[client_id, record.floor, [[s, *r] for s, r in record.replies.items()]]
+        return [[client_id, record.floor, [[s, *r] for s, r in record.replies.items()],
+                 record.last_seq]
                 for client_id, record in self._clients.items()]
 
     @classmethod
     def from_list(cls, items: list) -> ClientTable:
         table = cls()
-        for client_id, floor, replies in items:
-            table._clients[client_id] = ClientRecord(
-                {seq: [code, result] for seq, code, result in replies}, floor)
+        for client_id, floor, replies, *rest in items:
+            replies = {seq: [code, result] for seq, code, result in replies}
+            # (Snapshots from before last_seq was kept: the newest reply's seq.)
+            last_seq = rest[0] if rest else max(replies, default=floor - 1 if floor else 0)
+            table._clients[client_id] = ClientRecord(replies, floor, last_seq)
         return table

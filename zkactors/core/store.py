@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zkactors.core.dedup import FORGOTTEN, ClientTable, is_tagged
+from zkactors.core.dedup import FORGOTTEN, OUT_OF_ORDER, ClientTable, is_tagged
 from zkactors.core.replog import NOOP, Committed
 from zkactors.core.tree import Event, Tree
 from zkactors.errors import Code, DataInconsistency, UnimplementedError, ZookeeperError
@@ -85,7 +85,11 @@ class StoreCore:
             if is_tagged(txn):
                 _, client_id, seq, ack_below, txn = txn
                 cached = self.clients.lookup(client_id, seq)
-                if cached is None:
+                if cached is None and not self.clients.in_order(client_id, seq, ack_below):
+                    # It overtook an earlier write of its client (a leader change
+                    # reordered them): not applied, not remembered; sent again.
+                    code, result = Code.NOT_READY, OUT_OF_ORDER
+                elif cached is None:
                     code, result = self._apply_txn(txn, zxid, entry.time_ms, events)
                     self.clients.record(client_id, seq, ack_below, int(code), result)
                 elif cached[0] is None:
