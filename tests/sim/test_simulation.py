@@ -226,21 +226,21 @@ def test_a_follower_left_behind_gets_the_snapshot_in_many_chunks():
     sim.run(1500)
     sim._take_snapshot(leader)
     sim.run(1520)
-    assert leader.disk.snapshot is not None and leader.log.base_index > 0
-    assert leader.log.base_index > lagging.disk.last_index  # it must get the snapshot
+    assert leader.disk.snapshots.newest_index > 0 and leader.log.base_index > 0
+    assert leader.log.base_index > lagging.disk.log.last_index  # it must get the snapshot
     chunks = sim.stats["snapshot_chunks"]
     lagging.start()
     sim.run(2500)
     assert sim.stats["snapshots_installed"] == 1
     assert sim.stats["snapshot_chunks"] - chunks >= 4
-    assert lagging.disk.snapshot[0] == leader.disk.snapshot[0]
+    assert lagging.disk.snapshots.newest_index == leader.disk.snapshots.newest_index
     sim.heal_and_settle()
     sim.checker.replicas_identical()
     sim.checker.at_most_once()
     # Restarted from the installed snapshot and its log after it, it is the same again.
     lagging.crash()
     lagging.start()
-    assert lagging.store.applied_index == lagging.disk.snapshot[0]
+    assert lagging.store.applied_index == lagging.disk.snapshots.newest_index
     sim.run(sim.now + 500, chaos=False)
     sim.checker.replicas_identical()
 

@@ -22,19 +22,20 @@ import zmq
 
 from zkactors.config import NodeConfig
 from zkactors.core.gateway import GatewayCore
-from zkactors.core.replog import Entry, ReplicatedLog
+from zkactors.core.replog import ReplicatedLog
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
 from zkactors.core.watches import WatchCore
+from zkactors.engine.state import RecoveryError, recover
 from zkactors.logsetup import get_logger
-from zkactors.protocol import make_zxid, unpack
+from zkactors.protocol import make_zxid
 from zkactors.runtime.actor import Actor
 from zkactors.runtime.election import ElectionActor
 from zkactors.runtime.gateway import GatewayActor
 from zkactors.runtime.log import LogActor
 from zkactors.runtime.store import StoreActor
 from zkactors.runtime.watch import WatchActor
-from zkactors.storage.snapshot import SnapshotError, SnapshotStore
+from zkactors.storage.snapshot import SnapshotStore
 from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
@@ -43,17 +44,6 @@ STOP_DEADLINE_S = 2.0
 
 class StartupError(Exception):
     """The node cannot start; the message says why in one line."""
-
-
-def load_log(wal: WriteAheadLog, after: int = 0) -> list[Entry]:
-    """The WAL's entries after index ``after`` (the snapshot covers the rest). Not
-    applied here: which of them are committed is known only once a leader says so
-    (a follower's tail may yet be replaced)."""
-    entries = []
-    for index, payload in wal.replay(max(after + 1, wal.first_index)):
-        term, time_ms, txn = unpack(payload)
-        entries.append(Entry(index, term, time_ms, txn))
-    return entries
 
 
 class Node:
@@ -79,29 +69,18 @@ class Node:
         if self.wal.repaired_bytes:
             self.log.warning("wal_torn_tail_repaired", bytes=self.wal.repaired_bytes)
         stable = StableStore(config.data_dir, fsync=config.storage.fsync)
-        term, voted_for = stable.load()
         limits = config.limits
         store_core = StoreCore(Tree(max_data_bytes=limits.max_data_bytes,
                                     max_path_bytes=limits.max_path_bytes))
         snapshots = SnapshotStore(os.path.join(config.data_dir, "snap"),
                                   fsync=config.storage.fsync)
         try:
-            snapshot = snapshots.latest()
-        except SnapshotError as err:
+            recovered = recover(self.wal, stable, snapshots, store_core)
+        except RecoveryError as err:
             raise StartupError(str(err)) from None
-        base = (0, 0)
-        if snapshot is not None:
-            base = (snapshot.meta.index, snapshot.meta.term)
-            store_core.restore_state(unpack(snapshot.payload), *base)
-            del snapshot  # the payload bytes: not needed past this point
-        if self.wal.last_index < base[0]:
-            # A snapshot installed from the leader, then a crash before the WAL
-            # moved past it: the log continues after the snapshot.
-            self.wal.reset(base[0] + 1)
-        entries = load_log(self.wal, after=base[0])
-        if entries and entries[0].index != base[0] + 1:
-            raise StartupError(f"the WAL starts at index {entries[0].index} but the newest "
-                               f"snapshot ends at {base[0]}: entries in between are lost")
+        term, voted_for, base, entries = (recovered.term, recovered.voted_for, recovered.base,
+                                          recovered.entries)
+        del recovered
         gc.freeze()  # the loaded state is long-lived: keep full collections off it
         self.log.info("state_loaded", snapshot_index=base[0], entries=len(entries), term=term,
                       seconds=round(time.monotonic() - started, 3))

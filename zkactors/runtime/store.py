@@ -14,6 +14,8 @@ from typing import Any
 
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
+from zkactors.engine.state import load_snapshot, save_snapshot
+from zkactors.engine.storage import SnapshotFiles
 from zkactors.protocol import (
     MSG_COMMIT,
     MSG_EVENTS,
@@ -21,18 +23,14 @@ from zkactors.protocol import (
     MSG_REPLY,
     MSG_RESTORE,
     MSG_SNAPSHOT,
-    pack,
-    unpack,
-    zxid_term,
 )
 from zkactors.runtime.actor import Actor, now_ms
-from zkactors.storage.snapshot import SnapshotError, SnapshotStore
 
 
 class StoreActor(Actor):
     talks_to = ("gateway", "watch", "log")
 
-    def __init__(self, *args: Any, core: StoreCore, snapshots: SnapshotStore | None = None,
+    def __init__(self, *args: Any, core: StoreCore, snapshots: SnapshotFiles | None = None,
                  snapshot_every: int = 0, members: list[int] | None = None,
                  **kwargs: Any) -> None:
         super().__init__("store", *args, **kwargs)
@@ -87,23 +85,19 @@ class StoreActor(Actor):
                                          for e in events], self._told_watch, restarted])
 
     def _take_snapshot(self) -> None:
-        core = self.core
-        index, term = core.applied_index, zxid_term(core.applied_zxid)
+        index = self.core.applied_index
         self._snapshot_at = index
         try:
-            meta = self.snapshots.save(index, term, pack(core.snapshot_state()), self.members)
+            meta = save_snapshot(self.core, self.snapshots, self.members)
         except ValueError as err:
             # A newer snapshot is already there (installed from the leader).
             self.log.info("snapshot_skipped", index=index, reason=str(err))
             return
-        self.log.info("snapshot_saved", index=index, term=term, bytes=meta.size)
+        self.log.info("snapshot_saved", index=index, term=meta.term, bytes=meta.size)
         self.send("log", [MSG_SNAPSHOT, index])
 
     def _restore(self, index: int, term: int) -> None:
-        snapshot = self.snapshots.latest() if self.snapshots is not None else None
-        if snapshot is None or (snapshot.meta.index, snapshot.meta.term) != (index, term):
-            raise SnapshotError(f"installed snapshot {index}/{term} is not the latest on disk")
-        self.core.restore_state(unpack(snapshot.payload), index, term)
+        load_snapshot(self.core, self.snapshots, index, term)
         self._snapshot_at = index
         self.log.info("snapshot_restored", index=index, term=term, znodes=len(self.core.tree))
 

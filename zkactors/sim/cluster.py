@@ -1,40 +1,38 @@
-"""A deterministic simulation of an ensemble, running the very cores the nodes run.
+"""A deterministic simulation of an ensemble, running the code the nodes run.
 
-Each simulated node is an :class:`~zkactors.core.election.ElectionCore`, a
-:class:`~zkactors.core.replog.ReplicatedLog` and a
-:class:`~zkactors.core.store.StoreCore` over a :class:`~zkactors.core.tree.Tree`,
-wired the way the runtime wires them — but every message, between nodes *and*
-between a node's own election and log actors, goes through one seeded event queue
-that delays, reorders, duplicates and drops it. The driver's contract is modelled
-too: a :class:`~zkactors.core.replog.Ready` is written to a volatile buffer and only
-after a simulated fsync does it reach "disk" and may its messages leave. A crash
-loses the buffer, the cores and the tree; a restart rebuilds from disk.
+Each simulated node runs the shipped pieces, wired the way ``zkactors/runtime``
+wires them: the :class:`~zkactors.core.election.ElectionCore`, the
+:class:`~zkactors.engine.replica.Replica` driver over a
+:class:`~zkactors.core.replog.ReplicatedLog` (the very driver the log actor runs),
+a :class:`~zkactors.core.store.StoreCore` over a :class:`~zkactors.core.tree.Tree`,
+and a :class:`~zkactors.core.gateway.GatewayCore` that routes the clients'
+requests. Only the I/O is simulated:
 
-No core ever sees the simulator's global ``now``. Each node reads its own
-:class:`~zkactors.sim.clock.NodeClock`: a monotonic clock that drifts and jumps
-forward (handed to every core input, as the runtime hands ``time.monotonic``), and
-a wall clock that NTP steps back and forth (stamped on proposed entries, as the
-runtime stamps ``time.time``). A node can also be *paused* (a GC stall, a VM
-descheduled or suspended): it takes no input until it resumes — messages, ticks
-and fsync completions wait for it — and its monotonic clock either ran on (it then
-sees the pause as one leap) or stood still (it then lags everyone else).
+* **Disks** are :class:`~zkactors.engine.memory.MemoryDisk`: the WAL's records
+  and snapshot files in their real formats. An fsync takes a random time during
+  which the node's log takes no input (its thread is blocked in ``fdatasync``)
+  and nothing that depends on it leaves the node; a crash loses whatever was not
+  yet durable. A restart recovers from the disk as ``zkactors/runtime/node.py``
+  does (:func:`~zkactors.engine.state.recover`).
+* **The network** between nodes delays, reorders, duplicates and drops messages;
+  partitions cut pairs of nodes apart.
+* **The inproc hops** inside a node are modelled too: election <-> log may be
+  delayed, reordered, duplicated or dropped (their cores must cope); the pipes
+  gateway -> log, gateway -> store, log -> store, log -> gateway and
+  store -> gateway are FIFO each, but independent of one another, as ZeroMQ's are
+  — so the store may see a read before the commits the gateway heard of.
+* **Clocks**: no core ever sees the simulator's global ``now``. Each node reads
+  its own :class:`~zkactors.sim.clock.NodeClock`: a monotonic clock that drifts
+  and jumps forward, and a wall clock that NTP steps back and forth. A node can
+  also be *paused* (a GC stall, a VM descheduled or suspended): it takes no
+  input until it resumes, and its monotonic clock either ran on or stood still.
 
-Snapshots: each node's :class:`Disk` holds one durable snapshot (index, term and
-the file bytes: a CRC and the msgpack of ``StoreCore.snapshot_state()``). Nodes
-snapshot their applied state at random moments; once that is durable (a simulated
-fsync later) the log is compacted, keeping a random 0-20 entries, so lagging
-followers often need the leader's snapshot: the driver reads it in small chunks
-(``Ready.snapshot_sends``) and a follower stores the chunks it gets
-(``Ready.snapshot_chunk``) and, once the last is in, makes it durable together with
-the log restart it implies (``Ready.restore``) and loads it into its store before
-any later entry. A restart is snapshot + the disk's entries after it, as
-``zkactors/runtime/node.py`` does.
-
-Clients: a few simulated clients each write one request at a time, tagged with
-(client id, seq) for at-most-once application (``zkactors.core.dedup``), and retry
-a write whose outcome is unknown (NOT_LEADER, CONNECTION_LOSS, no answer in time)
-at another node with the same seq. Others propose ``sync`` + ``get`` at any node
-and check that the get sees every write acknowledged before the sync was proposed.
+Clients: a few writers each write one request at a time through a node's
+gateway, tagged (client id, seq) for at-most-once application
+(``zkactors.core.dedup``), and retry a write whose outcome is unknown
+(NOT_LEADER, CONNECTION_LOSS, no answer in time) at another node with the same
+seq. Others send ``sync`` + ``get`` at any node and check that the get sees every
+write acknowledged before the sync was sent; plain reads go to any node.
 
 Everything random comes from one ``random.Random(seed)``, so a seed replays
 exactly. :mod:`zkactors.sim.invariants` is checked after every event.
@@ -44,55 +42,37 @@ from __future__ import annotations
 
 import heapq
 import random
-import zlib
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, ClassVar
 
-from zkactors.core.dedup import FORGOTTEN, tag
+from zkactors.core.dedup import FORGOTTEN
 from zkactors.core.election import ElectionCore, Send, ToLog
-from zkactors.core.messages import (
-    LEADER,
-    Campaign,
-    InstallSnapshot,
-    LeaderLost,
-    LeaderSeen,
-    RoleChanged,
-    StepDown,
-)
-from zkactors.core.replog import Entry, Ready, ReplicatedLog, may_send_before_persist
+from zkactors.core.gateway import GatewayCore
+from zkactors.core.messages import LEADER, RoleChanged
+from zkactors.core.replog import Committed, Entry, Ready, ReplicatedLog
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
+from zkactors.engine.memory import MemoryDisk
+from zkactors.engine.replica import Compact, Propose, Replica
+from zkactors.engine.state import load_snapshot, recover, save_snapshot
 from zkactors.errors import Code
-from zkactors.protocol import pack, unpack
+from zkactors.protocol import OP_HELLO, PROTOCOL_VERSION, pack, unpack
 from zkactors.sim.clock import EPOCH_MS, NodeClock
 from zkactors.sim.invariants import Checker
 
 #: Events addressed to one node, and where their payload names it: a paused node
 #: takes none of them until it resumes.
-_NODE_EVENTS = frozenset(("tick", "deliver", "fsynced", "snapshotted"))
+_NODE_EVENTS = frozenset(("tick", "deliver", "drain", "fsynced"))
 
 #: Answers after which a client does not know whether its write took effect.
 RETRY_CODES = frozenset((int(Code.NOT_LEADER), int(Code.CONNECTION_LOSS), int(Code.NOT_READY)))
 #: ``--stress``: messages up to 40 ms late, fsyncs up to 15 ms, 10% duplicates, and
 #: five times as many snapshots (Faults(**STRESS)).
 STRESS = {"max_delay_ms": 40, "duplicate": 0.1, "fsync_ms": (1, 15), "snapshot": 0.02}
-#: A transfer takes at most about this many chunks, however small the chunk size.
-MAX_CHUNKS = 24
-
-
-def snapshot_file(state: list) -> bytes:
-    """The bytes of a snapshot file: a CRC of the payload, then the payload."""
-    payload = pack(state)
-    return zlib.crc32(payload).to_bytes(4, "big") + payload
-
-
-def read_snapshot_file(data: bytes) -> list | None:
-    """The state in a snapshot file, or None if it is torn or spliced."""
-    payload = data[4:]
-    if len(data) < 4 or zlib.crc32(payload) != int.from_bytes(data[:4], "big"):
-        return None
-    return unpack(payload)
+#: The log actor's batch: inputs drained from its inbox and carried out together.
+MAX_BATCH = 64
 
 
 @dataclass
@@ -111,17 +91,16 @@ class Faults:
     heal_after_ms: tuple[int, int] = (100, 2000)
     write: float = 0.25
     read: float = 0.1
-    #: Per ms: a client proposes ``sync`` + ``get`` at a random node.
+    #: Per ms: a client sends ``sync`` + ``get`` to a random node.
     sync: float = 0.03
     #: A client that hears nothing about its write for this long tries elsewhere.
     client_timeout_ms: int = 300
-    #: Per ms: one node snapshots its applied state (durable after ``snapshot_fsync_ms``)
-    #: and then compacts its log, keeping ``retain_entries`` entries before it.
+    #: Per ms: one node snapshots its applied state and then compacts its log,
+    #: keeping ``retain_entries`` entries before it (drawn per node and start).
     snapshot: float = 0.004
-    snapshot_fsync_ms: tuple[int, int] = (1, 8)
     retain_entries: tuple[int, int] = (0, 20)
-    #: InstallSnapshot chunk size (per run), in bytes (but see MAX_CHUNKS).
-    chunk_bytes: tuple[int, int] = (64, 512)
+    #: InstallSnapshot chunk size (per run), in bytes.
+    chunk_bytes: tuple[int, int] = (256, 2048)
     #: Clocks (per node, see zkactors.sim.clock). Each node's monotonic clock runs at
     #: a rate drawn once from [1 - drift, 1 + drift] of simulated time.
     drift: float = 0.05
@@ -147,55 +126,13 @@ class Faults:
                        write=0, read=0, sync=0, clock_jump=0, wall_step=0, pause=0)
 
 
-@dataclass
-class Disk:
-    """What survives a crash: the last fsynced term, vote, log (the WAL: entries
-    ``wal_base + 1`` on) and the newest snapshot (index, term, file bytes)."""
-
-    term: int = 0
-    voted_for: int = 0
-    entries: list[Entry] = field(default_factory=list)
-    wal_base: int = 0
-    snapshot: tuple[int, int, bytes] | None = None
-
-    @property
-    def last_index(self) -> int:
-        return self.wal_base + len(self.entries)
-
-    @property
-    def snapshot_index(self) -> int:
-        return self.snapshot[0] if self.snapshot else 0
-
-    def append(self, entry: Entry) -> None:
-        position = entry.index - self.wal_base - 1
-        if position < 0:
-            return  # covered by the snapshot already
-        if position > len(self.entries):
-            raise AssertionError(f"WAL gap: appending {entry.index} after {self.last_index}")
-        del self.entries[position:]
-        self.entries.append(entry)
-
-    def truncate_after(self, index: int) -> None:
-        if index < self.wal_base:
-            raise AssertionError(f"truncating the WAL after {index}, below its start "
-                                 f"{self.wal_base + 1}")
-        del self.entries[index - self.wal_base:]
-
-    def compact_through(self, index: int) -> None:
-        """Drop the entries up to ``index`` (the WAL then starts after it)."""
-        if index <= self.wal_base:
-            return
-        del self.entries[:index - self.wal_base]
-        self.wal_base = index
-
-    def restart_after(self, index: int) -> None:
-        """A snapshot through ``index`` replaced the log: the WAL continues after it."""
-        self.entries = []
-        self.wal_base = index
-
-    def entry_at(self, index: int) -> Entry | None:
-        position = index - self.wal_base - 1
-        return self.entries[position] if 0 <= position < len(self.entries) else None
+def durable_entry(disk: MemoryDisk, index: int) -> Entry | None:
+    """The entry at ``index`` in ``disk``'s durable log, if it holds one."""
+    record = disk.log.durable_record(index)
+    if record is None:
+        return None
+    term, time_ms, txn = unpack(record)
+    return Entry(index, term, time_ms, txn)
 
 
 @dataclass
@@ -208,12 +145,65 @@ class SimClient:
     op: dict | None = None
 
 
+class _Counter:
+    """The replica's logger: counts what it reports, by event name (some under the
+    name the run's statistics have always used)."""
+
+    NAMES: ClassVar[dict[str, str]] = {"snapshot_installed": "snapshots_installed",
+                                       "log_compacted": "compactions"}
+
+    def __init__(self, stats: dict[str, int]) -> None:
+        self.stats = stats
+
+    def _count(self, event: str, **_: Any) -> None:
+        event = self.NAMES.get(event, event)
+        self.stats[event] = self.stats.get(event, 0) + 1
+
+    info = error = warning = _count
+
+
+class SimOutputs:
+    """Where one node's replica sends its effects: the simulated network and the
+    node's other actors. Whatever the replica emits while an fsync it asked for
+    is in flight waits for that fsync, as it does behind the log actor's
+    blocking ``fdatasync``."""
+
+    def __init__(self, sim: Simulation, node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    def _out(self, effect: tuple) -> None:
+        node = self.node
+        if node.disk.sync_pending:
+            node.held.append(effect)
+        else:
+            self.sim._emit(node, effect)
+
+    def send(self, peer: int, message: Any) -> None:
+        self._out(("peer", peer, message))
+
+    def commit(self, committed: list[Committed], commit_index: int, term: int) -> None:
+        self._out(("store", ("commit", committed, commit_index, term)))
+
+    def restore(self, index: int, term: int) -> None:
+        self._out(("store", ("restore", index, term)))
+
+    def refuse(self, failed: list[tuple[bytes, int, int, str]]) -> None:
+        self._out(("gateway", ("replies", [[i, r, c, t, True] for i, r, c, t in failed])))
+
+    def tell_election(self, role: RoleChanged) -> None:
+        self._out(("election", role))
+
+    def tell_gateway(self, role: RoleChanged) -> None:
+        self._out(("gateway", ("role", role)))
+
+
 class SimNode:
     def __init__(self, node_id: int, members: list[int], sim: Simulation) -> None:
         self.id = node_id
         self.members = members
         self.sim = sim
-        self.disk = Disk()
+        self.disk = MemoryDisk()
         self.up = False
         self.incarnation = 0
         f, rng = sim.faults, sim.rng
@@ -239,40 +229,40 @@ class SimNode:
         now = self.mono()
         disk = self.disk
         self.store = StoreCore(Tree())
-        base = (0, 0)
-        if disk.snapshot is not None:
-            index, term, data = disk.snapshot
-            base = (index, term)
-            state = read_snapshot_file(data)
-            if state is None:
-                raise AssertionError(f"node {self.id}: durable snapshot {index} is corrupt")
-            self.store.restore_state(state, index, term)
+        recovered = recover(disk.log, disk.terms, disk.snapshots, self.store)
+        if recovered.base[0]:
             sim.checker.state_at(self, "restarted from its snapshot")
-        if disk.last_index < base[0]:
-            disk.restart_after(base[0])  # the WAL continues after the snapshot
-        entries = [e for e in disk.entries if e.index > base[0]]
-        if entries and entries[0].index != base[0] + 1:
-            raise AssertionError(f"node {self.id}: the WAL starts at {entries[0].index} but "
-                                 f"the snapshot ends at {base[0]}")
         self.election = ElectionCore(self.id, self.members, sim.heartbeat_ms,
                                      sim.election_timeout_ms, sim.rng.random, now)
-        self.log = ReplicatedLog(self.id, self.members, disk.term, disk.voted_for,
-                                 entries, max_batch=16, max_inflight=4,
-                                 retransmit_ms=4 * sim.heartbeat_ms, snapshot=base)
-        #: Readies in the order the core produced them; the head may be fsyncing.
-        self.pending: deque[Ready] = deque()
-        self.fsyncing = False
-        #: Follower: the leader's snapshot being received, (index, term, bytes so far)
-        #: — a temporary file, gone with the process — and the ones fully received
-        #: whose install (a Ready.restore) waits for its turn to reach the disk.
-        self.receiving: tuple[int, int, bytes] | None = None
-        self.installing: list[tuple[tuple[int, int], bytes]] = []
+        #: The log core (the replica's): what the checker and the clients look at.
+        self.log = ReplicatedLog(self.id, self.members, recovered.term, recovered.voted_for,
+                                 recovered.entries, max_batch=16, max_inflight=4,
+                                 retransmit_ms=4 * sim.heartbeat_ms, snapshot=recovered.base)
+        self.replica = Replica(self.log, disk.log, disk.terms, disk.snapshots,
+                               SimOutputs(sim, self),
+                               log_retain_entries=sim.rng.randint(*sim.faults.retain_entries),
+                               chunk_bytes=sim.chunk_bytes,
+                               observe=partial(sim._observe, self), logger=sim.counter)
+        self.gateway = GatewayCore(self.id, max_data_bytes=1 << 20, max_path_bytes=4096,
+                                   max_inflight=1024, max_clients=4096,
+                                   session_timeout_ms=1 << 40)
+        #: The log actor's inbox, and its effects waiting for an fsync.
+        self.inbox: deque = deque()
+        self.draining = False
+        self.held: list[tuple] = []
+        #: Whether the election actor last told the gateway a live leader is known.
+        self.health = False
         # The election actor starts knowing what the log knows, as the runtime does.
         sim.handle_election(self, self.election.on_role(self.log.role_changed(), now))
+        self.replica.start(now)
+        sim._after_log_step(self)
 
     def crash(self) -> None:
         self.up = False
         self.incarnation += 1  # fsyncs and messages of the old incarnation are void
+        self.disk.crash()
+        self.held = []
+        self.inbox.clear()
         self.sim.resume(self)  # a paused process can be killed too; the machine runs on
 
 
@@ -312,18 +302,22 @@ class Simulation:
         #: (node, incarnation, index, term) of entries clients proposed there -> rid.
         self.proposed: dict[tuple[int, int, int, int], int] = {}
         #: Requests waiting for an answer: rid -> ("write", client, seq) or
-        #: ("sync"|"get", pair), pair = {path, floor, proposed, node, sync_ok}.
+        #: ("sync"|"get", pair), pair = {path, floor, proposed, node, sync_ok}, or
+        #: ("read",).
         self._inflight: dict[int, tuple] = {}
         self.clients = [SimClient(i) for i in range(1, 9)]
         #: Clients give up retrying from then on (set near the end of the settling).
         self.clients_stop_at = 1 << 62
         self.chunk_bytes = self.rng.randint(*self.faults.chunk_bytes)
+        #: When the last message on each FIFO pipe (node, from, to) is delivered.
+        self._pipes: dict[tuple[int, str, str], int] = {}
         self.stats = dict.fromkeys((
             "snapshots_taken", "snapshots_installed", "snapshot_chunks", "snapshot_missing",
             "compactions",
-            "syncs_ok", "syncs_failed", "reads_checked", "retries", "unknown_outcome_retries",
-            "timeouts",
+            "syncs_ok", "syncs_failed", "reads_checked", "reads_refused", "retries",
+            "unknown_outcome_retries", "timeouts",
             "duplicates_suppressed", "forgotten", "lost_replies"), 0)
+        self.counter = _Counter(self.stats)
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.members:
             self.nodes[node_id] = SimNode(node_id, self.members, self)
@@ -377,13 +371,159 @@ class Simulation:
         heapq.heapify(rest)
         self._queue[:] = rest  # in place: run() holds a reference
 
+    # ------------------------------------------------------ the log actor
+    def _to_log(self, node: SimNode, message: Any) -> None:
+        """A message lands in the log actor's inbox; it drains it when free."""
+        node.inbox.append(message)
+        if not node.draining and not node.disk.sync_pending:
+            node.draining = True
+            self._schedule(0, "drain", (node.id, node.incarnation))
+
+    def _on_drain(self, payload: tuple) -> None:
+        node_id, incarnation = payload
+        node = self.nodes[node_id]
+        if not node.up or incarnation != node.incarnation:
+            return
+        node.draining = False
+        if node.disk.sync_pending or not node.inbox:
+            return  # (the fsync's completion drains again)
+        now, wall = node.mono(), node.wall()
+        readies = []
+        for _ in range(min(MAX_BATCH, len(node.inbox))):
+            message = node.inbox.popleft()
+            ready = node.replica.step(message, now, wall)
+            if ready is None:
+                continue
+            if isinstance(message, Propose) and ready.entries:
+                # A leader took these writes: it owes their clients an answer.
+                writes = [request for request in message.requests if request[2] is not None]
+                for entry, request in zip(ready.entries, writes, strict=False):
+                    self.proposed[(node.id, node.incarnation, entry.index, entry.term)] = \
+                        request[1]
+            readies.append(ready)
+        node.replica.carry_out(readies, now)
+        self._after_log_step(node)
+
+    def _after_log_step(self, node: SimNode) -> None:
+        """After the replica carried something out: wait for the fsync it asked for,
+        or go on draining."""
+        if node.disk.sync_pending:
+            self._schedule(self.rng.randint(*self.faults.fsync_ms), "fsynced",
+                           (node.id, node.incarnation))
+        elif node.inbox and not node.draining:
+            node.draining = True
+            self._schedule(0, "drain", (node.id, node.incarnation))
+
+    def _on_fsynced(self, payload: tuple) -> None:
+        node_id, incarnation = payload
+        node = self.nodes[node_id]
+        if not node.up or incarnation != node.incarnation:
+            return  # the crash came first: that buffer is gone
+        node.disk.complete_sync()
+        held, node.held = node.held, []
+        for effect in held:
+            self._emit(node, effect)
+        self._after_log_step(node)
+
+    def _observe(self, node: SimNode, ready: Ready) -> None:
+        """Every Ready the replica carries out, before it does."""
+        if ready.role is not None and ready.role.role == LEADER:
+            self.checker.became_leader(node, ready.role.term)
+        if ready.committed:
+            self.checker.committed(node, ready.committed)
+            self._answers_owed(node, ready)
+        self.stats["snapshot_chunks"] += len(ready.snapshot_sends)
+
+    def _emit(self, node: SimNode, effect: tuple) -> None:
+        """An effect of the log leaves the node's log actor."""
+        if effect[0] == "peer":
+            self._send_peer(node.id, effect[1], "log", effect[2])
+        elif effect[0] == "election":
+            self._send_inproc(node, "election", effect[1])
+        else:
+            self._send_pipe(node, "log", effect[0], effect[1])
+
+    # ------------------------------------------------------ the store actor
+    def _on_store(self, node: SimNode, message: tuple) -> None:
+        kind = message[0]
+        store = node.store
+        if kind == "commit":
+            _, committed, commit_index, term = message
+            duplicates = store.duplicate_writes
+            replies, _ = store.apply(committed, commit_index, term)
+            self.stats["duplicates_suppressed"] += store.duplicate_writes - duplicates
+            self.checker.applied(node, committed)
+            if store.applied_index in self.checker.digests:
+                self.checker.state_at(node, "applied")
+        elif kind == "restore":
+            load_snapshot(store, node.disk.snapshots, message[1], message[2])
+            self.checker.state_at(node, "installed the leader's snapshot")
+            replies = []
+        else:  # "read"
+            replies = store.read(message[1], node.mono())
+        if replies:
+            self._send_pipe(node, "store", "gateway", ("replies", replies))
+
+    def _take_snapshot(self, node: SimNode) -> None:
+        """``node``'s store snapshots what it applied, then tells the log."""
+        if not node.up or node.id in self.paused:
+            return
+        store = node.store
+        if store.applied_index <= max(node.disk.snapshots.newest_index, node.log.base_index):
+            return
+        try:
+            meta = save_snapshot(store, node.disk.snapshots, self.members)
+        except ValueError:
+            return  # a newer one is there already (installed from the leader)
+        self.stats["snapshots_taken"] += 1
+        self.checker.state_at(node, "took a snapshot",
+                              node.disk.snapshots.files[(meta.index, meta.term)])
+        self._send_pipe(node, "store", "log", Compact(meta.index))
+
+    # ------------------------------------------------------ the gateway actor
+    def _on_gateway(self, node: SimNode, message: tuple) -> None:
+        kind = message[0]
+        gateway = node.gateway
+        if kind == "role":
+            role = message[1]
+            gateway.on_role(role.role, role.term, role.leader, "", role.caught_up,
+                            role.read_floor)
+        elif kind == "health":
+            gateway.serving_reads = message[1]
+        else:  # "replies"
+            replies = message[1]
+            gateway.on_replies(replies)
+            for reply in replies:
+                self._on_reply(node, reply[1], reply[2], reply[3])
+
+    def _client_frame(self, node: SimNode, ident: bytes, client_id: int,
+                      requests: list[list]) -> None:
+        """A client's frame reaches ``node``'s gateway: hello, then ``requests``."""
+        frame = pack([[0, OP_HELLO, PROTOCOL_VERSION, ident.decode(), client_id], *requests])
+        writes: list = []
+        reads: list = []
+        replies: list = []
+        node.gateway.on_frame(ident, frame, node.mono(), writes, reads, replies)
+        if writes:
+            self._send_pipe(node, "gateway", "log", Propose(writes))
+        if reads:
+            self._send_pipe(node, "gateway", "store", ("read", reads))
+        for reply in replies:
+            if reply[1] != 0:  # (not the hello's answer)
+                self._on_reply(node, reply[1], reply[2], reply[3])
+
     # --------------------------------------------------------------- events
     def _on_tick(self, node_id: int) -> None:
         node = self.nodes[node_id]
         if node.up:
             now = node.mono()
             self.handle_election(node, node.election.tick(now))
-            self.handle_ready(node, node.log.tick(now))
+            if not node.disk.sync_pending:  # (blocked in fsync: it ticks when done)
+                node.replica.tick(now)
+                self._after_log_step(node)
+            expired = node.store.tick(now)
+            if expired:
+                self._send_pipe(node, "store", "gateway", ("replies", expired))
         self._schedule(self.tick_ms, "tick", node_id)
 
     def _on_deliver(self, payload: tuple) -> None:
@@ -391,56 +531,18 @@ class Simulation:
         node = self.nodes[dst]
         if not node.up or (incarnation is not None and incarnation != node.incarnation):
             return
-        now = node.mono()
         if actor == "election":
+            now = node.mono()
             if isinstance(message, RoleChanged):
                 self.handle_election(node, node.election.on_role(message, now))
             else:
                 self.handle_election(node, node.election.on_peer(message, now))
-        elif isinstance(message, Campaign):
-            self.handle_ready(node, node.log.campaign(message, now))
-        elif isinstance(message, LeaderSeen):
-            self.handle_ready(node, node.log.leader_seen(message, now))
-        elif isinstance(message, LeaderLost):
-            self.handle_ready(node, node.log.leader_lost(message, now))
-        elif isinstance(message, StepDown):
-            self.handle_ready(node, node.log.step_down(message, now))
+        elif actor == "log":
+            self._to_log(node, message)
+        elif actor == "store":
+            self._on_store(node, message)
         else:
-            self.handle_ready(node, node.log.on_message(message, now))
-
-    def _on_fsynced(self, payload: tuple) -> None:
-        node_id, incarnation = payload
-        node = self.nodes[node_id]
-        if not node.up or incarnation != node.incarnation:
-            return  # the crash came first: that buffer is gone
-        ready = node.pending.popleft()
-        node.fsyncing = False
-        disk = node.disk
-        if ready.hard_state is not None:
-            disk.term, disk.voted_for = ready.hard_state
-        if ready.restore is not None:
-            # The received snapshot becomes the node's snapshot, and the log restarts
-            # after it (its entries did not match) or keeps what follows it.
-            index, term = ready.restore
-            key, data = node.installing.pop(0)
-            if key != ready.restore or index < disk.snapshot_index:
-                raise AssertionError(f"node {node.id}: installing {ready.restore}, but the "
-                                     f"next snapshot received is {key} and the one on "
-                                     f"disk ends at {disk.snapshot_index}")
-            disk.snapshot = (index, term, data)
-            if ready.truncate_after is not None or disk.last_index < index:
-                disk.restart_after(index)
-            else:
-                disk.compact_through(index)
-        elif ready.truncate_after is not None:
-            disk.truncate_after(ready.truncate_after)
-        for entry in ready.entries:
-            disk.append(entry)
-        self._after_persist(node, ready)
-        if ready.entries:
-            last = ready.entries[-1]
-            self.handle_ready(node, node.log.persisted(last.index, last.term, node.mono()))
-        self._pump(node)
+            self._on_gateway(node, message)
 
     def _on_chaos(self, _: Any) -> None:
         f, rng = self.faults, self.rng
@@ -507,37 +609,6 @@ class Simulation:
     def _on_heal(self, pair: frozenset[int]) -> None:
         self.partitioned.discard(pair)
 
-    # ------------------------------------------------------------ snapshots
-    def _take_snapshot(self, node: SimNode) -> None:
-        """``node`` snapshots its store's applied state; durable a while later."""
-        if not node.up or node.id in self.paused:
-            return
-        store = node.store
-        index = store.applied_index
-        if index <= max(node.disk.snapshot_index, node.log.base_index):
-            return
-        data = snapshot_file(store.snapshot_state())
-        self.checker.state_at(node, "took a snapshot", data)
-        self._schedule(self.rng.randint(*self.faults.snapshot_fsync_ms), "snapshotted",
-                       (node.id, node.incarnation, index, store.applied_zxid >> 32, data))
-
-    def _on_snapshotted(self, payload: tuple) -> None:
-        node_id, incarnation, index, term, data = payload
-        node = self.nodes[node_id]
-        if not node.up or incarnation != node.incarnation:
-            return  # the crash came first: the temporary file is gone
-        disk = node.disk
-        if index <= disk.snapshot_index:
-            return  # a newer one is there already (installed from the leader)
-        disk.snapshot = (index, term, data)
-        self.stats["snapshots_taken"] += 1
-        # As the log actor does on the store's word: compact, keeping a few entries.
-        old = node.log.base_index
-        base = node.log.compact(index - self.rng.randint(*self.faults.retain_entries))
-        if base > old:
-            disk.compact_through(base)
-            self.stats["compactions"] += 1
-
     def _answers_owed(self, node: SimNode, ready: Ready) -> None:
         """A leader hands each committed entry a client proposed there to the store
         *with* that client, so it is answered. (If it lost its leadership first, it
@@ -558,47 +629,6 @@ class Simulation:
                                   f"{entry.index} (term {entry.term}) that a client "
                                   f"proposed there (rid {rid}) without that client: it is "
                                   f"never answered")
-
-    def _snapshot_sends(self, node: SimNode, ready: Ready) -> None:
-        """Leader: read the chunks of the newest durable snapshot the core asks for."""
-        for peer, offset in ready.snapshot_sends:
-            if node.disk.snapshot is None:
-                # (Its base came from a snapshot it installed whose Ready is not on
-                # disk yet.) As the log actor does: skip; the core sends again later.
-                self.stats["snapshot_missing"] += 1
-                continue
-            index, term, data = node.disk.snapshot
-            size = max(self.chunk_bytes, -(-len(data) // MAX_CHUNKS))
-            chunk = data[offset:offset + size]
-            ready.messages.append((peer, InstallSnapshot(
-                node.log.term, node.id, index, term, offset, chunk,
-                offset + len(chunk) >= len(data))))
-            self.stats["snapshot_chunks"] += 1
-
-    def _store_chunk(self, node: SimNode, chunk: InstallSnapshot) -> Ready:
-        """Follower: write a chunk to the temporary file (contiguous offsets; offset 0
-        starts over), as the log actor's installer does."""
-        log = node.log
-        if chunk.offset == 0:
-            node.receiving = (chunk.index, chunk.last_term, b"")
-        receiving = node.receiving
-        if receiving is None or receiving[:2] != (chunk.index, chunk.last_term):
-            return log.snapshot_chunk_stored(chunk, 0, False)  # start over
-        data = receiving[2]
-        if chunk.offset != len(data):
-            return log.snapshot_chunk_stored(chunk, len(data), False)  # out of order
-        data += chunk.data
-        node.receiving = (chunk.index, chunk.last_term, data)
-        if not chunk.done:
-            return log.snapshot_chunk_stored(chunk, len(data), False)
-        node.receiving = None
-        if read_snapshot_file(data) is None:
-            return log.snapshot_chunk_stored(chunk, 0, False)  # spliced: start over
-        ready = log.snapshot_chunk_stored(chunk, len(data), True)
-        if ready.restore is not None:
-            node.installing.append((ready.restore, data))
-            self.stats["snapshots_installed"] += 1
-        return ready
 
     # ------------------------------------------------------------- clients
     def _pick_node(self, hint: int = 0) -> SimNode | None:
@@ -622,14 +652,14 @@ class Simulation:
         data = f"{client.id}:{seq}".encode()
         kind = rng.random()
         if kind < 0.35:  # a sequential create: a duplicate would be a second node
-            txn = ["create", "/q/n-", data, 3]
+            request = ["create", "/q/n-", data, 3]
         elif kind < 0.6:  # a create of its own path: a duplicate would fail
-            txn = ["create", f"/k{client.id}-{seq}", data, 0]
+            request = ["create", f"/k{client.id}-{seq}", data, 0]
         elif kind < 0.7:
-            txn = ["create", f"/r{rng.randint(0, 3)}", data, 0]
+            request = ["create", f"/r{rng.randint(0, 3)}", data, 0]
         else:  # overwrite a shared key, for the reads to check
-            txn = ["set", f"/r{rng.randint(0, 3)}", data, -1]
-        client.op = {"seq": seq, "txn": txn, "rid": 0, "retry_at": self.now, "hint": 0,
+            request = ["set", f"/r{rng.randint(0, 3)}", data, -1]
+        client.op = {"seq": seq, "txn": request, "rid": 0, "retry_at": self.now, "hint": 0,
                      "attempts": 0}
         self._send_write(client)
 
@@ -652,21 +682,20 @@ class Simulation:
         op["rid"] = self._rid
         self._inflight[self._rid] = ("write", client, op["seq"])
         # Every earlier write of this client has been answered: ack_below = seq.
-        txn = tag(client.id, op["seq"], op["seq"], op["txn"])
-        ready = node.log.propose([[f"c{client.id}".encode(), self._rid, txn, None]],
-                                 node.mono(), node.wall())
-        for entry in ready.entries:  # a leader took it: it owes this client an answer
-            self.proposed[(node.id, node.incarnation, entry.index, entry.term)] = self._rid
-        self.handle_ready(node, ready)
+        op_name, *args = op["txn"]
+        self._client_frame(node, f"c{client.id}".encode(), client.id,
+                           [[self._rid, op_name, *args, op["seq"], op["seq"]]])
 
     def _client_read(self) -> None:
         node = self.nodes[self.rng.choice(self.members)]
         if node.up and node.id not in self.paused and self._acked_paths:
             path = self.rng.choice(self._acked_paths)
-            node.store.read([[b"reader", 0, "exists", [path]]], node.mono())
+            self._rid += 1
+            self._inflight[self._rid] = ("read",)
+            self._client_frame(node, b"reader", 0, [[self._rid, "exists", path]])
 
     def _client_sync(self, node: SimNode | None = None, path: str | None = None) -> dict | None:
-        """``sync`` then ``get`` in one proposal at a random node: the get must see
+        """``sync`` then ``get`` in one frame to a random node: the get must see
         every write acknowledged before now. Returns what the check will look at."""
         if node is None:
             node = self.nodes[self.rng.choice(self.members)]
@@ -683,10 +712,8 @@ class Simulation:
         self._rid += 2
         self._inflight[self._rid - 1] = ("sync", pair)
         self._inflight[self._rid] = ("get", pair)
-        ident = f"s{self._rid}".encode()
-        self.handle_ready(node, node.log.propose([
-            [ident, self._rid - 1, None, ["sync", [path]]],
-            [ident, self._rid, None, ["get", [path]]]], node.mono(), node.wall()))
+        self._client_frame(node, f"s{self._rid}".encode(), 0,
+                           [[self._rid - 1, "sync", path], [self._rid, "get", path]])
         return pair
 
     def _on_reply(self, node: SimNode, rid: int, code: int, result: Any) -> None:
@@ -699,6 +726,10 @@ class Simulation:
             self._write_answered(node, rid, waiting[1], waiting[2], code, result)
             return
         del self._inflight[rid]
+        if kind == "read":
+            if code == int(Code.NOT_READY):
+                self.stats["reads_refused"] += 1
+            return
         pair = waiting[1]
         pair[kind] = code
         if kind == "sync":
@@ -755,82 +786,19 @@ class Simulation:
             floor = result[1]
         self.read_floor[path] = max(self.read_floor.get(path, 0), floor)
 
-    # --------------------------------------------------------- the drivers
+    # --------------------------------------------------------- the wiring
     def handle_election(self, node: SimNode, effects: list) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 self._send_peer(node.id, effect.to, "election", effect.message)
             elif isinstance(effect, ToLog):
                 self._send_inproc(node, "log", effect.message)
-
-    def handle_ready(self, node: SimNode, ready: Ready) -> None:
-        if not ready:
-            return
-        self._enqueue(node, ready)
-        self._pump(node)
-
-    def _enqueue(self, node: SimNode, ready: Ready) -> None:
-        if ready.role is not None and ready.role.role == LEADER:
-            self.checker.became_leader(node, ready.role.term)
-        if ready.committed:
-            self.checker.committed(node, ready.committed)
-            self._answers_owed(node, ready)
-        if ready.snapshot_sends:  # as the log actor does, first thing
-            self._snapshot_sends(node, ready)
-        # One node's Readies complete in the order they were made, as in the log
-        # actor, which fsyncs each before it takes the next input: a Ready that needs
-        # no disk still waits for the fsync ahead of it, since it may rest on it.
-        node.pending.append(ready)
-
-    def _pump(self, node: SimNode) -> None:
-        while node.pending and not node.fsyncing:
-            ready = node.pending[0]
-            if ready.snapshot_chunk is not None:
-                # Everything before it is on disk: write the chunk, tell the core,
-                # and carry out what that says after this Ready.
-                chunk, ready.snapshot_chunk = ready.snapshot_chunk, None
-                stored = self._store_chunk(node, chunk)
-                if stored:
-                    self._enqueue(node, stored)
-            early = [m for m in ready.messages if may_send_before_persist(m[1])]
-            if early:  # as the log actor does: a leader's appends don't wait
-                for peer, message in early:
-                    self._send_peer(node.id, peer, "log", message)
-                ready.messages = [m for m in ready.messages if not may_send_before_persist(m[1])]
-            if ready.hard_state is not None or ready.truncate_after is not None \
-                    or ready.entries or ready.restore is not None:
-                node.fsyncing = True
-                self._schedule(self.rng.randint(*self.faults.fsync_ms), "fsynced",
-                               (node.id, node.incarnation))
-                return
-            node.pending.popleft()
-            self._after_persist(node, ready)
-
-    def _after_persist(self, node: SimNode, ready: Ready) -> None:
-        for peer, message in ready.messages:
-            self._send_peer(node.id, peer, "log", message)
-        store = node.store
-        if ready.restore is not None:
-            # Before any later entry, the store loads the snapshot just installed.
-            index, term, data = node.disk.snapshot
-            if (index, term) != ready.restore:
-                raise AssertionError(f"node {node.id}: restoring {ready.restore}, but the "
-                                     f"snapshot on disk is {(index, term)}")
-            store.restore_state(read_snapshot_file(data), index, term)
-            self.checker.state_at(node, "installed the leader's snapshot")
-        if ready.committed:
-            duplicates = store.duplicate_writes
-            replies, _ = store.apply(ready.committed, node.log.commit_index, node.log.term)
-            self.stats["duplicates_suppressed"] += store.duplicate_writes - duplicates
-            self.checker.applied(node, ready.committed)
-            if store.applied_index in self.checker.digests:
-                self.checker.state_at(node, "applied")
-            for reply in replies:
-                self._on_reply(node, reply[1], reply[2], reply[3])
-        for _ident, rid, code, _text in ready.failed:
-            self._on_reply(node, rid, code, None)
-        if ready.role is not None:
-            self._send_inproc(node, "election", ready.role)
+        # As the election actor does after every input: the gateway hears when a
+        # live leader becomes known or is lost.
+        alive = node.election.leader_alive(node.mono())
+        if alive != node.health:
+            node.health = alive
+            self._send_pipe(node, "election", "gateway", ("health", alive))
 
     def _send_peer(self, src: int, dst: int, actor: str, message: Any) -> None:
         f, rng = self.faults, self.rng
@@ -841,6 +809,8 @@ class Simulation:
             self._schedule(rng.randint(1, f.max_delay_ms), "deliver", (dst, None, actor, message))
 
     def _send_inproc(self, node: SimNode, actor: str, message: Any) -> None:
+        """Election <-> log: delayed, reordered, duplicated or lost (their cores
+        must cope with any of it)."""
         f, rng = self.faults, self.rng
         if rng.random() < f.inproc_drop:
             return
@@ -848,6 +818,15 @@ class Simulation:
         for _ in range(copies):
             self._schedule(rng.randint(0, f.inproc_max_delay_ms), "deliver",
                            (node.id, node.incarnation, actor, message))
+
+    def _send_pipe(self, node: SimNode, src: str, dst: str, message: Any) -> None:
+        """One of a node's FIFO pipes: delayed, never reordered or lost — but
+        independent of its other pipes."""
+        key = (node.id, src, dst)
+        at = max(self.now + self.rng.randint(0, self.faults.inproc_max_delay_ms),
+                 self._pipes.get(key, 0))
+        self._pipes[key] = at
+        self._schedule(at - self.now, "deliver", (node.id, node.incarnation, dst, message))
 
     # -------------------------------------------------------------- the end
     def heal_and_settle(self, settle_ms: int = 3000) -> None:

@@ -248,6 +248,7 @@ class Checker:
     def acknowledged_writes_durable(self) -> None:
         """Every acknowledged write is durable on a majority, for good: in its fsynced
         log (the entry that first carried it), or in its snapshot."""
+        from zkactors.sim.cluster import durable_entry
         majority = len(self.sim.members) // 2 + 1
         for write, (acked_at, path) in self.sim.acked_writes.items():
             index = self.first_index.get(write)
@@ -256,8 +257,8 @@ class Checker:
             holders = 0
             for node in self.sim.nodes.values():
                 disk = node.disk
-                entry = disk.entry_at(index)
-                if disk.snapshot_index >= index or (
+                entry = durable_entry(disk, index)
+                if disk.snapshots.newest_index >= index or (
                         entry is not None and is_tagged(entry.txn)
                         and (entry.txn[1], entry.txn[2]) == write):
                     holders += 1

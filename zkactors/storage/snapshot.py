@@ -76,6 +76,8 @@ __all__ = [
     "SnapshotReader",
     "SnapshotStore",
     "SnapshotTooLargeError",
+    "decode_snapshot",
+    "encode_snapshot",
     "snapshot_name",
 ]
 
@@ -144,6 +146,32 @@ class Snapshot:
 def snapshot_name(index: int, term: int) -> str:
     """File name of the snapshot whose last included entry is ``(index, term)``."""
     return f"snap-{index:020d}-{term}.snap"
+
+
+def encode_snapshot(index: int, term: int, members: Sequence[int], payload: bytes) -> bytes:
+    """The bytes of a snapshot file, exactly as :meth:`SnapshotStore.save` writes
+    them and an :class:`Installer` receives them (for stores kept in memory)."""
+    head = _encode_head(index, term, _check_meta(index, term, members), len(payload),
+                        zlib.crc32(payload))
+    return head + payload
+
+
+def decode_snapshot(data: bytes, where: str = "<memory>") -> Snapshot:
+    """Verify the bytes of a whole snapshot file (every check :meth:`SnapshotStore.
+    latest` makes); :class:`CorruptSnapshotError` naming ``where`` if one fails."""
+    try:
+        if len(data) < _FIXED_SIZE:
+            raise _Invalid(f"{len(data)} bytes, shorter than the {_FIXED_SIZE}-byte header")
+        head = _parse_fixed(data[:_FIXED_SIZE])
+        if len(data) != head.total:
+            raise _Invalid(f"{len(data)} bytes, the header declares {head.total}")
+        index, term, members = _parse_meta(head, data[_FIXED_SIZE:head.head_size])
+        payload = data[head.head_size:]
+        if zlib.crc32(payload) != head.payload_crc:
+            raise _Invalid("payload checksum mismatch")
+    except _Invalid as exc:
+        raise CorruptSnapshotError(where, str(exc)) from None
+    return Snapshot(SnapshotMeta(index, term, members, len(data), where), payload)
 
 
 class _Invalid(Exception):

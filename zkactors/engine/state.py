@@ -1,0 +1,77 @@
+"""The state machine's side of the disk: booting from it, snapshotting to it,
+loading a snapshot a leader sent. Shared by the node (:mod:`zkactors.runtime`)
+and the simulator, so both start and snapshot the same way.
+
+A snapshot's payload is the msgpack of
+:meth:`~zkactors.core.store.StoreCore.snapshot_state` (the tree and the dedup
+table); the snapshot file around it says which (index, term) it covers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zkactors.core.replog import Entry
+from zkactors.core.store import StoreCore
+from zkactors.engine.replica import decode_entries
+from zkactors.engine.storage import LogStore, SnapshotFiles, TermStore
+from zkactors.protocol import pack, unpack, zxid_term
+from zkactors.storage.snapshot import SnapshotError, SnapshotMeta
+
+
+class RecoveryError(Exception):
+    """What is on disk cannot be started from; the message says why in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What a member starts from: its term and vote, the snapshot's (index, term)
+    — already loaded into the store — and the log entries after it."""
+
+    term: int
+    voted_for: int
+    base: tuple[int, int]
+    entries: list[Entry]
+
+
+def recover(log: LogStore, terms: TermStore, snapshots: SnapshotFiles,
+            store: StoreCore) -> Recovered:
+    """Load the newest snapshot into ``store`` and read the log after it. The
+    entries are not applied: which of them are committed is known only once a
+    leader says so (a follower's tail may yet be replaced)."""
+    term, voted_for = terms.load()
+    try:
+        snapshot = snapshots.latest()
+    except SnapshotError as err:
+        raise RecoveryError(str(err)) from None
+    base = (0, 0)
+    if snapshot is not None:
+        base = (snapshot.meta.index, snapshot.meta.term)
+        store.restore_state(unpack(snapshot.payload), *base)
+        del snapshot  # the payload bytes: not needed past this point
+    if log.last_index < base[0]:
+        # A snapshot installed from the leader, then a crash before the log moved
+        # past it: the log continues after the snapshot.
+        log.reset(base[0] + 1)
+    entries = decode_entries(log, after=base[0])
+    if entries and entries[0].index != base[0] + 1:
+        raise RecoveryError(f"the log starts at index {entries[0].index} but the newest "
+                            f"snapshot ends at {base[0]}: entries in between are lost")
+    return Recovered(term, voted_for, base, entries)
+
+
+def save_snapshot(store: StoreCore, snapshots: SnapshotFiles,
+                  members: list[int]) -> SnapshotMeta:
+    """Snapshot what ``store`` has applied. ValueError if a snapshot at least as new
+    is there already (installed from the leader meanwhile)."""
+    return snapshots.save(store.applied_index, zxid_term(store.applied_zxid),
+                          pack(store.snapshot_state()), members)
+
+
+def load_snapshot(store: StoreCore, snapshots: SnapshotFiles, index: int, term: int) -> None:
+    """Replace ``store``'s state with the snapshot through ``(index, term)`` just
+    installed — which must be the newest on disk."""
+    snapshot = snapshots.latest()
+    if snapshot is None or (snapshot.meta.index, snapshot.meta.term) != (index, term):
+        raise SnapshotError(f"installed snapshot {index}/{term} is not the latest on disk")
+    store.restore_state(unpack(snapshot.payload), index, term)
