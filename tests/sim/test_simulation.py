@@ -52,11 +52,11 @@ def test_clock_faults_change_what_the_cores_see():
     assert sum(r["clock_jumps"] for r in results) > 0
     assert sum(r["clock_jumped_ms"] for r in results) >= 50 * sum(
         r["clock_jumps"] for r in results)
-    calm = Simulation(3, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    calm = Simulation(3, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
     start = {n.id: n.mono() for n in calm.nodes.values()}
     calm.run(300)
     assert all(n.mono() - start[n.id] == 300 for n in calm.nodes.values())
-    sim = Simulation(3, faults=Faults(crash=0, partition=0))
+    sim = Simulation(3, faults=Faults(crash=0, crash_all=0, partition=0))
     sim.run(2000)
     # Each node has its own clocks: other origins, other rates, other wall times.
     assert len({n.mono() for n in sim.nodes.values()}) == 3
@@ -65,7 +65,7 @@ def test_clock_faults_change_what_the_cores_see():
 
 
 def test_a_leader_whose_clock_jumps_steps_down_and_safety_holds():
-    sim = Simulation(4, faults=Faults(crash=0, partition=0, drop=0, inproc_drop=0,
+    sim = Simulation(4, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, inproc_drop=0,
                                       **PERFECT_CLOCKS))
     sim.run(1000)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -83,7 +83,7 @@ def test_a_leader_whose_clock_jumps_steps_down_and_safety_holds():
 
 
 def test_a_wall_clock_stepped_back_stamps_older_times_the_same_everywhere():
-    sim = Simulation(5, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(5, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
     sim.run(1000)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
     before = leader.wall()
@@ -100,7 +100,7 @@ def test_a_wall_clock_stepped_back_stamps_older_times_the_same_everywhere():
 
 
 def test_a_suspended_leader_resumes_with_its_clock_behind_and_steps_down():
-    sim = Simulation(6, faults=Faults(crash=0, partition=0, drop=0, write=0, read=0,
+    sim = Simulation(6, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, write=0, read=0,
                                       **PERFECT_CLOCKS))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -120,7 +120,7 @@ def test_a_suspended_leader_resumes_with_its_clock_behind_and_steps_down():
 
 
 def test_a_pause_ended_early_hands_over_what_was_missed_at_once_and_in_order():
-    sim = Simulation(8, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(8, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
     sim.run(500)
     node = sim.nodes[2]
     sim.pause(node, 1000, clock_stops=False)
@@ -171,7 +171,7 @@ def test_the_checker_catches_two_leaders_in_one_term():
 
 
 def test_leader_completeness_is_judged_by_commit_term_not_by_time():
-    sim = Simulation(1, faults=Faults(crash=0, partition=0))
+    sim = Simulation(1, faults=Faults(crash=0, crash_all=0, partition=0))
     sim.run(1000)
     assert sim.checker.commit_terms
     first_term = min(sim.checker.leaders)
@@ -186,7 +186,7 @@ def test_leader_completeness_is_judged_by_commit_term_not_by_time():
 
 
 def test_the_checker_catches_diverging_logs():
-    sim = Simulation(2, faults=Faults(crash=0, partition=0))
+    sim = Simulation(2, faults=Faults(crash=0, crash_all=0, partition=0))
     sim.run(1500)
     a, b = sorted((n for n in sim.nodes.values() if n.up), key=lambda n: -n.log.last_index)[:2]
     index = min(a.log.last_index, b.log.last_index)
@@ -217,8 +217,8 @@ def test_snapshots_syncs_and_retried_writes_happen_in_runs():
 
 
 def test_a_follower_left_behind_gets_the_snapshot_in_many_chunks():
-    sim = Simulation(11, faults=Faults(crash=0, partition=0, drop=0, duplicate=0,
-                                       snapshot=0, **PERFECT_CLOCKS))
+    sim = Simulation(11, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, duplicate=0,
+                                       snapshot=0, chunk_bytes=(512, 512), **PERFECT_CLOCKS))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
     lagging = next(n for n in sim.nodes.values() if n is not leader)
@@ -246,7 +246,7 @@ def test_a_follower_left_behind_gets_the_snapshot_in_many_chunks():
 
 
 def test_a_retried_write_applies_once_and_gets_the_first_answer():
-    sim = Simulation(12, faults=Faults(crash=0, partition=0, drop=0, write=0, sync=0,
+    sim = Simulation(12, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, write=0, sync=0,
                                        **PERFECT_CLOCKS))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -271,7 +271,7 @@ def test_a_retried_write_applies_once_and_gets_the_first_answer():
 
 
 def test_a_sync_then_get_sees_the_writes_acknowledged_before_it():
-    sim = Simulation(13, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(13, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
     sim.run(1500)
     assert sim.stats["reads_checked"] > 10
     follower = next(n for n in sim.nodes.values() if n.log.role == "follower")
@@ -286,7 +286,7 @@ def test_a_sync_then_get_sees_the_writes_acknowledged_before_it():
 
 
 def test_the_checker_catches_a_write_applied_twice():
-    sim = Simulation(14, faults=Faults(crash=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(14, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
     sim.run(1000)
     sim.heal_and_settle(1000)
     node = sim.nodes[1]
@@ -301,7 +301,8 @@ def _stale_leader_sync(seed: int) -> tuple[Simulation, dict]:
     """A leader frozen (clock and all) while cut off from both peers, who elect a new
     leader that acknowledges writes; it resumes believing it still leads, and a
     client at once syncs and reads there."""
-    sim = Simulation(seed, faults=Faults(crash=0, partition=0, drop=0, **PERFECT_CLOCKS))
+    sim = Simulation(seed, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, pipelined=0,
+                                         **PERFECT_CLOCKS))
     sim.run(400)
     sim.faults.write = 0
     sim.run(500)  # all it has is committed: a sync there could be answered at once
@@ -341,3 +342,33 @@ def test_a_new_leader_answers_the_writes_proposed_to_it(seed, faults):
     own clients' writes were then committed without their client (never answered)."""
     result = run_seed(seed, faults=faults, strict_replies=True)
     assert result["lost_replies"] == 0
+
+
+# ------------------------------------------ pipelined clients, restarts, fresh reads
+
+
+def test_careless_pipelined_clients_reorder_and_the_ensemble_keeps_their_order():
+    results = [run_seed(seed) for seed in range(40)]
+    # Not vacuous: writes overtook earlier ones and were refused, whole ensembles
+    # crashed, and nodes refused reads while catching up — and every seed kept
+    # each client's order (fifo_order), read-your-writes and fresh reads.
+    assert sum(r["out_of_order_refused"] for r in results) >= 10
+    assert sum(r["crashes_of_all"] for r in results) >= 10
+    assert sum(r["reads_refused"] for r in results) >= 100
+
+
+def test_the_new_checkers_are_not_vacuous():
+    sim = Simulation(21, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    sim.run(1500)
+    sim.heal_and_settle(1000)
+    sim.checker.fifo_order()
+    client = next(c for c in sim.pipelined if c.seq >= 2)
+    tree = sim.nodes[sim.members[0]].store.tree
+    tree.create(f"{client.path}/n-", f"{client.id}:1".encode(), 0, 0, sequence=True)
+    with pytest.raises(InvariantViolation, match="FIFO client order"):
+        sim.checker.fifo_order()
+    with pytest.raises(InvariantViolation, match="read-your-writes"):
+        sim.checker.read_your_writes(client.id, 0x200000005, 0x200000004, 0)
+    node = sim.nodes[1]
+    with pytest.raises(InvariantViolation, match="stale read"):
+        sim.checker.read_not_older(node, 3, 4)

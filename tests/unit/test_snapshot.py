@@ -100,6 +100,17 @@ def test_bytes_like_payloads_are_accepted(tmp_path: Path) -> None:
     assert snap is not None and snap.payload == b"defg"
 
 
+def test_an_older_snapshot_still_held_loads_by_its_index_and_term(tmp_path: Path) -> None:
+    # Two installs in a row: the store loads the first while the second is newest.
+    store = SnapshotStore(str(tmp_path), keep=2)
+    store.save(5, 1, b"five", [1])
+    store.save(9, 2, b"nine", [1])
+    assert store.load(5, 1).payload == b"five" and store.load(9, 2).payload == b"nine"
+    assert store.load(5, 2) is None  # not that term
+    store.save(12, 2, b"twelve", [1])
+    assert store.load(5, 1) is None  # pruned: only the two newest are kept
+
+
 def test_file_name_sorts_by_index() -> None:
     assert snapshot_name(7, 2) == "snap-00000000000000000007-2.snap"
     assert snapshot_name(9, 1) < snapshot_name(10, 1)

@@ -419,6 +419,28 @@ def test_a_read_waits_for_the_index_its_node_caught_up_to():
     assert reply[3][0] == b"two"
 
 
+def test_a_read_held_behind_its_clients_writes_still_waits_for_the_zxid_it_has_seen():
+    # At a follower, a client's read queued behind its writes (refused: not the
+    # leader) is released at once — but the client has seen the leader's newer
+    # state: it must not be answered from an older one (read-your-writes).
+    store = new_store()
+    store.apply([committed(1, create("/a", b"one"))], 1, 1)
+    read = Committed(None, A, 7, ["get", ["/a", make_zxid(1, 2)]])
+    replies, _ = store.apply([read], 1, 1, now_ms=100)
+    assert replies == []  # parked
+    replies, _ = store.apply([committed(2, ["set", "/a", b"two", -1], ident=None),
+                              committed(3, ["set", "/a", b"three", -1], ident=None)], 3, 1)
+    [waited] = replies
+    # Answered as soon as index 2 was applied, not at the end of the batch, and
+    # marked as coming through the log (the gateway counts those).
+    assert waited[1] == 7 and waited[3][0] == b"two" and waited[4] is True
+    [again], _ = store.apply([read], 3, 1, now_ms=200)  # applied that far: at once
+    assert again[3][0] == b"three"
+    assert store.read([[A, 8, "get", ["/a", make_zxid(1, 9)]]], now_ms=200) == []
+    expired = store.tick(200 + store.max_wait_ms)
+    assert [(r[1], r[2], r[4]) for r in expired] == [(8, Code.NOT_READY, False)]
+
+
 def test_a_read_at_an_applied_zxid_is_answered_at_once():
     store = new_store()
     store.apply([committed(1, create("/a", b"one"))], 1, 1)

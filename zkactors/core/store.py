@@ -51,25 +51,28 @@ class StoreCore:
         self.commit_index = applied_index
         self.term = max(term, applied_term)
         #: Reads waiting for this node to apply the zxid their client has seen:
-        #: (deadline_ms, [ident, rid, op, args]), in arrival order.
-        self._parked: list[tuple[int, list]] = []
+        #: (deadline_ms, [ident, rid, op, args(, read_floor)], via_log), in arrival
+        #: order.
+        self._parked: list[tuple[int, list, bool]] = []
         self.max_parked = 10_000
         self.max_wait_ms = 2_000
 
     def apply(self, committed: list[Committed], commit_index: int,
-              term: int) -> tuple[list[Reply], list[Event]]:
+              term: int, now_ms: int = 0) -> tuple[list[Reply], list[Event]]:
         """Apply committed entries in order; return client replies and change events.
 
-        ``commit_index`` and ``term`` are the log's, as of this batch (for status)."""
+        ``commit_index`` and ``term`` are the log's, as of this batch (for status).
+        A read released in order behind its client's writes is answered here — or,
+        if its client has seen a zxid not applied here yet (a follower's reads),
+        it waits like any other (:meth:`read`), from ``now_ms``."""
         self.term = term
         replies: list[Reply] = []
         events: list[Event] = []
         for item in committed:
             entry = item.entry
             if entry is None:  # a read that waited for this client's earlier writes
-                reply = self._answer(item.ident, item.rid, *item.read)
-                reply[4] = True
-                replies.append(reply)
+                self._read_one_of(replies, [item.ident, item.rid, *item.read], now_ms,
+                                  via_log=True)
                 continue
             if entry.index != self.applied_index + 1:
                 # The log actor hands over entries strictly in order; anything else is
@@ -103,9 +106,11 @@ class StoreCore:
             self.applied_zxid = zxid
             if item.ident is not None:
                 replies.append([item.ident, item.rid, int(code), result, True, zxid])
+            if self._parked:
+                # At once, not at the end of the batch: a waiting read must not see
+                # its client's later writes.
+                replies.extend(self._release_parked())
         self.commit_index = max(self.commit_index, commit_index, self.applied_index)
-        if self._parked:
-            replies.extend(self._release_parked())
         return replies, events
 
     # ---------------------------------------------------------------- snapshots
@@ -143,30 +148,35 @@ class StoreCore:
         this node has not applied the zxid its ``args`` end with (the newest its
         client has seen) or the log index ``read_floor`` (the one the node caught
         up to: the gateway may hear of it before the commits reach us)."""
-        replies = []
+        replies: list[Reply] = []
         for request in requests:
-            ident, rid = request[0], request[1]
-            if self._behind(request):
-                if len(self._parked) >= self.max_parked:
-                    replies.append([ident, rid, int(Code.NOT_READY),
-                                    "too many reads waiting to catch up here", False,
-                                    self.applied_zxid])
-                else:
-                    self._parked.append((now_ms + self.max_wait_ms, request))
-                continue
-            replies.append(self._answer(ident, rid, request[2], request[3]))
+            self._read_one_of(replies, request, now_ms, via_log=False)
         return replies
+
+    def _read_one_of(self, replies: list[Reply], request: list, now_ms: int,
+                     via_log: bool) -> None:
+        """Answer ``request`` into ``replies``, or park it until this node is not
+        behind it."""
+        if not self._behind(request):
+            replies.append(self._answer(*request[:4], via_log))
+        elif len(self._parked) >= self.max_parked:
+            replies.append([request[0], request[1], int(Code.NOT_READY),
+                            "too many reads waiting to catch up here", via_log,
+                            self.applied_zxid])
+        else:
+            self._parked.append((now_ms + self.max_wait_ms, request, via_log))
 
     def _behind(self, request: list) -> bool:
         args = request[3]
         return (len(args) > 1 and args[-1] > self.applied_zxid) or \
             (len(request) > 4 and request[4] > self.applied_index)
 
-    def _answer(self, ident: bytes, rid: int, op: str, args: list) -> Reply:
+    def _answer(self, ident: bytes, rid: int, op: str, args: list,
+                via_log: bool = False) -> Reply:
         try:
-            return [ident, rid, 0, self._read_one(op, args), False, self.applied_zxid]
+            return [ident, rid, 0, self._read_one(op, args), via_log, self.applied_zxid]
         except ZookeeperError as err:
-            return [ident, rid, int(err.code), str(err), False, self.applied_zxid]
+            return [ident, rid, int(err.code), str(err), via_log, self.applied_zxid]
 
     def _release_parked(self) -> list[Reply]:
         """Reads whose zxid has now been applied, in arrival order (a client's later
@@ -175,16 +185,16 @@ class StoreCore:
         for parked in self._parked:
             (waiting if self._behind(parked[1]) else ready).append(parked)
         self._parked = waiting
-        return [self._answer(*request[:4]) for _, request in ready]
+        return [self._answer(*request[:4], via_log) for _, request, via_log in ready]
 
     def tick(self, now_ms: int) -> list[Reply]:
         """Reads that waited too long: NOT_READY, so the client tries another node."""
         if not self._parked or self._parked[0][0] > now_ms:
             return []
-        expired = [r for deadline, r in self._parked if deadline <= now_ms]
-        self._parked = [(d, r) for d, r in self._parked if d > now_ms]
-        return [[request[0], request[1], int(Code.NOT_READY), _BEHIND, False,
-                 self.applied_zxid] for request in expired]
+        expired = [p for p in self._parked if p[0] <= now_ms]
+        self._parked = [p for p in self._parked if p[0] > now_ms]
+        return [[request[0], request[1], int(Code.NOT_READY), _BEHIND, via_log,
+                 self.applied_zxid] for _, request, via_log in expired]
 
     def _read_one(self, op: str, args: list) -> Any:
         path = args[0] if args else "/"

@@ -207,6 +207,10 @@ class MemorySnapshots:
         key = max(self.files)
         return decode_snapshot(self.files[key], self._where(*key))
 
+    def load(self, index: int, term: int) -> Snapshot | None:
+        data = self.files.get((index, term))
+        return None if data is None else decode_snapshot(data, self._where(index, term))
+
     def open_reader(self, meta: SnapshotMeta) -> MemoryChunks:
         data = self.files.get((meta.index, meta.term))
         if data is None:

@@ -70,8 +70,9 @@ def save_snapshot(store: StoreCore, snapshots: SnapshotFiles,
 
 def load_snapshot(store: StoreCore, snapshots: SnapshotFiles, index: int, term: int) -> None:
     """Replace ``store``'s state with the snapshot through ``(index, term)`` just
-    installed — which must be the newest on disk."""
-    snapshot = snapshots.latest()
-    if snapshot is None or (snapshot.meta.index, snapshot.meta.term) != (index, term):
-        raise SnapshotError(f"installed snapshot {index}/{term} is not the latest on disk")
+    installed. (Not necessarily the newest: a second install may have landed
+    while the store was still busy; its turn comes after the entries between.)"""
+    snapshot = snapshots.load(index, term)
+    if snapshot is None:
+        raise SnapshotError(f"installed snapshot {index}/{term} is no longer on disk")
     store.restore_state(unpack(snapshot.payload), index, term)

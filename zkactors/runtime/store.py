@@ -56,7 +56,8 @@ class StoreActor(Actor):
                     Committed(Entry(*item[2:]), item[0], item[1])
                     for item in items
                 ]
-                applied_replies, applied_events = core.apply(committed, commit_index, term)
+                applied_replies, applied_events = core.apply(committed, commit_index, term,
+                                                             now_ms())
                 replies.extend(applied_replies)
                 events.extend(applied_events)
             elif kind == MSG_READ:

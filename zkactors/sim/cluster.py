@@ -27,12 +27,21 @@ requests. Only the I/O is simulated:
   also be *paused* (a GC stall, a VM descheduled or suspended): it takes no
   input until it resumes, and its monotonic clock either ran on or stood still.
 
+Faults include crashes of one node and of the whole ensemble at once (each
+node restarting from its disk), partitions, and pauses.
+
 Clients: a few writers each write one request at a time through a node's
 gateway, tagged (client id, seq) for at-most-once application
 (``zkactors.core.dedup``), and retry a write whose outcome is unknown
 (NOT_LEADER, CONNECTION_LOSS, no answer in time) at another node with the same
-seq. Others send ``sync`` + ``get`` at any node and check that the get sees every
-write acknowledged before the sync was sent; plain reads go to any node.
+seq. Pipelined clients (:mod:`zkactors.sim.pipelined`) keep a window of writes
+and reads in flight, retrying as the client library does — or, some of them,
+resending in any order — and must see their writes take effect in the order
+sent and their reads answered from a state at least as new as they have seen.
+Others send ``sync`` + ``get`` at any node and check that the get sees every
+write acknowledged before the sync was sent; plain reads go to any node, and no
+node may answer one from a state older than what was committed before it
+(re)started.
 
 Everything random comes from one ``random.Random(seed)``, so a seed replays
 exactly. :mod:`zkactors.sim.invariants` is checked after every event.
@@ -61,10 +70,11 @@ from zkactors.errors import Code
 from zkactors.protocol import OP_HELLO, PROTOCOL_VERSION, pack, unpack
 from zkactors.sim.clock import EPOCH_MS, NodeClock
 from zkactors.sim.invariants import Checker
+from zkactors.sim.pipelined import PipelinedClient
 
 #: Events addressed to one node, and where their payload names it: a paused node
 #: takes none of them until it resumes.
-_NODE_EVENTS = frozenset(("tick", "deliver", "drain", "fsynced"))
+_NODE_EVENTS = frozenset(("tick", "deliver", "drain", "fsynced", "client_frame"))
 
 #: Answers after which a client does not know whether its write took effect.
 RETRY_CODES = frozenset((int(Code.NOT_LEADER), int(Code.CONNECTION_LOSS), int(Code.NOT_READY)))
@@ -86,6 +96,8 @@ class Faults:
     inproc_max_delay_ms: int = 2
     fsync_ms: tuple[int, int] = (1, 4)
     crash: float = 0.002
+    #: Per ms: every node crashes at once (a power cut), each restarting later.
+    crash_all: float = 0.0003
     restart_after_ms: tuple[int, int] = (50, 1500)
     partition: float = 0.002
     heal_after_ms: tuple[int, int] = (100, 2000)
@@ -95,12 +107,20 @@ class Faults:
     sync: float = 0.03
     #: A client that hears nothing about its write for this long tries elsewhere.
     client_timeout_ms: int = 300
+    #: Clients that pipeline (zkactors.sim.pipelined): how many, their windows, how
+    #: often each writes and reads (per ms), and the chance that one of them
+    #: resends in any order rather than in the order it first sent.
+    pipelined: int = 2
+    window: tuple[int, int] = (1, 16)
+    pipelined_write: float = 0.15
+    pipelined_read: float = 0.03
+    careless: float = 0.5
     #: Per ms: one node snapshots its applied state and then compacts its log,
     #: keeping ``retain_entries`` entries before it (drawn per node and start).
     snapshot: float = 0.004
     retain_entries: tuple[int, int] = (0, 20)
     #: InstallSnapshot chunk size (per run), in bytes.
-    chunk_bytes: tuple[int, int] = (256, 2048)
+    chunk_bytes: tuple[int, int] = (1024, 8192)
     #: Clocks (per node, see zkactors.sim.clock). Each node's monotonic clock runs at
     #: a rate drawn once from [1 - drift, 1 + drift] of simulated time.
     drift: float = 0.05
@@ -122,8 +142,9 @@ class Faults:
     def calm(self) -> Faults:
         """The same network and disks with every fault switched off (drift stays:
         it is the hardware, not an event)."""
-        return replace(self, drop=0, duplicate=0, inproc_drop=0, crash=0, partition=0,
-                       write=0, read=0, sync=0, clock_jump=0, wall_step=0, pause=0)
+        return replace(self, drop=0, duplicate=0, inproc_drop=0, crash=0, crash_all=0,
+                       partition=0, write=0, read=0, sync=0, pipelined_write=0,
+                       pipelined_read=0, clock_jump=0, wall_step=0, pause=0)
 
 
 def durable_entry(disk: MemoryDisk, index: int) -> Entry | None:
@@ -232,6 +253,9 @@ class SimNode:
         recovered = recover(disk.log, disk.terms, disk.snapshots, self.store)
         if recovered.base[0]:
             sim.checker.state_at(self, "restarted from its snapshot")
+        #: Everything committed anywhere before this start: no read it answers may
+        #: come from an older state.
+        self.read_floor = max(sim.checker.commit_terms, default=0)
         self.election = ElectionCore(self.id, self.members, sim.heartbeat_ms,
                                      sim.election_timeout_ms, sim.rng.random, now)
         #: The log core (the replica's): what the checker and the clients look at.
@@ -306,6 +330,12 @@ class Simulation:
         #: ("read",).
         self._inflight: dict[int, tuple] = {}
         self.clients = [SimClient(i) for i in range(1, 9)]
+        f = self.faults
+        self.pipelined = [
+            PipelinedClient(self, 101 + i, self.rng.randint(*f.window),
+                            in_order=self.rng.random() >= f.careless,
+                            timeout_ms=f.client_timeout_ms)
+            for i in range(f.pipelined)]
         #: Clients give up retrying from then on (set near the end of the settling).
         self.clients_stop_at = 1 << 62
         self.chunk_bytes = self.rng.randint(*self.faults.chunk_bytes)
@@ -316,7 +346,8 @@ class Simulation:
             "compactions",
             "syncs_ok", "syncs_failed", "reads_checked", "reads_refused", "retries",
             "unknown_outcome_retries", "timeouts",
-            "duplicates_suppressed", "forgotten", "lost_replies"), 0)
+            "duplicates_suppressed", "forgotten", "lost_replies", "crashes_of_all",
+            "out_of_order_refused"), 0)
         self.counter = _Counter(self.stats)
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.members:
@@ -450,7 +481,7 @@ class Simulation:
         if kind == "commit":
             _, committed, commit_index, term = message
             duplicates = store.duplicate_writes
-            replies, _ = store.apply(committed, commit_index, term)
+            replies, _ = store.apply(committed, commit_index, term, node.mono())
             self.stats["duplicates_suppressed"] += store.duplicate_writes - duplicates
             self.checker.applied(node, committed)
             if store.applied_index in self.checker.digests:
@@ -461,6 +492,8 @@ class Simulation:
             replies = []
         else:  # "read"
             replies = store.read(message[1], node.mono())
+            if any(reply[2] != Code.NOT_READY for reply in replies):
+                self.checker.read_not_older(node, store.applied_index, node.read_floor)
         if replies:
             self._send_pipe(node, "store", "gateway", ("replies", replies))
 
@@ -494,7 +527,8 @@ class Simulation:
             replies = message[1]
             gateway.on_replies(replies)
             for reply in replies:
-                self._on_reply(node, reply[1], reply[2], reply[3])
+                self._on_reply(node, reply[0], reply[1], reply[2], reply[3],
+                               reply[5] if len(reply) > 5 else 0)
 
     def _client_frame(self, node: SimNode, ident: bytes, client_id: int,
                       requests: list[list]) -> None:
@@ -510,7 +544,28 @@ class Simulation:
             self._send_pipe(node, "gateway", "store", ("read", reads))
         for reply in replies:
             if reply[1] != 0:  # (not the hello's answer)
-                self._on_reply(node, reply[1], reply[2], reply[3])
+                self._on_reply(node, ident, reply[1], reply[2], reply[3], 0)
+
+    def _pipelined_frame(self, client: PipelinedClient, node_id: int, conn: int,
+                         requests: list[list]) -> None:
+        """A pipelined client's frame, on its connection ``conn`` to ``node_id``."""
+        for request in requests:
+            self._inflight[request[0]] = ("pipe", client)
+        at = self._pipe_time(("conn", client.id, conn), 1, self.faults.max_delay_ms)
+        self._schedule(at - self.now, "client_frame",
+                       (node_id, self.pipelined.index(client), conn, requests))
+
+    def _on_client_frame(self, payload: tuple) -> None:
+        node_id, index, conn, requests = payload
+        node = self.nodes[node_id]
+        if not node.up:
+            return  # its connection died with the process
+        client = self.pipelined[index]
+        self._client_frame(node, f"p{client.id}-{conn}".encode(), client.id, requests)
+
+    def _on_client_reply(self, payload: tuple) -> None:
+        index, *answer = payload
+        self.pipelined[index].on_reply(*answer)
 
     # --------------------------------------------------------------- events
     def _on_tick(self, node_id: int) -> None:
@@ -552,6 +607,12 @@ class Simulation:
                 if victim.up:
                     victim.crash()
                     self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
+            if rng.random() < f.crash_all:
+                self.stats["crashes_of_all"] += 1
+                for victim in self.nodes.values():
+                    if victim.up:
+                        victim.crash()
+                        self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
             if rng.random() < f.partition:
                 a, b = rng.sample(self.members, 2)
                 self.partitioned.add(frozenset((a, b)))
@@ -565,6 +626,13 @@ class Simulation:
             for client in self.clients:
                 if client.op is not None and client.op["retry_at"] <= self.now:
                     self._send_write(client)
+        if self.now < self.clients_stop_at:
+            for pipelined in self.pipelined:
+                if rng.random() < f.pipelined_write and pipelined.busy() < 64:
+                    pipelined.write()
+                if rng.random() < f.pipelined_read:
+                    pipelined.read()
+                pipelined.step()
         if rng.random() < f.read:
             self._client_read()
         if rng.random() < f.sync:
@@ -716,12 +784,24 @@ class Simulation:
                            [[self._rid - 1, "sync", path], [self._rid, "get", path]])
         return pair
 
-    def _on_reply(self, node: SimNode, rid: int, code: int, result: Any) -> None:
-        """A request's answer, handed back at the node it was sent to."""
+    def _on_reply(self, node: SimNode, ident: bytes, rid: int, code: int, result: Any,
+                  zxid: int) -> None:
+        """A request's answer, handed back at the node it was sent to, for the
+        connection ``ident``."""
         waiting = self._inflight.get(rid)
         if waiting is None:
             return  # an attempt the client gave up on, or a reply nobody waits for
         kind = waiting[0]
+        if kind == "pipe":
+            # Back over the client's connection to this node (whichever it was).
+            client = waiting[1]
+            conn = int(ident.rsplit(b"-", 1)[1])
+            at = self._pipe_time(("reply", client.id, conn), 1, self.faults.max_delay_ms)
+            leader = node.log.leader if code == Code.NOT_LEADER else 0
+            self._schedule(at - self.now, "client_reply",
+                           (self.pipelined.index(client), conn, rid, code, result, zxid,
+                            leader))
+            return
         if kind == "write":
             self._write_answered(node, rid, waiting[1], waiting[2], code, result)
             return
@@ -738,6 +818,22 @@ class Simulation:
         elif pair["sync_ok"]:
             self.stats["reads_checked"] += 1
             self.checker.linearizable_read(pair, code, result)
+
+    def _write_settled(self, client_id: int, seq: int, code: int, result: Any,
+                       parent: str) -> None:
+        """A pipelined client's write got its answer (first one: it never resends
+        a settled write)."""
+        key = (client_id, seq)
+        first = self.answers.get(key)
+        if first is not None and first[0] != [code, result]:
+            self.checker.fail(f"at-most-once: client {client_id}'s write {seq} was answered "
+                              f"{first[0]} at t={first[1]}, and now {[code, result]}")
+        self.answers[key] = ([code, result], self.now)
+        if code == 0:
+            self.acked_writes[key] = (self.now, result)
+            self.acked[result] = 0
+            self._acked_paths.append(result)
+            self.read_floor[result] = max(self.read_floor.get(result, 0), 1)
 
     def _write_answered(self, node: SimNode, rid: int, client: SimClient, seq: int,
                         code: int, result: Any) -> None:
@@ -822,11 +918,15 @@ class Simulation:
     def _send_pipe(self, node: SimNode, src: str, dst: str, message: Any) -> None:
         """One of a node's FIFO pipes: delayed, never reordered or lost — but
         independent of its other pipes."""
-        key = (node.id, src, dst)
-        at = max(self.now + self.rng.randint(0, self.faults.inproc_max_delay_ms),
-                 self._pipes.get(key, 0))
-        self._pipes[key] = at
+        at = self._pipe_time((node.id, src, dst), 0, self.faults.inproc_max_delay_ms)
         self._schedule(at - self.now, "deliver", (node.id, node.incarnation, dst, message))
+
+    def _pipe_time(self, key: tuple, low: int, high: int) -> int:
+        """When the next message on FIFO pipe ``key`` arrives: a random delay, but
+        never before the one sent ahead of it."""
+        at = max(self.now + self.rng.randint(low, high), self._pipes.get(key, 0))
+        self._pipes[key] = at
+        return at
 
     # -------------------------------------------------------------- the end
     def heal_and_settle(self, settle_ms: int = 3000) -> None:

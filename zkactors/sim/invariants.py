@@ -33,6 +33,7 @@ A violation raises :class:`InvariantViolation` naming the invariant and the time
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +221,36 @@ class Checker:
             elif known[1] != crc:
                 self.fail(f"snapshot at index {index}: node {node.id}'s differs from "
                           f"another node's")
+
+    def read_your_writes(self, client: int, seen: int, zxid: int, code: int) -> None:
+        """A read answered from the state at ``zxid``, sent when its client had seen
+        ``seen``: no older (read-your-writes, monotonic reads)."""
+        if code == 0 and zxid < seen:
+            self.fail(f"read-your-writes: client {client} had seen zxid {seen:#x} but a "
+                      f"read was answered from the state at {zxid:#x}")
+
+    def fifo_order(self) -> None:
+        """(At the end) each pipelined client's writes took effect in the order it
+        sent them: its sequential nodes, in sequence order, hold increasing seqs."""
+        tree = self.sim.nodes[self.sim.members[0]].store.tree
+        for client in self.sim.pipelined:
+            if tree.exists(client.path) is None:
+                continue
+            seqs = [int(tree.get(f"{client.path}/{name}")[0].split(b":")[1])
+                    for name in sorted(tree.get_children(client.path))]
+            for earlier, later in itertools.pairwise(seqs):
+                if later <= earlier:
+                    self.fail(f"FIFO client order: client {client.id}'s write {later} took "
+                              f"effect after its write {earlier} (window {client.window}, "
+                              f"{'in order' if client.in_order else 'careless'} resends)")
+
+    def read_not_older(self, node: SimNode, applied_index: int, floor: int) -> None:
+        """``node`` answered a read from its state at ``applied_index``: never older
+        than what was committed anywhere before the node (re)started."""
+        if applied_index < floor:
+            self.fail(f"stale read: node {node.id} answered a read from its state at "
+                      f"index {applied_index}, but index {floor} was committed before it "
+                      f"started")
 
     def linearizable_read(self, pair: dict, code: int, result: Any) -> None:
         """A get behind a sync that succeeded at node ``pair['node']``."""

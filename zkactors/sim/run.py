@@ -34,6 +34,7 @@ def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
     sim.checker.acknowledged_writes_survive()
     sim.checker.replicas_identical()
     sim.checker.at_most_once()
+    sim.checker.fifo_order()
     return {
         "seed": seed,
         "writes_acked": len(sim.acked),

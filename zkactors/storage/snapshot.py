@@ -289,7 +289,7 @@ class SnapshotStore:
         it. Raises :class:`CorruptSnapshotError` if the newest header is bad,
         for the reason given in :meth:`latest`.
         """
-        with self._open_newest() as found:
+        with self._open(self._newest()) as found:
             return None if found is None else found[2]
 
     def latest(self) -> Snapshot | None:
@@ -303,7 +303,16 @@ class SnapshotStore:
         operator can decide (for instance, knowing the WAL or a peer still
         covers the gap) to move the bad file aside.
         """
-        with self._open_newest() as found:
+        return self._load(self._newest())
+
+    def load(self, index: int, term: int) -> Snapshot | None:
+        """Load and fully verify the snapshot through ``(index, term)``, if it is
+        still held (the ``keep`` newest are); None if it is not."""
+        path = self._path(index, term)
+        return self._load((index, term, path)) if os.path.exists(path) else None
+
+    def _load(self, which: tuple[int, int, str] | None) -> Snapshot | None:
+        with self._open(which) as found:
             if found is None:
                 return None
             fd, path, meta, head = found
@@ -318,15 +327,15 @@ class SnapshotStore:
         return Snapshot(meta, payload)
 
     @contextlib.contextmanager
-    def _open_newest(self) -> Iterator[tuple[int, str, SnapshotMeta, _Head] | None]:
-        """The newest snapshot's file, open, with its verified header (None if
-        there is none). An :class:`_Invalid` raised here or in the ``with`` body
+    def _open(self, which: tuple[int, int, str] | None
+              ) -> Iterator[tuple[int, str, SnapshotMeta, _Head] | None]:
+        """A snapshot's file ``(index, term, path)``, open, with its verified header
+        (None for None). An :class:`_Invalid` raised here or in the ``with`` body
         becomes :class:`CorruptSnapshotError`, with no fallback (see :meth:`latest`)."""
-        newest = self._newest()
-        if newest is None:
+        if which is None:
             yield None
             return
-        index, term, path = newest
+        index, term, path = which
         fd = os.open(path, os.O_RDONLY)
         try:
             meta, head = _read_head(fd, path, index, term)
