@@ -9,7 +9,7 @@ from zkactors.core.replog import ReplicatedLog
 from zkactors.sim.clock import ClockWentBackwards, NodeClock
 from zkactors.sim.cluster import STRESS, Faults, Simulation
 from zkactors.sim.invariants import InvariantViolation
-from zkactors.sim.run import run_seed
+from zkactors.sim.run import run_seed, run_swarm_seed
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,6 +38,17 @@ def test_five_node_ensembles_keep_every_invariant(block):
         run_seed(seed, nodes=5)
 
 
+@pytest.mark.parametrize("block", range(4))
+def test_swarm_runs_keep_every_invariant_and_make_progress(block):
+    """Each seed draws its own fault mix, batch sizes, timeouts and size; the
+    healthy majority must keep a working leader throughout, too."""
+    kinds = set()
+    for seed in range(20_000 + block * 50, 20_000 + block * 50 + 50):
+        result = run_swarm_seed(seed)
+        kinds.add(result["nodes"])
+    assert kinds == {3, 5}
+
+
 def test_a_seed_replays_exactly():
     assert run_seed(7) == run_seed(7)
 
@@ -52,11 +63,11 @@ def test_clock_faults_change_what_the_cores_see():
     assert sum(r["clock_jumps"] for r in results) > 0
     assert sum(r["clock_jumped_ms"] for r in results) >= 50 * sum(
         r["clock_jumps"] for r in results)
-    calm = Simulation(3, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    calm = Simulation(3, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, **PERFECT_CLOCKS))
     start = {n.id: n.mono() for n in calm.nodes.values()}
     calm.run(300)
     assert all(n.mono() - start[n.id] == 300 for n in calm.nodes.values())
-    sim = Simulation(3, faults=Faults(crash=0, crash_all=0, partition=0))
+    sim = Simulation(3, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0))
     sim.run(2000)
     # Each node has its own clocks: other origins, other rates, other wall times.
     assert len({n.mono() for n in sim.nodes.values()}) == 3
@@ -65,7 +76,7 @@ def test_clock_faults_change_what_the_cores_see():
 
 
 def test_a_leader_whose_clock_jumps_steps_down_and_safety_holds():
-    sim = Simulation(4, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, inproc_drop=0,
+    sim = Simulation(4, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, drop=0, inproc_drop=0,
                                       **PERFECT_CLOCKS))
     sim.run(1000)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -83,7 +94,7 @@ def test_a_leader_whose_clock_jumps_steps_down_and_safety_holds():
 
 
 def test_a_wall_clock_stepped_back_stamps_older_times_the_same_everywhere():
-    sim = Simulation(5, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(5, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, **PERFECT_CLOCKS))
     sim.run(1000)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
     before = leader.wall()
@@ -100,7 +111,7 @@ def test_a_wall_clock_stepped_back_stamps_older_times_the_same_everywhere():
 
 
 def test_a_suspended_leader_resumes_with_its_clock_behind_and_steps_down():
-    sim = Simulation(6, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, write=0, read=0,
+    sim = Simulation(6, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, drop=0, write=0, read=0,
                                       **PERFECT_CLOCKS))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -120,7 +131,7 @@ def test_a_suspended_leader_resumes_with_its_clock_behind_and_steps_down():
 
 
 def test_a_pause_ended_early_hands_over_what_was_missed_at_once_and_in_order():
-    sim = Simulation(8, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(8, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, **PERFECT_CLOCKS))
     sim.run(500)
     node = sim.nodes[2]
     sim.pause(node, 1000, clock_stops=False)
@@ -162,7 +173,7 @@ def test_a_monotonic_clock_never_goes_back():
 
 
 def test_the_checker_catches_two_leaders_in_one_term():
-    sim = Simulation(1)
+    sim = Simulation(1, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
     other = next(n for n in sim.nodes.values() if n is not leader)
@@ -171,7 +182,7 @@ def test_the_checker_catches_two_leaders_in_one_term():
 
 
 def test_leader_completeness_is_judged_by_commit_term_not_by_time():
-    sim = Simulation(1, faults=Faults(crash=0, crash_all=0, partition=0))
+    sim = Simulation(1, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0))
     sim.run(1000)
     assert sim.checker.commit_terms
     first_term = min(sim.checker.leaders)
@@ -186,7 +197,7 @@ def test_leader_completeness_is_judged_by_commit_term_not_by_time():
 
 
 def test_the_checker_catches_diverging_logs():
-    sim = Simulation(2, faults=Faults(crash=0, crash_all=0, partition=0))
+    sim = Simulation(2, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0))
     sim.run(1500)
     a, b = sorted((n for n in sim.nodes.values() if n.up), key=lambda n: -n.log.last_index)[:2]
     index = min(a.log.last_index, b.log.last_index)
@@ -217,7 +228,7 @@ def test_snapshots_syncs_and_retried_writes_happen_in_runs():
 
 
 def test_a_follower_left_behind_gets_the_snapshot_in_many_chunks():
-    sim = Simulation(11, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, duplicate=0,
+    sim = Simulation(11, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, drop=0, duplicate=0,
                                        snapshot=0, chunk_bytes=(512, 512), **PERFECT_CLOCKS))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -246,7 +257,7 @@ def test_a_follower_left_behind_gets_the_snapshot_in_many_chunks():
 
 
 def test_a_retried_write_applies_once_and_gets_the_first_answer():
-    sim = Simulation(12, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, write=0, sync=0,
+    sim = Simulation(12, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, drop=0, write=0, sync=0,
                                        **PERFECT_CLOCKS))
     sim.run(500)
     leader = next(n for n in sim.nodes.values() if n.log.role == "leader")
@@ -271,7 +282,7 @@ def test_a_retried_write_applies_once_and_gets_the_first_answer():
 
 
 def test_a_sync_then_get_sees_the_writes_acknowledged_before_it():
-    sim = Simulation(13, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(13, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, **PERFECT_CLOCKS))
     sim.run(1500)
     assert sim.stats["reads_checked"] > 10
     follower = next(n for n in sim.nodes.values() if n.log.role == "follower")
@@ -286,7 +297,7 @@ def test_a_sync_then_get_sees_the_writes_acknowledged_before_it():
 
 
 def test_the_checker_catches_a_write_applied_twice():
-    sim = Simulation(14, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(14, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, **PERFECT_CLOCKS))
     sim.run(1000)
     sim.heal_and_settle(1000)
     node = sim.nodes[1]
@@ -301,7 +312,7 @@ def _stale_leader_sync(seed: int) -> tuple[Simulation, dict]:
     """A leader frozen (clock and all) while cut off from both peers, who elect a new
     leader that acknowledges writes; it resumes believing it still leads, and a
     client at once syncs and reads there."""
-    sim = Simulation(seed, faults=Faults(crash=0, crash_all=0, partition=0, drop=0, pipelined=0,
+    sim = Simulation(seed, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, drop=0, pipelined=0,
                                          **PERFECT_CLOCKS))
     sim.run(400)
     sim.faults.write = 0
@@ -358,7 +369,7 @@ def test_careless_pipelined_clients_reorder_and_the_ensemble_keeps_their_order()
 
 
 def test_the_new_checkers_are_not_vacuous():
-    sim = Simulation(21, faults=Faults(crash=0, crash_all=0, partition=0, **PERFECT_CLOCKS))
+    sim = Simulation(21, faults=Faults(crash=0, crash_all=0, partition=0, oneway=0, **PERFECT_CLOCKS))
     sim.run(1500)
     sim.heal_and_settle(1000)
     sim.checker.fifo_order()

@@ -218,3 +218,26 @@ def test_the_simulator_runs_the_shipped_driver_and_imports_no_runtime():
             "bad = [m for m in sys.modules if m.startswith('zkactors.runtime') or m == 'zmq']; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_restore_overtaken_by_newer_installs_loads_the_newest_and_skips_what_it_covers():
+    # Three installs landed while the store was busy with others: the first is
+    # pruned. The store loads the newest, and the entries handed over before it
+    # (covered by it) are skipped rather than applied out of order.
+    from zkactors.engine.state import load_snapshot
+
+    disk = MemoryDisk()
+    source = StoreCore(Tree())
+    for index in range(1, 10):
+        source.apply([Committed(Entry(index, 1, 0, ["create", f"/n{index}", b"", 0]),
+                                None, 0)], index, 1)
+        if index in (5, 7, 9):
+            save_snapshot(source, disk.snapshots, [1, 2, 3])
+    assert disk.snapshots.load(5, 1) is None  # pruned: only the newest two kept
+    store = StoreCore(Tree())
+    load_snapshot(store, disk.snapshots, 5, 1)
+    assert store.applied_index == 9 and store.tree.exists("/n9") is not None
+    replies, events = store.apply([Committed(entry(6), None, 0)], 6, 1)
+    assert (replies, events, store.applied_index) == ([], [], 9)
+    store.apply([Committed(Entry(10, 1, 0, ["create", "/n10", b"", 0]), None, 0)], 10, 1)
+    assert store.applied_index == 10

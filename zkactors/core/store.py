@@ -56,6 +56,7 @@ class StoreCore:
         self._parked: list[tuple[int, list, bool]] = []
         self.max_parked = 10_000
         self.max_wait_ms = 2_000
+        self._restored_through = 0
 
     def apply(self, committed: list[Committed], commit_index: int,
               term: int, now_ms: int = 0) -> tuple[list[Reply], list[Event]]:
@@ -74,6 +75,8 @@ class StoreCore:
                 self._read_one_of(replies, [item.ident, item.rid, *item.read], now_ms,
                                   via_log=True)
                 continue
+            if entry.index <= self._restored_through:
+                continue  # covered by a snapshot loaded ahead of its turn
             if entry.index != self.applied_index + 1:
                 # The log actor hands over entries strictly in order; anything else is
                 # a bug that would silently fork the state machine.
@@ -130,6 +133,9 @@ class StoreCore:
         self.applied_index = index
         self.applied_zxid = make_zxid(term, index)
         self.commit_index = max(self.commit_index, index)
+        # The entries up to here may still be on their way (a restore can jump to
+        # a newer snapshot installed meanwhile): they are covered, not reapplied.
+        self._restored_through = index
 
     def _apply_txn(self, txn: list, zxid: int, time_ms: int,
                    events: list[Event]) -> tuple[int, Any]:

@@ -74,5 +74,9 @@ def load_snapshot(store: StoreCore, snapshots: SnapshotFiles, index: int, term: 
     while the store was still busy; its turn comes after the entries between.)"""
     snapshot = snapshots.load(index, term)
     if snapshot is None:
-        raise SnapshotError(f"installed snapshot {index}/{term} is no longer on disk")
-    store.restore_state(unpack(snapshot.payload), index, term)
+        # Pruned: newer installs landed while the store was busy. The newest covers
+        # everything this one did, and the entries handed over in between.
+        snapshot = snapshots.latest()
+        if snapshot is None or snapshot.meta.index < index:
+            raise SnapshotError(f"installed snapshot {index}/{term} is no longer on disk")
+    store.restore_state(unpack(snapshot.payload), snapshot.meta.index, snapshot.meta.term)

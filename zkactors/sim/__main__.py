@@ -8,7 +8,7 @@ import sys
 import time
 
 from zkactors.sim.cluster import STRESS, Faults
-from zkactors.sim.run import run_seed
+from zkactors.sim.run import run_seed, run_swarm_seed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="no drift, clock jumps, wall steps or pauses (the old model)")
     parser.add_argument("--stress", action="store_true",
                         help="slower network and disks, more duplicates and snapshots")
+    parser.add_argument("--swarm", action="store_true",
+                        help="each seed draws its own fault mix, batch sizes, timeouts and "
+                             "ensemble size (swarm testing)")
     parser.add_argument("--count-lost-replies", action="store_true",
                         help="count a lost reply instead of failing on it")
     args = parser.parse_args(argv)
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         options.update(STRESS)
     faults = Faults(**options) if options else None
     flag = (" --perfect-clocks" if args.perfect_clocks else "") + \
-        (" --stress" if args.stress else "") + \
+        (" --stress" if args.stress else "") + (" --swarm" if args.swarm else "") + \
         (" --count-lost-replies" if args.count_lost_replies else "")
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.monotonic()
@@ -40,11 +43,15 @@ def main(argv: list[str] | None = None) -> int:
               "wall_steps": 0, "pauses": 0, "snapshots_taken": 0, "compactions": 0,
               "snapshots_installed": 0, "snapshot_chunks": 0, "syncs_ok": 0,
               "syncs_failed": 0, "reads_checked": 0, "retries": 0, "unknown_outcome_retries": 0, "timeouts": 0,
-              "duplicates_suppressed": 0, "forgotten": 0, "lost_replies": 0}
+              "duplicates_suppressed": 0, "forgotten": 0, "lost_replies": 0,
+              "crashes_of_all": 0, "out_of_order_refused": 0, "reads_refused": 0}
     for seed in seeds:
         try:
-            result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms, faults=faults,
-                              strict_replies=not args.count_lost_replies)
+            if args.swarm:
+                result = run_swarm_seed(seed, chaos_ms=args.ms)
+            else:
+                result = run_seed(seed, nodes=args.nodes, chaos_ms=args.ms, faults=faults,
+                                  strict_replies=not args.count_lost_replies)
         except Exception as err:  # noqa: BLE001 - a crash of a core is a failure too
             print(f"FAILED: {type(err).__name__}: {err}")
             print(f"replay: python -m zkactors.sim --seed {seed} --nodes {args.nodes} "

@@ -83,6 +83,13 @@ RETRY_CODES = frozenset((int(Code.NOT_LEADER), int(Code.CONNECTION_LOSS), int(Co
 STRESS = {"max_delay_ms": 40, "duplicate": 0.1, "fsync_ms": (1, 15), "snapshot": 0.02}
 #: The log actor's batch: inputs drained from its inbox and carried out together.
 MAX_BATCH = 64
+#: A healthy majority must have a working leader after this long (see
+#: Simulation._check_progress): some seven election timeouts.
+PROGRESS_MS = 1000
+
+
+class LivenessFailure(AssertionError):
+    """Safe, but stuck: no leader, or a node left behind, where one was due."""
 
 
 @dataclass
@@ -98,8 +105,30 @@ class Faults:
     crash: float = 0.002
     #: Per ms: every node crashes at once (a power cut), each restarting later.
     crash_all: float = 0.0003
+    #: Per ms: the leader (if there is one) crashes — leaders come and go fast.
+    crash_leader: float = 0.0
+    #: The chance that a node just elected leader crashes within ``young_ms``
+    #: (while it is still bringing its followers up to date).
+    crash_young_leader: float = 0.0
+    young_ms: tuple[int, int] = (1, 30)
+    #: The chance that a leader dies the moment its commit index moves, before
+    #: anything it would do next leaves the process (FoundationDB's "buggify":
+    #: a fault placed where it hurts most).
+    crash_on_commit: float = 0.0
+    #: The chance that a node just elected leader is cut off from every peer at
+    #: once (clients still reach it), healed after ``heal_after_ms``: what it
+    #: appends then is on its disk alone.
+    isolate_new_leader: float = 0.0
+    #: The chance that a node dies while an fsync it started is still running.
+    crash_in_fsync: float = 0.0
     restart_after_ms: tuple[int, int] = (50, 1500)
     partition: float = 0.002
+    #: Per ms: a one-way cut — every message into (or out of) one node is lost,
+    #: its leader most of the time — healed like a partition.
+    oneway: float = 0.0005
+    oneway_ms: tuple[int, int] = (1500, 3000)
+    #: ... of which this share cut what the node hears, not what it says.
+    oneway_inbound: float = 0.5
     heal_after_ms: tuple[int, int] = (100, 2000)
     write: float = 0.25
     read: float = 0.1
@@ -121,6 +150,11 @@ class Faults:
     retain_entries: tuple[int, int] = (0, 20)
     #: InstallSnapshot chunk size (per run), in bytes.
     chunk_bytes: tuple[int, int] = (1024, 8192)
+    #: For swarm runs: the ensemble size this fault mix was drawn for (0: any).
+    nodes_hint: int = 0
+    #: The log core's appends: entries per message, messages in flight per follower.
+    log_batch: int = 16
+    log_inflight: int = 4
     #: Clocks (per node, see zkactors.sim.clock). Each node's monotonic clock runs at
     #: a rate drawn once from [1 - drift, 1 + drift] of simulated time.
     drift: float = 0.05
@@ -139,11 +173,103 @@ class Faults:
     pause_ms: tuple[int, int] = (20, 2000)
     pause_clock_stops: float = 0.3
 
+    @classmethod
+    def swarm(cls, rng: random.Random) -> Faults:
+        """A random mix of fault kinds and rates, batch sizes and timeouts (swarm
+        testing): each run stresses some things hard and leaves others out, so
+        that schedules the defaults make rare — an older-term entry travelling
+        alone, a leader cut off one way — come up. Half of the runs hunt where
+        the classic Raft mistakes show: short-lived leaders, crashes in the middle
+        of an fsync, leaders that can talk but not hear."""
+        hunt = rng.random()
+        if hunt < 1 / 6:
+            return cls.young_leaders(rng)
+        if hunt < 2 / 6:
+            return cls.torn_fsyncs(rng)
+        if hunt < 3 / 6:
+            return cls.deaf_leaders(rng)
+
+        def pick(*choices: Any) -> Any:
+            return rng.choice(choices)
+        # Entries per append and appends in flight: one at a time makes schedules
+        # such as an older-term entry travelling alone likely.
+        batch, inflight = pick((1, 1), (1, 1), (1, 2), (4, 4), (16, 4), (16, 1))
+        delay, fsync = pick(2, 12, 40), pick((1, 2), (1, 4), (1, 15))
+        # Roughly what replication carries (entries per ms; reordered pipelined
+        # appends get refused and resent, hence the halving): the clients offer at
+        # most a third of it, or nothing would ever settle.
+        capacity = batch * inflight / (2 * delay + fsync[1]) / (2 if inflight > 1 else 1)
+        budget = capacity / 3
+        pipelined = pick(0, 1, 2, 3)
+        window = pick((1, 2), (1, 16), (8, 32)) if capacity > 0.2 else (1, 2)
+        # A client that times out resends what it had in flight, each copy a new
+        # entry: timeouts short against what replication carries feed on
+        # themselves (a metastable overload) and nothing ever settles.
+        timeout = max(pick(100, 300, 1000), 4 * (2 * delay + fsync[1]),
+                      int((8 + pipelined * window[1]) / capacity))
+        return cls(
+            drop=pick(0, 0.01, 0.02, 0.08), duplicate=pick(0, 0.02, 0.1),
+            max_delay_ms=delay, inproc_drop=pick(0, 0.005, 0.03),
+            inproc_max_delay_ms=pick(0, 2, 8), fsync_ms=fsync,
+            crash=pick(0, 0.001, 0.002, 0.005), crash_all=pick(0, 0, 0.0003, 0.001),
+            restart_after_ms=pick((50, 1500), (10, 200)),
+            partition=pick(0, 0.002, 0.005), oneway=pick(0, 0.001, 0.003),
+            isolate_new_leader=pick(0, 0.2, 0.5), crash_on_commit=pick(0, 0.1, 0.3),
+            heal_after_ms=pick((100, 2000), (300, 1200)),
+            write=min(pick(0.05, 0.25, 0.5), budget / 2), read=pick(0.02, 0.1),
+            sync=pick(0, 0.03, 0.1),
+            client_timeout_ms=timeout, pipelined=pipelined, window=window,
+            pipelined_write=min(pick(0.05, 0.15, 0.4), budget / 2 / max(1, pipelined)),
+            pipelined_read=pick(0, 0.03, 0.1), careless=pick(0, 0.5, 1),
+            snapshot=pick(0, 0.004, 0.02), retain_entries=pick((0, 0), (0, 20)),
+            chunk_bytes=pick((1024, 8192), (512, 2048)),
+            log_batch=batch, log_inflight=inflight,
+            drift=pick(0, 0.05), clock_jump=pick(0, 0.001, 0.003),
+            wall_step=pick(0, 0.001), pause=pick(0, 0.001, 0.003),
+            pause_clock_stops=pick(0.3, 0.8))
+
+    @classmethod
+    def young_leaders(cls, rng: random.Random) -> Faults:
+        """Leaders that are cut off or die as soon as they are elected, or the moment
+        they commit, replicating one entry per append: Raft's Figure 8 — an entry
+        of an older term re-replicated alone — comes up within a few runs."""
+        return cls(
+            log_batch=1, log_inflight=1, isolate_new_leader=rng.choice((0.3, 0.5)),
+            crash_on_commit=rng.choice((0.2, 0.3)), heal_after_ms=(100, 800),
+            restart_after_ms=(50, 600), write=0.05, pipelined=0, crash=0, crash_all=0,
+            partition=0, oneway=0, snapshot=0, max_delay_ms=2, fsync_ms=(1, 4),
+            client_timeout_ms=1000, nodes_hint=rng.choice((3, 5)))
+
+    @classmethod
+    def deaf_leaders(cls, rng: random.Random) -> Faults:
+        """Leaders that still reach their followers but hear nothing back, for
+        seconds: unless they step down (check-quorum), their heartbeats keep the
+        followers from electing anyone else."""
+        return cls(
+            oneway=rng.choice((0.002, 0.004)), oneway_inbound=0.9, crash=0, crash_all=0,
+            partition=0, pause=0, clock_jump=0, drop=rng.choice((0, 0.01)),
+            nodes_hint=rng.choice((3, 5)))
+
+    @classmethod
+    def torn_fsyncs(cls, rng: random.Random) -> Faults:
+        """Slow disks and nodes that die in the middle of an fsync, leaders dying
+        the moment they commit: what a node promised before its fsync completed
+        is lost, and whoever counted on it finds out."""
+        return cls(
+            fsync_ms=(5, 30), crash_in_fsync=rng.choice((0.05, 0.1)),
+            crash_on_commit=rng.choice((0.1, 0.2)), restart_after_ms=(10, 300),
+            crash=0.002, crash_all=0, partition=0, oneway=0, write=0.1, pipelined=1,
+            pipelined_write=0.03, window=(1, 4), client_timeout_ms=1000,
+            log_batch=rng.choice((1, 16)), log_inflight=rng.choice((1, 4)),
+            nodes_hint=rng.choice((3, 5)))
+
     def calm(self) -> Faults:
         """The same network and disks with every fault switched off (drift stays:
         it is the hardware, not an event)."""
         return replace(self, drop=0, duplicate=0, inproc_drop=0, crash=0, crash_all=0,
-                       partition=0, write=0, read=0, sync=0, pipelined_write=0,
+                       crash_leader=0, crash_young_leader=0, crash_on_commit=0,
+                       isolate_new_leader=0, crash_in_fsync=0,
+                       partition=0, oneway=0, write=0, read=0, sync=0, pipelined_write=0,
                        pipelined_read=0, clock_jump=0, wall_step=0, pause=0)
 
 
@@ -195,6 +321,8 @@ class SimOutputs:
 
     def _out(self, effect: tuple) -> None:
         node = self.node
+        if node.doomed:
+            return
         if node.disk.sync_pending:
             node.held.append(effect)
         else:
@@ -260,7 +388,8 @@ class SimNode:
                                      sim.election_timeout_ms, sim.rng.random, now)
         #: The log core (the replica's): what the checker and the clients look at.
         self.log = ReplicatedLog(self.id, self.members, recovered.term, recovered.voted_for,
-                                 recovered.entries, max_batch=16, max_inflight=4,
+                                 recovered.entries, max_batch=sim.faults.log_batch,
+                                 max_inflight=sim.faults.log_inflight,
                                  retransmit_ms=4 * sim.heartbeat_ms, snapshot=recovered.base)
         self.replica = Replica(self.log, disk.log, disk.terms, disk.snapshots,
                                SimOutputs(sim, self),
@@ -276,6 +405,10 @@ class SimNode:
         self.held: list[tuple] = []
         #: Whether the election actor last told the gateway a live leader is known.
         self.health = False
+        #: When the node was last restarted, resumed or had its clock jump.
+        self.disturbed_at = sim.now
+        #: Dies as soon as its log actor's current step ends (see crash_on_commit).
+        self.doomed = False
         # The election actor starts knowing what the log knows, as the runtime does.
         sim.handle_election(self, self.election.on_role(self.log.role_changed(), now))
         self.replica.start(now)
@@ -310,6 +443,15 @@ class Simulation:
         self._seq = 0
         self.members = list(range(1, nodes + 1))
         self.partitioned: set[frozenset[int]] = set()
+        #: One-way cuts: (from, to) pairs whose messages are lost, and the nodes cut
+        #: off (all of a victim's inbound or outbound links go at once).
+        self.cut: set[tuple[int, int]] = set()
+        self.cut_off: list[int] = []
+        #: The healthy majority (up, running, cut off from nothing) and since when
+        #: it has been healthy: it must have a working leader within PROGRESS_MS.
+        self._healthy: frozenset[int] = frozenset()
+        self._healthy_since = 0
+        self._last_working = 0  # the last time it had one
         #: Paused nodes: node id -> the time it resumes.
         self.paused: dict[int, int] = {}
         self.pauses = 0
@@ -388,6 +530,7 @@ class Simulation:
         if resume_at is None:
             return
         node.clock.thaw(self.now)
+        node.disturbed_at = self.now
         if resume_at <= self.now:
             return
         missed, rest = [], []
@@ -438,9 +581,16 @@ class Simulation:
     def _after_log_step(self, node: SimNode) -> None:
         """After the replica carried something out: wait for the fsync it asked for,
         or go on draining."""
+        if node.doomed:
+            node.crash()
+            self._schedule(self.rng.randint(*self.faults.restart_after_ms), "restart", node.id)
+            return
         if node.disk.sync_pending:
-            self._schedule(self.rng.randint(*self.faults.fsync_ms), "fsynced",
-                           (node.id, node.incarnation))
+            took = self.rng.randint(*self.faults.fsync_ms)
+            self._schedule(took, "fsynced", (node.id, node.incarnation))
+            if self.chaos and self.rng.random() < self.faults.crash_in_fsync:
+                self._schedule(self.rng.randint(0, took - 1), "kill",
+                               (node.id, node.incarnation))
         elif node.inbox and not node.draining:
             node.draining = True
             self._schedule(0, "drain", (node.id, node.incarnation))
@@ -453,6 +603,8 @@ class Simulation:
         node.disk.complete_sync()
         held, node.held = node.held, []
         for effect in held:
+            if node.doomed:
+                break
             self._emit(node, effect)
         self._after_log_step(node)
 
@@ -460,9 +612,20 @@ class Simulation:
         """Every Ready the replica carries out, before it does."""
         if ready.role is not None and ready.role.role == LEADER:
             self.checker.became_leader(node, ready.role.term)
+            if self.chaos and self.rng.random() < self.faults.crash_young_leader:
+                self._schedule(self.rng.randint(*self.faults.young_ms), "kill",
+                               (node.id, node.incarnation))
+            if self.chaos and self.rng.random() < self.faults.isolate_new_leader:
+                pairs = [frozenset((node.id, peer)) for peer in self.members if peer != node.id]
+                for pair in pairs:
+                    self.partitioned.add(pair)
+                    self._schedule(self.rng.randint(*self.faults.heal_after_ms), "heal", pair)
         if ready.committed:
             self.checker.committed(node, ready.committed)
             self._answers_owed(node, ready)
+            if self.chaos and node.log.role == LEADER and \
+                    self.rng.random() < self.faults.crash_on_commit:
+                node.doomed = True  # nothing more leaves it; it dies right after
         self.stats["snapshot_chunks"] += len(ready.snapshot_sends)
 
     def _emit(self, node: SimNode, effect: tuple) -> None:
@@ -607,6 +770,11 @@ class Simulation:
                 if victim.up:
                     victim.crash()
                     self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
+            if f.crash_leader and rng.random() < f.crash_leader:
+                for victim in self.nodes.values():
+                    if victim.up and victim.log.role == LEADER:
+                        victim.crash()
+                        self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
             if rng.random() < f.crash_all:
                 self.stats["crashes_of_all"] += 1
                 for victim in self.nodes.values():
@@ -617,7 +785,10 @@ class Simulation:
                 a, b = rng.sample(self.members, 2)
                 self.partitioned.add(frozenset((a, b)))
                 self._schedule(rng.randint(*f.heal_after_ms), "heal", frozenset((a, b)))
+            if rng.random() < f.oneway:
+                self._cut_one_way()
             self._clock_chaos()
+        self._check_progress()
         if rng.random() < f.write:
             client = rng.choice(self.clients)
             if client.op is None:
@@ -646,6 +817,7 @@ class Simulation:
         if rng.random() < f.clock_jump:
             node = self.nodes[rng.choice(self.members)]
             node.clock.jump(self.now, rng.randint(*f.clock_jump_ms))
+            node.disturbed_at = self.now
         if rng.random() < f.wall_step:
             self.nodes[rng.choice(self.members)].clock.step_wall(rng.randint(*f.wall_step_ms))
         if rng.random() < f.pause:
@@ -669,6 +841,13 @@ class Simulation:
         if self.paused.get(node_id) == resume_at:  # not ended early by a crash
             self.resume(self.nodes[node_id])
 
+    def _on_kill(self, payload: tuple[int, int]) -> None:
+        node_id, incarnation = payload
+        node = self.nodes[node_id]
+        if node.up and node.incarnation == incarnation and self.chaos:
+            node.crash()
+            self._schedule(self.rng.randint(*self.faults.restart_after_ms), "restart", node_id)
+
     def _on_restart(self, node_id: int) -> None:
         node = self.nodes[node_id]
         if not node.up:
@@ -676,6 +855,57 @@ class Simulation:
 
     def _on_heal(self, pair: frozenset[int]) -> None:
         self.partitioned.discard(pair)
+
+    def _cut_one_way(self) -> None:
+        """Every message into (or out of) one node is lost — its leader's, mostly:
+        a leader that still reaches its followers but hears nothing back must
+        step down (check-quorum), or its followers, fed its heartbeats, never
+        elect another."""
+        rng = self.rng
+        leaders = [n.id for n in self.nodes.values() if n.up and n.log.role == LEADER]
+        victim = leaders[0] if leaders and rng.random() < 0.7 else rng.choice(self.members)
+        inbound = rng.random() < self.faults.oneway_inbound
+        pairs = [(peer, victim) if inbound else (victim, peer)
+                 for peer in self.members if peer != victim]
+        self.cut.update(pairs)
+        self.cut_off.append(victim)
+        self._schedule(rng.randint(*self.faults.oneway_ms), "mend", (victim, tuple(pairs)))
+
+    def _on_mend(self, payload: tuple) -> None:
+        victim, pairs = payload
+        if victim in self.cut_off:  # (not healed meanwhile by heal_and_settle)
+            self.cut_off.remove(victim)
+        if victim not in self.cut_off:  # (another cut of it may still stand)
+            self.cut.difference_update(pairs)
+
+    def _check_progress(self) -> None:
+        """Liveness under faults: a majority of nodes that are up, running, and cut
+        off from nothing is never, for PROGRESS_MS on end without a disturbance,
+        without a working leader: one leader, at the newest term among them, whose
+        term's first entry has committed — and no other (a leader that saw a newer
+        term steps down)."""
+        troubled = {n for pair in self.partitioned for n in pair} | set(self.cut_off)
+        healthy = frozenset(n.id for n in self.nodes.values()
+                            if n.up and n.id not in self.paused and n.id not in troubled)
+        disturbed = max((self.nodes[n].disturbed_at for n in healthy), default=0)
+        if healthy != self._healthy:
+            self._healthy, self._healthy_since = healthy, self.now
+        if len(healthy) < len(self.members) // 2 + 1:
+            return
+        logs = [self.nodes[n].log for n in healthy]
+        top = max(log.term for log in logs)
+        leaders = [log for log in logs if log.role == LEADER]
+        if len(leaders) == 1 and leaders[0].term == top and \
+                leaders[0].commit_index >= leaders[0].term_start:
+            self._last_working = self.now
+            return
+        since = max(self._healthy_since, disturbed, self._last_working)
+        if self.now - since >= PROGRESS_MS:
+            raise LivenessFailure(
+                f"seed {self.seed} at t={self.now} ms: nodes {sorted(healthy)}, a healthy "
+                f"majority, have had no working leader (one, at term {top}, its first "
+                f"entry committed) since t={since}: {len(leaders)} leaders now\n"
+                f"{self.describe()}")
 
     def _answers_owed(self, node: SimNode, ready: Ready) -> None:
         """A leader hands each committed entry a client proposed there to the store
@@ -898,7 +1128,8 @@ class Simulation:
 
     def _send_peer(self, src: int, dst: int, actor: str, message: Any) -> None:
         f, rng = self.faults, self.rng
-        if frozenset((src, dst)) in self.partitioned or rng.random() < f.drop:
+        if frozenset((src, dst)) in self.partitioned or (src, dst) in self.cut or \
+                rng.random() < f.drop:
             return
         copies = 2 if rng.random() < f.duplicate else 1
         for _ in range(copies):
@@ -933,6 +1164,8 @@ class Simulation:
         """Stop the chaos, heal every partition, resume and restart every node, let it
         converge. (Clocks keep their drift, offsets and past jumps.)"""
         self.partitioned.clear()
+        self.cut.clear()
+        self.cut_off.clear()
         for node in self.nodes.values():
             self.resume(node)
             if not node.up:

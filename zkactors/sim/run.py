@@ -1,15 +1,13 @@
 """One simulated run: chaos, then heal and settle, then the end-of-run checks."""
-
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from zkactors.core.messages import LEADER
-from zkactors.sim.cluster import Faults, Simulation
+from zkactors.sim.cluster import Faults, LivenessFailure, Simulation
 
-
-class LivenessFailure(AssertionError):
-    """Safe, but stuck: no leader, or a node left behind, long after healing."""
+__all__ = ["LivenessFailure", "run_seed", "run_swarm_seed"]
 
 
 def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
@@ -44,3 +42,13 @@ def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
         **sim.clock_stats(),
         **sim.stats,
     }
+
+
+def run_swarm_seed(seed: int, chaos_ms: int = 3000, settle_ms: int = 5000) -> dict[str, Any]:
+    """A run whose fault mix, batch sizes, timeouts and ensemble size (3 or 5) are
+    drawn from the seed too (swarm testing; see Faults.swarm)."""
+    rng = random.Random(f"swarm-{seed}")
+    faults = Faults.swarm(rng)
+    nodes = faults.nodes_hint or rng.choice((3, 3, 5))
+    result = run_seed(seed, nodes=nodes, chaos_ms=chaos_ms, settle_ms=settle_ms, faults=faults)
+    return {**result, "nodes": nodes}
