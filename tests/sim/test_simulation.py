@@ -7,7 +7,8 @@ import pytest
 
 from zkactors.core.replog import ReplicatedLog
 from zkactors.sim.clock import ClockWentBackwards, NodeClock
-from zkactors.sim.cluster import STRESS, Faults, Simulation
+from zkactors.sim.cluster import Simulation
+from zkactors.sim.faults import STRESS, Faults
 from zkactors.sim.invariants import InvariantViolation
 from zkactors.sim.run import run_seed, run_swarm_seed
 

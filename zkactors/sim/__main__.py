@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from zkactors.sim.cluster import STRESS, Faults
+from zkactors.sim.faults import STRESS, Faults
 from zkactors.sim.run import run_seed, run_swarm_seed
 
 

@@ -5,7 +5,8 @@ import random
 from typing import Any
 
 from zkactors.core.messages import LEADER
-from zkactors.sim.cluster import Faults, LivenessFailure, Simulation
+from zkactors.sim.cluster import LivenessFailure, Simulation
+from zkactors.sim.faults import Faults
 
 __all__ = ["LivenessFailure", "run_seed", "run_swarm_seed"]
 
