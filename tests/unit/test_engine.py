@@ -142,8 +142,11 @@ def replica(node_id: int = 2, term: int = 1) -> tuple[Replica, list]:
 
 def test_a_follower_acknowledges_an_append_only_after_its_fsync():
     node, trace = replica()
-    node.handle([AppendEntries(1, 1, 0, 0, [[1, 0, ["noop"]]], 0)], now_ms=0)
+    durable = node.handle([AppendEntries(1, 1, 0, 0, [[1, 0, ["noop"]]], 0)], now_ms=0)
     assert trace.index(("fsync",)) < trace.index(("send", "AppendResponse"))
+    # The log actor learns what became durable (it moves the log out of the
+    # garbage collector's sight every so many entries).
+    assert durable is not None and durable.index == 1
 
 
 def test_a_vote_leaves_only_after_the_term_and_vote_are_saved():

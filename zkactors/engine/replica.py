@@ -155,14 +155,15 @@ class Replica:
             return core.step_down(message, now_ms)
         return core.on_message(message, now_ms)
 
-    def handle(self, messages: list, now_ms: int, wall_ms: int | None = None) -> None:
-        """A batch of inputs, carried out together (one fsync for all of it)."""
+    def handle(self, messages: list, now_ms: int, wall_ms: int | None = None) -> Entry | None:
+        """A batch of inputs, carried out together (one fsync for all of it).
+        Returns the last entry made durable, if any (see :meth:`carry_out`)."""
         readies = []
         for message in messages:
             ready = self.step(message, now_ms, wall_ms)
             if ready is not None:
                 readies.append(ready)
-        self.carry_out(readies, now_ms)
+        return self.carry_out(readies, now_ms)
 
     def tick(self, now_ms: int) -> None:
         self.carry_out([self.core.tick(now_ms)], now_ms)
