@@ -110,21 +110,56 @@ def up(conf_dir: str, wait_s: float) -> list[str]:
             f.write(f"{proc.pid}\n")
         started.append((config, proc))
     deadline = time.monotonic() + wait_s
-    for config, proc in started:
-        while True:
-            if proc.poll() is not None:
-                raise EnsembleError(f"node {config.node_id} exited with code {proc.returncode}; "
-                                    f"see {os.path.join(config.data_dir, LOG_FILE)}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise EnsembleError(f"node {config.node_id} not serving after {wait_s} s; "
-                                    f"see {os.path.join(config.data_dir, LOG_FILE)}")
-            if node_status(config.me.client, min(1.0, remaining)) is not None:
-                break
-        lines.append(f"node {config.node_id} serving at {config.me.client} (pid {proc.pid})")
+    try:
+        for config, proc in started:
+            _wait_serving(config, proc, deadline, wait_s)
+            lines.append(f"node {config.node_id} serving at {config.me.client} (pid {proc.pid})")
+    except EnsembleError:
+        # All or nothing: what this command started, it stops again.
+        for config, proc in started:
+            _stop_started(config, proc)
+        raise
     leader = wait_for_leader(configs, deadline)
     lines.append(f"leader: node {leader}")
     return lines
+
+
+def _wait_serving(config: NodeConfig, proc: subprocess.Popen, deadline: float,
+                  wait_s: float) -> None:
+    log_path = os.path.join(config.data_dir, LOG_FILE)
+    while True:
+        if proc.poll() is not None:
+            raise EnsembleError(f"node {config.node_id} failed to start (exit code "
+                                f"{proc.returncode}): {_why(log_path)}")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise EnsembleError(f"node {config.node_id} not serving after {wait_s} s; "
+                                f"see {log_path}")
+        if node_status(config.me.client, min(1.0, remaining)) is not None:
+            return
+
+
+def _why(log_path: str) -> str:
+    """The node's own one-line reason (its last ``zknode:`` line), else where to look."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(max(0, os.fstat(log.fileno()).st_size - 65536))
+            tail = log.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        tail = []
+    reasons = [line for line in tail if line.startswith("zknode: ")]
+    return reasons[-1][len("zknode: "):] if reasons else f"see {log_path}"
+
+
+def _stop_started(config: NodeConfig, proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    _remove(pid_path(config))
 
 
 def wait_for_leader(configs: list[NodeConfig], deadline: float) -> int:

@@ -54,6 +54,7 @@ class Node:
         self.failed = threading.Event()
         self.actors: list[Actor] = []
         self.context: zmq.Context | None = None
+        self._started = False
         self.wal: WriteAheadLog | None = None
 
     # ------------------------------------------------------------------ start
@@ -90,29 +91,33 @@ class Node:
                   "failed": self.failed, "max_batch": limits.max_batch}
         me = config.me
         members = [m.id for m in config.members]
-        self.actors = [
-            StoreActor(core=store_core, snapshots=snapshots,
-                       snapshot_every=config.storage.snapshot_every, members=members, **common),
-            LogActor(core=ReplicatedLog(config.node_id, members, term, voted_for, entries,
-                                        max_batch=limits.max_batch, snapshot=base),
-                     wal=self.wal, stable=stable, snapshots=snapshots,
-                     log_retain_entries=config.storage.log_retain_entries,
-                     peer_endpoints={m.id: m.peer for m in config.members},
-                     client_endpoints={m.id: m.client for m in config.members},
-                     fingerprint=config.cluster_fingerprint(), **common),
-            ElectionActor(members={m.id: m.election for m in config.members},
-                          endpoint=me.election, heartbeat_ms=config.timing.heartbeat_ms,
-                          election_timeout_ms=config.timing.election_timeout_ms,
-                          fingerprint=config.cluster_fingerprint(), **common),
+        # One at a time into self.actors: if a bind fails (a port in use), stop()
+        # closes the sockets of those already made, or context.term() would wait
+        # for them forever.
+        self.actors = []
+        for make in [
+            lambda: StoreActor(core=store_core, snapshots=snapshots,
+                               snapshot_every=config.storage.snapshot_every, members=members, **common),
+            lambda: LogActor(core=ReplicatedLog(config.node_id, members, term, voted_for, entries,
+                                                max_batch=limits.max_batch, snapshot=base),
+                             wal=self.wal, stable=stable, snapshots=snapshots,
+                             log_retain_entries=config.storage.log_retain_entries,
+                             peer_endpoints={m.id: m.peer for m in config.members},
+                             client_endpoints={m.id: m.client for m in config.members},
+                             fingerprint=config.cluster_fingerprint(), **common),
+            lambda: ElectionActor(members={m.id: m.election for m in config.members},
+                                  endpoint=me.election, heartbeat_ms=config.timing.heartbeat_ms,
+                                  election_timeout_ms=config.timing.election_timeout_ms,
+                                  fingerprint=config.cluster_fingerprint(), **common),
             # The tree starts from the snapshot and replays the log after it, so
             # the watch history refills from there.
-            WatchActor(endpoint=me.watch, subscriber_queue=config.watch.subscriber_queue,
-                       core=WatchCore(config.watch.history_events, config.watch.history_bytes,
-                                      config.watch.heartbeat_ms,
-                                      start_zxid=store_core.applied_zxid,
-                                      idle_heartbeat_ms=config.watch.idle_heartbeat_ms),
-                       **common),
-            GatewayActor(
+            lambda: WatchActor(endpoint=me.watch, subscriber_queue=config.watch.subscriber_queue,
+                               core=WatchCore(config.watch.history_events, config.watch.history_bytes,
+                                              config.watch.heartbeat_ms,
+                                              start_zxid=store_core.applied_zxid,
+                                              idle_heartbeat_ms=config.watch.idle_heartbeat_ms),
+                               **common),
+            lambda: GatewayActor(
                 core=GatewayCore(
                     node_id=config.node_id,
                     max_data_bytes=limits.max_data_bytes,
@@ -126,13 +131,28 @@ class Node:
                 endpoint=me.client,
                 **common,
             ),
-        ]
+        ]:
+            try:
+                self.actors.append(make())
+            except zmq.ZMQError as err:
+                raise StartupError(self._bind_error(err)) from None
         for actor in self.actors:
             actor.connect_outboxes()
         for actor in self.actors:
             actor.start()
+        self._started = True
         self.log.info("node_serving", client=me.client, watch=me.watch, members=members,
                       last_zxid=make_zxid(entries[-1].term, entries[-1].index) if entries else 0)
+
+    def _bind_error(self, err: zmq.ZMQError) -> str:
+        """One line naming the endpoint that could not be bound, and where it is set."""
+        config, text = self.config, str(err)
+        for key in ("client", "peer", "election", "watch"):
+            endpoint = getattr(config.me, key)
+            if endpoint in text:
+                return (f"cannot listen on {endpoint} ({key} of [member.{config.node_id}] in "
+                        f"{config.path}): {err.strerror.split(' (addr=')[0]}")
+        return f"cannot open a socket: {err}"
 
     # ------------------------------------------------------------------- run
     def wait(self) -> int:
@@ -147,13 +167,22 @@ class Node:
         self.stopping.set()
         deadline = time.monotonic() + STOP_DEADLINE_S * 0.75
         for actor in self.actors:
+            if actor.ident is None:  # never started (the start failed): just its sockets
+                actor.close_sockets()
+                continue
             actor.join(max(0.0, deadline - time.monotonic()))
         stuck = [a.actor_name for a in self.actors if a.is_alive()]
         dead = [a.actor_name for a in self.actors if a.error is not None]
         if self.wal is not None and not stuck:
             self.wal.close()
         if self.context is not None and not stuck:
-            self.context.term()
+            if self._started:
+                self.context.term()
+            else:
+                # A start that failed half way (a port in use) may have left a
+                # half-built actor's sockets open: close every socket, no thread
+                # runs yet.
+                self.context.destroy(linger=0)
         code = 1 if (self.failed.is_set() or stuck) else 0
         if dead or stuck:
             self.log.error("node_stopped", dead_actors=dead, stuck_actors=stuck)
