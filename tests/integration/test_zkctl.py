@@ -120,3 +120,24 @@ def test_sessions_end_when_clients_stop(node):
 
     # Only the status call's own session remains.
     wait_for(lambda: clients() == 1, 10, "finished zkctl sessions to be gone")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hosts", "foo"], "'foo' is not HOST:PORT or tcp://HOST:PORT"),
+    (["--hosts", "http://127.0.0.1:2181"], "is not HOST:PORT or tcp://HOST:PORT"),
+    (["--hosts", ","], "no endpoints in ','"),
+    (["--hosts", "127.0.0.1:2181/app"], "a chroot suffix is not supported"),
+    (["--timeout", "-1"], "must be more than 0"),
+    (["--timeout", "soon"], "'soon' is not a number of seconds"),
+])
+def test_bad_global_options_are_refused_at_once_without_a_traceback(args, message):
+    result = zkctl(*args, "ls", "/", timeout=10)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("zkctl: error: argument") and message in last
+
+
+def test_version():
+    result = zkctl("--version")
+    assert result.returncode == 0 and result.stdout.startswith("zkctl ")

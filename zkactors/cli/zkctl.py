@@ -45,12 +45,44 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _hosts(value: str) -> str:
+    """``--hosts``, checked up front (HOST:PORT or tcp://HOST:PORT, comma-separated)."""
+    from zkactors.client import parse_hosts
+
+    try:
+        return ",".join(parse_hosts(value))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds < 86_400:
+        raise argparse.ArgumentTypeError(f"{value} s: must be more than 0 and less than a day")
+    return seconds
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zkactors")
+    except PackageNotFoundError:  # run straight from a checkout, not installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zkctl", description=__doc__.split("\n\n")[0])
     parser.add_argument("--conf", default=os.environ.get("ZKACTORS_CONF", "conf"),
                         help="directory of node INI files (default: %(default)s)")
-    parser.add_argument("--hosts", help="comma-separated client endpoints (default: from --conf)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    parser.add_argument("--hosts", type=_hosts,
+                        help="comma-separated client endpoints (default: from --conf)")
+    parser.add_argument("--timeout", type=_seconds, default=5.0,
+                        help="seconds to wait (default 5)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, func, help: str) -> argparse.ArgumentParser:

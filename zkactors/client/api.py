@@ -61,15 +61,27 @@ class KazooState:
 
 
 def parse_hosts(hosts: str) -> list[str]:
-    """``"tcp://127.0.0.1:2181,127.0.0.1:2182"`` -> a list of ZeroMQ endpoints."""
+    """``"tcp://127.0.0.1:2181,127.0.0.1:2182"`` -> a list of ZeroMQ endpoints.
+
+    Each item is ``HOST:PORT`` or ``tcp://HOST:PORT``; anything else is refused
+    here, up front, with a ValueError naming it (not later, in the agent thread:
+    a kazoo-style chroot suffix used to crash it)."""
+    if not isinstance(hosts, str):
+        raise TypeError(f"hosts must be a string like '127.0.0.1:2181', not {hosts!r}")
     endpoints = []
     for item in hosts.split(","):
         item = item.strip()
         if not item:
             continue
-        endpoints.append(item if "://" in item else f"tcp://{item}")
+        address = item.removeprefix("tcp://")
+        host, _, port = address.rpartition(":")
+        if "://" in address or not host or "/" in host or not port.isdigit() \
+                or not 0 < int(port) < 65536:
+            hint = " (a chroot suffix is not supported)" if "/" in port else ""
+            raise ValueError(f"hosts: {item!r} is not HOST:PORT or tcp://HOST:PORT{hint}")
+        endpoints.append(f"tcp://{address}")
     if not endpoints:
-        raise ValueError(f"no endpoints in hosts={hosts!r}")
+        raise ValueError(f"hosts: no endpoints in {hosts!r}")
     return endpoints
 
 
