@@ -366,7 +366,11 @@ class Simulation:
     def _to_log(self, node: SimNode, message: Any) -> None:
         """A message lands in the log actor's inbox; it drains it when free."""
         node.inbox.append(message)
-        if not node.draining and not node.disk.sync_pending:
+        if not node.disk.sync_pending:
+            self._drain_soon(node)
+
+    def _drain_soon(self, node: SimNode) -> None:
+        if not node.draining:
             node.draining = True
             self._schedule(0, "drain", (node.id, node.incarnation))
 
@@ -399,8 +403,7 @@ class Simulation:
         """After the replica carried something out: wait for the fsync it asked for,
         or go on draining."""
         if node.doomed:
-            node.crash()
-            self._schedule(self.rng.randint(*self.faults.restart_after_ms), "restart", node.id)
+            self._crash(node)
             return
         if node.disk.sync_pending:
             took = self.rng.randint(*self.faults.fsync_ms)
@@ -408,9 +411,8 @@ class Simulation:
             if self.chaos and self.rng.random() < self.faults.crash_in_fsync:
                 self._schedule(self.rng.randint(0, took - 1), "kill",
                                (node.id, node.incarnation))
-        elif node.inbox and not node.draining:
-            node.draining = True
-            self._schedule(0, "drain", (node.id, node.incarnation))
+        elif node.inbox:
+            self._drain_soon(node)
 
     def _on_fsynced(self, payload: tuple) -> None:
         node_id, incarnation = payload
@@ -585,19 +587,16 @@ class Simulation:
             if rng.random() < f.crash:
                 victim = self.nodes[rng.choice(self.members)]
                 if victim.up:
-                    victim.crash()
-                    self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
+                    self._crash(victim)
             if f.crash_leader and rng.random() < f.crash_leader:
                 for victim in self.nodes.values():
                     if victim.up and victim.log.role == LEADER:
-                        victim.crash()
-                        self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
+                        self._crash(victim)
             if rng.random() < f.crash_all:
                 self.stats["crashes_of_all"] += 1
                 for victim in self.nodes.values():
                     if victim.up:
-                        victim.crash()
-                        self._schedule(rng.randint(*f.restart_after_ms), "restart", victim.id)
+                        self._crash(victim)
             if rng.random() < f.partition:
                 a, b = rng.sample(self.members, 2)
                 self.partitioned.add(frozenset((a, b)))
@@ -658,12 +657,16 @@ class Simulation:
         if self.paused.get(node_id) == resume_at:  # not ended early by a crash
             self.resume(self.nodes[node_id])
 
+    def _crash(self, node: SimNode) -> None:
+        """``node``'s process dies; it restarts from its disk a while later."""
+        node.crash()
+        self._schedule(self.rng.randint(*self.faults.restart_after_ms), "restart", node.id)
+
     def _on_kill(self, payload: tuple[int, int]) -> None:
         node_id, incarnation = payload
         node = self.nodes[node_id]
         if node.up and node.incarnation == incarnation and self.chaos:
-            node.crash()
-            self._schedule(self.rng.randint(*self.faults.restart_after_ms), "restart", node_id)
+            self._crash(node)
 
     def _on_restart(self, node_id: int) -> None:
         node = self.nodes[node_id]
