@@ -23,6 +23,7 @@ from typing import Any, Self
 import zmq
 
 from zkactors.client.agent import CONNECTED, LOST, SUSPENDED, Agent, Request, ZkFuture
+from zkactors.client.session import RECONNECT_MAX_S
 from zkactors.client.watches import (
     CHILD_KINDS,
     DATA_KINDS,
@@ -125,16 +126,22 @@ class Client:
     any single request may take; ``connect_timeout``: how long a silent node is
     given before the client moves to the next endpoint; ``watch_backlog``: watch
     callbacks queued at most before the client stops taking events and catches up
-    by resume instead (see :mod:`zkactors.client.watches`).
+    by resume instead (see :mod:`zkactors.client.watches`); ``reconnect_max``: the
+    longest pause between rounds of reconnect attempts when every node is away
+    (see :mod:`zkactors.client.session`).
     """
 
     def __init__(self, hosts: str = "tcp://127.0.0.1:2181", timeout: float = 10.0,
                  request_timeout: float = 10.0, connect_timeout: float = 1.5,
-                 name: str | None = None, watch_backlog: int = 10_000) -> None:
+                 name: str | None = None, watch_backlog: int = 10_000,
+                 reconnect_max: float = RECONNECT_MAX_S) -> None:
         self.hosts = parse_hosts(hosts)
         self.timeout = timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
+        if not reconnect_max > 0:
+            raise ValueError(f"reconnect_max must be more than 0 s, not {reconnect_max!r}")
+        self.reconnect_max = reconnect_max
         self.name = name or f"{os.getpid()}-{next(_client_ids)}"
         self.log = get_logger(actor="client", client=self.name)
         self.state = LOST
@@ -161,7 +168,8 @@ class Client:
                                             name=f"zkactors-client-events-{self.name}")
         self._dispatcher.start()
         self._agent = Agent(self.hosts, context, self._requests, self._on_state,
-                            self.connect_timeout, self.timeout, self.name)
+                            self.connect_timeout, self.timeout, self.name,
+                            reconnect_max=self.reconnect_max)
         self._agent.on_attach = self._ring_watches
         self._doorbell = context.socket(zmq.PAIR)
         self._doorbell.linger = 0
