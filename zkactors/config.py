@@ -144,6 +144,21 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
+class Admin:
+    """The node's admin HTTP endpoint, serving ``/metrics`` and ``/health``."""
+
+    #: ``HOST:PORT`` to listen on, or "" for none (the default).
+    http: str = ""
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        if not self.http:
+            return None
+        host, _, port = self.http.rpartition(":")
+        return host, int(port)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Everything one node reads from its INI file, validated."""
 
@@ -156,6 +171,7 @@ class NodeConfig:
     storage: Storage
     log_level: str
     watch: Watch = Watch()
+    admin: Admin = Admin()
 
     @property
     def me(self) -> Member:
@@ -195,12 +211,16 @@ class _Bool:
     pass
 
 
+class _Text:
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class _Choice:
     options: tuple[str, ...]
 
 
-_Kind = _Int | _Bool | _Choice
+_Kind = _Int | _Bool | _Choice | _Text
 
 _POSITIVE_SIZE = _Int(1, 1 << 40)
 
@@ -233,6 +253,9 @@ _OPTIONAL: dict[str, dict[str, _Kind]] = {
         "heartbeat_ms": _Int(1, 60_000),
         "idle_heartbeat_ms": _Int(1, 2_000),
         "subscriber_queue": _Int(1, 10_000_000),
+    },
+    "admin": {
+        "http": _Text(),
     },
 }
 _NODE_KEYS = ("id", "data_dir")
@@ -298,6 +321,8 @@ class _Reader:
     def value(self, section: str, key: str, kind: _Kind, raw: str) -> Any:
         if isinstance(kind, _Int):
             return self.integer(section, key, raw, kind.lo, kind.hi)
+        if isinstance(kind, _Text):
+            return raw.strip()
         word = raw.strip().lower()
         if isinstance(kind, _Bool):
             if word in _TRUE:
@@ -430,6 +455,17 @@ def _members(r: _Reader, sections: list[str]) -> tuple[Member, ...]:
     return tuple(sorted(members, key=lambda m: m.id))
 
 
+def _http_address(r: _Reader, raw: str) -> str:
+    """``[admin] http``: ``HOST:PORT`` (``http://`` allowed), normalised."""
+    text = raw.removeprefix("http://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or "/" in text or any(c.isspace() for c in text) \
+            or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise r.error("admin", "http", "expected HOST:PORT such as 127.0.0.1:8081 "
+                      f"(or nothing, for no admin endpoint), got {_show(raw)}")
+    return f"{host.lower()}:{int(port)}"
+
+
 def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     """Read, validate and return the configuration in the INI file at ``path``.
 
@@ -493,6 +529,10 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
             f"({watch.idle_heartbeat_ms} < {watch.heartbeat_ms})",
         )
 
+    admin = Admin(**r.optional_section("admin", defaults(Admin)))
+    if admin.http:
+        admin = Admin(http=_http_address(r, admin.http))
+
     return NodeConfig(
         path=abs_path,
         node_id=node_id,
@@ -503,6 +543,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         storage=storage,
         log_level=log_level,
         watch=watch,
+        admin=admin,
     )
 
 

@@ -136,8 +136,10 @@ def zkctl(*args: str, timeout: float = 60.0, cwd: Path | None = None) -> subproc
                           cwd=cwd or REPO, env=env, check=False)
 
 
-def write_ensemble(directory: Path, size: int = 3, extra: str = "") -> list[Path]:
-    """One INI per member, all listing every member (free loopback ports)."""
+def write_ensemble(directory: Path, size: int = 3, extra: str = "",
+                   admin: bool = False) -> list[Path]:
+    """One INI per member, all listing every member (free loopback ports);
+    ``admin``: each node with an admin HTTP endpoint too."""
     directory.mkdir(parents=True, exist_ok=True)
     members = ""
     for n in range(1, size + 1):
@@ -148,7 +150,8 @@ def write_ensemble(directory: Path, size: int = 3, extra: str = "") -> list[Path
     paths = []
     for n in range(1, size + 1):
         path = directory / f"node{n}.ini"
-        path.write_text(f"[node]\nid = {n}\ndata_dir = data{n}\n\n{members}{extra}")
+        own = f"\n[admin]\nhttp = 127.0.0.1:{free_port()}\n" if admin else ""
+        path.write_text(f"[node]\nid = {n}\ndata_dir = data{n}\n\n{members}{extra}{own}")
         paths.append(path)
     return paths
 
@@ -156,14 +159,17 @@ def write_ensemble(directory: Path, size: int = 3, extra: str = "") -> list[Path
 class Ensemble:
     """Real zknode processes for every member of a conf directory."""
 
-    def __init__(self, directory: Path, size: int = 3, extra: str = "") -> None:
+    def __init__(self, directory: Path, size: int = 3, extra: str = "",
+                 admin: bool = False) -> None:
         self.directory = directory
-        self.configs = write_ensemble(directory, size, extra)
+        self.configs = write_ensemble(directory, size, extra, admin)
         self.nodes = {n: NodeProcess(path) for n, path in enumerate(self.configs, start=1)}
         for node in self.nodes.values():
             text = node.config.read_text()
             section = text.split(f"[member.{node.config.stem[4:]}]", 1)[1]
             node.client_endpoint = section.split("client = ", 1)[1].split()[0]
+            if admin:
+                node.admin_url = "http://" + text.split("[admin]\nhttp = ", 1)[1].split()[0]
 
     @property
     def hosts(self) -> str:

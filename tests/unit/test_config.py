@@ -89,6 +89,16 @@ def test_defaults_when_optional_sections_are_absent(tmp_path: Path) -> None:
     assert cfg.log_level == "info"
 
 
+def test_admin_http_is_off_by_default_and_normalised(tmp_path: Path) -> None:
+    assert load_node_config(write(tmp_path, BASE)).admin.http_address is None
+    assert load_node_config(write(tmp_path, BASE + "[admin]\nhttp =\n")).admin.http == ""
+    cfg = load_node_config(write(tmp_path, BASE + "[admin]\nhttp = http://LocalHost:08081\n"))
+    assert cfg.admin.http == "localhost:8081"
+    assert cfg.admin.http_address == ("localhost", 8081)
+    shipped = load_node_config(REPO / "conf" / "node2.ini")
+    assert shipped.admin.http == "127.0.0.1:8082"
+
+
 def test_optional_keys_default_individually(tmp_path: Path) -> None:
     text = BASE + "[limits]\nmax_batch = 7\n[timing]\nelection_timeout_ms = 900\n"
     cfg = load_node_config(write(tmp_path, text))
@@ -471,6 +481,14 @@ ERROR_CASES = [
         "duplicate section",
         id="duplicate-section",
     ),
+    pytest.param(BASE + "[admin]\nhttp = 8081\n", "admin", "http", "expected HOST:PORT",
+                 id="admin-http-no-host"),
+    pytest.param(BASE + "[admin]\nhttp = 127.0.0.1:0\n", "admin", "http",
+                 "expected HOST:PORT", id="admin-http-port-0"),
+    pytest.param(BASE + "[admin]\nhttp = 127.0.0.1:8081/metrics\n", "admin", "http",
+                 "expected HOST:PORT", id="admin-http-path"),
+    pytest.param(BASE + "[admin]\nport = 8081\n", "admin", "port", "unknown key",
+                 id="admin-unknown-key"),
 ]
 
 

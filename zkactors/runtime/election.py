@@ -12,7 +12,7 @@ import random
 from typing import Any
 
 from zkactors.core.election import ElectionCore, Send, ToLog
-from zkactors.core.messages import RoleChanged, from_wire, to_wire
+from zkactors.core.messages import Campaign, RoleChanged, from_wire, to_wire
 from zkactors.protocol import MSG_HEALTH, MSG_LOCAL, MSG_PEERS
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.transport import PeerLinks
@@ -34,6 +34,8 @@ class ElectionActor(Actor):
         self._extra.extend(self.links.dealers.values())
         self.alive: bool | None = None
         self._report_due = 0
+        #: Elections this node started (for the admin endpoint).
+        self.campaigns = 0
 
     def on_inbox(self, messages: list[list]) -> None:
         for message in messages:
@@ -62,6 +64,8 @@ class ElectionActor(Actor):
             if isinstance(effect, Send):
                 self.links.send(effect.to, effect.message)
             elif isinstance(effect, ToLog):
+                if isinstance(effect.message, Campaign):
+                    self.campaigns += 1
                 self.send("log", [MSG_LOCAL, to_wire(effect.message)])
         alive = self.core.leader_alive(now_ms())
         if alive != self.alive:

@@ -7,10 +7,12 @@ ready for one client at once leave as one frame.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import zmq
 
+from zkactors.core.dedup import TXN_TAGGED
 from zkactors.core.gateway import GatewayCore
 from zkactors.protocol import (
     MSG_HEALTH,
@@ -23,14 +25,21 @@ from zkactors.protocol import (
     pack,
 )
 from zkactors.runtime.actor import Actor, now_ms
+from zkactors.runtime.metrics import RequestMetrics
 
 
 class GatewayActor(Actor):
     talks_to = ("log", "store", "watch")
 
-    def __init__(self, *args: Any, core: GatewayCore, endpoint: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, core: GatewayCore, endpoint: str,
+                 record_metrics: bool = False, **kwargs: Any) -> None:
         super().__init__("gateway", *args, **kwargs)
         self.core = core
+        #: Requests by op and outcome, latency, bytes: only with an admin endpoint.
+        self.request_metrics = RequestMetrics() if record_metrics else None
+        #: Times a new leader was seen take over (the role messages say who leads).
+        self.leader_changes = 0
+        self._leader = 0
         self.endpoint = endpoint
         self.router = self.context.socket(zmq.ROUTER)
         self.router.linger = 0
@@ -49,15 +58,21 @@ class GatewayActor(Actor):
         reads: list[list] = []
         replies: list[list] = []
         watch_queries: list[list] = []
+        received = 0
         for _ in range(self.max_batch):
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
+            received += len(frames[-1])
             if len(frames) != 2:
                 core.on_bad_frame(frames[0], f"{len(frames) - 1} frames, expected 1")
                 continue
             core.on_frame(frames[0], frames[1], now, writes, reads, replies, watch_queries)
+        metrics = self.request_metrics
+        if metrics is not None:
+            metrics.bytes_in += received
+            self._time_requests(metrics, writes, reads, watch_queries)
         if writes:
             self.send("log", [MSG_WRITE, writes])
         if reads:
@@ -79,6 +94,11 @@ class GatewayActor(Actor):
                 self._send_replies(replies, self.applied_zxid)
             elif kind == MSG_ROLE:
                 core.on_role(*message[1:])
+                leader = message[3]
+                if leader and leader != self._leader:
+                    self.leader_changes += 1
+                if leader:
+                    self._leader = leader
                 self.log.info("role", role=message[1], term=message[2], leader=message[3],
                               caught_up=message[5], read_floor=message[6])
             elif kind == MSG_PEERS:
@@ -101,8 +121,38 @@ class GatewayActor(Actor):
             else:
                 batch.append(entry)
         send = self.router.send_multipart
+        metrics = self.request_metrics
+        if metrics is None:
+            for ident, batch in by_client.items():
+                send([ident, pack(batch)])
+            return
+        sent, answered, now = 0, metrics.answered_one, time.perf_counter()
         for ident, batch in by_client.items():
-            send([ident, pack(batch)])
+            frame = pack(batch)
+            sent += len(frame)
+            send([ident, frame])
+            for rid, code, _, _ in batch:
+                answered(ident, rid, code, now)
+        metrics.bytes_out += sent
+
+    @staticmethod
+    def _time_requests(metrics: RequestMetrics, writes: list, reads: list,
+                       watch_queries: list) -> None:
+        """Note when each request of this batch arrived, and its op (one clock
+        read for the batch: they arrived together)."""
+        now, started = time.perf_counter(), metrics.started
+        for ident, rid, txn, read in writes:
+            if txn is None:
+                op = read[0]  # a read held behind the client's writes, or a sync
+            elif txn[0] == TXN_TAGGED:
+                op = txn[4][0]
+            else:
+                op = txn[0]
+            started(ident, rid, op, now)
+        for item in reads:
+            started(item[0], item[1], item[2], now)
+        for item in watch_queries:
+            started(item[0], item[1], item[2], now)
 
     def on_tick(self, now: int) -> None:
         expired = self.core.tick(now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from zkactors.core.messages import RoleChanged, from_wire, to_wire
+from zkactors.core.messages import LEADER, RoleChanged, from_wire, to_wire
 from zkactors.core.replog import Committed, ReplicatedLog
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.storage import SnapshotFiles
@@ -36,6 +36,8 @@ from zkactors.storage.wal import WriteAheadLog
 
 #: Entries appended between two gc.freeze() calls (see LogActor._maybe_freeze).
 FREEZE_EVERY = 20_000
+#: How often the actors refresh what the admin endpoint reports.
+METRICS_EVERY_MS = 100
 
 
 class LogActor(Actor):
@@ -58,6 +60,9 @@ class LogActor(Actor):
         self._extra.extend(self.links.dealers.values())
         self._frozen_at = 0
         self._report_due = 0
+        #: This actor's state for the admin endpoint, replaced whole on ticks.
+        self.metrics: dict[str, Any] = {}
+        self._metrics_due = 0
 
     def setup(self) -> None:
         self.replica.start(now_ms())
@@ -92,6 +97,17 @@ class LogActor(Actor):
             self.log.error("peer_config_mismatch", peer=peer,
                            detail="its [member.N] sections differ from ours; refusing it")
         self.replica.tick(now)
+        if now >= self._metrics_due:
+            self._metrics_due = now + METRICS_EVERY_MS
+            self.metrics = self._metrics()
+
+    def _metrics(self) -> dict[str, Any]:
+        core = self.core
+        last = core.last_index
+        lag = {peer: max(0, last - core.match_index.get(peer, 0))
+               for peer in core.peers} if core.role == LEADER else {}
+        return {"last": last, "persisted": core.persisted_index, "commit": core.commit_index,
+                "snapshot": core.base_index, "term": core.term, "role": core.role, "lag": lag}
 
     def _after(self, persisted: Any) -> None:
         if persisted is not None:

@@ -30,6 +30,7 @@ from zkactors.engine.state import RecoveryError, recover
 from zkactors.logsetup import get_logger
 from zkactors.protocol import make_zxid
 from zkactors.runtime.actor import Actor
+from zkactors.runtime.admin import AdminServer
 from zkactors.runtime.election import ElectionActor
 from zkactors.runtime.gateway import GatewayActor
 from zkactors.runtime.log import LogActor
@@ -56,6 +57,7 @@ class Node:
         self.context: zmq.Context | None = None
         self._started = False
         self.wal: WriteAheadLog | None = None
+        self.admin: AdminServer | None = None
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -129,6 +131,7 @@ class Node:
                               "watch_endpoint": me.watch},
                 ),
                 endpoint=me.client,
+                record_metrics=config.admin.http_address is not None,
                 **common,
             ),
         ]:
@@ -136,10 +139,19 @@ class Node:
                 self.actors.append(make())
             except zmq.ZMQError as err:
                 raise StartupError(self._bind_error(err)) from None
+        address = config.admin.http_address
+        if address is not None:
+            try:
+                self.admin = AdminServer(self, *address)
+            except OSError as err:
+                raise StartupError(f"cannot listen on {config.admin.http} (http of [admin] "
+                                   f"in {config.path}): {err.strerror}") from None
         for actor in self.actors:
             actor.connect_outboxes()
         for actor in self.actors:
             actor.start()
+        if self.admin is not None:
+            self.admin.start()
         self._started = True
         self.log.info("node_serving", client=me.client, watch=me.watch, members=members,
                       last_zxid=make_zxid(entries[-1].term, entries[-1].index) if entries else 0)
@@ -154,6 +166,21 @@ class Node:
                         f"{config.path}): {err.strerror.split(' (addr=')[0]}")
         return f"cannot open a socket: {err}"
 
+    def health(self) -> tuple[bool, str]:
+        """Whether this node serves reads now, and if not, why (for ``/health``)."""
+        if not self._started or self.stopping.is_set():
+            return False, "not running"
+        if self.failed.is_set() or not all(a.is_alive() for a in self.actors):
+            return False, "an actor died; the node is stopping"
+        gateway = next((a for a in self.actors if a.actor_name == "gateway"), None)
+        if gateway is None:
+            return False, "not running"
+        if not gateway.core.serving_reads:
+            return False, "no live leader known"
+        if not gateway.core.caught_up:
+            return False, "catching up with the leader"
+        return True, "serving"
+
     # ------------------------------------------------------------------- run
     def wait(self) -> int:
         """Block until a stop is requested or an actor dies; return the exit code."""
@@ -165,6 +192,8 @@ class Node:
 
     def stop(self) -> int:
         self.stopping.set()
+        if self.admin is not None:
+            self.admin.close()
         deadline = time.monotonic() + STOP_DEADLINE_S * 0.75
         for actor in self.actors:
             if actor.ident is None:  # never started (the start failed): just its sockets

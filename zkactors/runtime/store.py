@@ -41,6 +41,8 @@ class StoreActor(Actor):
         self._snapshot_at = core.applied_index
         self._told_watch = core.applied_zxid
         self._watch_pending = False
+        #: This actor's state for the admin endpoint, replaced whole on ticks.
+        self.metrics: dict[str, int] = {}
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
@@ -103,6 +105,7 @@ class StoreActor(Actor):
         self.log.info("snapshot_restored", index=index, term=term, znodes=len(self.core.tree))
 
     def on_tick(self, now: int) -> None:
+        self.metrics = {"applied": self.core.applied_index, "znodes": len(self.core.tree)}
         if self._watch_pending:
             self._tell_watch([])
         expired = self.core.tick(now)

@@ -43,6 +43,8 @@ class WatchActor(Actor):
         self.pub.sndhwm = subscriber_queue
         self.pub.bind(endpoint)
         self.add_socket(self.pub)
+        #: The core's stats for the admin endpoint, replaced whole on ticks.
+        self.metrics: dict[str, int] = {}
 
     def on_socket(self, sock: zmq.Socket) -> None:
         core = self.core
@@ -80,6 +82,7 @@ class WatchActor(Actor):
 
     def on_tick(self, now: int) -> None:
         self._publish(self.core.tick(now))
+        self.metrics = self.core.stats()
 
     def _publish(self, publishes: list) -> None:
         send = self.pub.send_multipart

@@ -78,12 +78,14 @@ import fcntl
 import os
 import re
 import struct
+import time
 import zlib
 from array import array
 from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Self
 
+from zkactors.stats import FSYNC_BUCKETS, Histogram
 from zkactors.storage.fileio import ShortReadError, fsync_dir, pread_exact, pwrite_all
 
 __all__ = ["CorruptWalError", "WalError", "WriteAheadLog", "segment_name"]
@@ -164,6 +166,8 @@ class WriteAheadLog:
         self.fsync = fsync
         #: Bytes of a torn last record discarded when the log was opened.
         self.repaired_bytes = 0
+        #: How long each fdatasync of a sync took (for the node's metrics).
+        self.sync_times = Histogram(FSYNC_BUCKETS)
         self._segments: list[_Segment] = []
         self._dirty: list[_Segment] = []  # segments with buffered records, in order
         self._next_index = 1
@@ -251,7 +255,9 @@ class WriteAheadLog:
                     self._allocate(seg)  # an empty segment grown for an oversized record
                 pwrite_all(seg.fd, b"".join(seg.pending), seg.durable_end)
                 if self.fsync:
+                    began = time.perf_counter()
                     os.fdatasync(seg.fd)
+                    self.sync_times.observe(time.perf_counter() - began)
                 seg.pending = []
                 seg.durable_end = seg.end
                 seg.durable_count = len(seg.offsets)
