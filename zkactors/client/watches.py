@@ -771,6 +771,8 @@ class WatchService:
     def __init__(self, client: Any, max_backlog: int = 10_000, max_log: int = 50_000,
                  silence_s: float = 3.0) -> None:
         self.client = client
+        #: The client's chroot comes off every event's path, here and only here.
+        self._unchroot = client.unchroot if getattr(client, "chroot", "") else None
         self.stream = WatchStream(max_log)
         self.lock = threading.Lock()
         self.max_backlog = max(1, max_backlog)
@@ -1070,6 +1072,8 @@ class WatchService:
             if item is None:
                 return
             watch, event = item
+            if self._unchroot is not None:
+                event = event._replace(path=self._unchroot(event.path))
             try:
                 watch.callback(event)
             except Exception:  # a callback's bug must not stop the others
