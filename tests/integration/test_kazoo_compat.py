@@ -1,13 +1,13 @@
 """kazoo compatibility against real nodes: a chroot in the connect string,
-delete(recursive=True) of a missing node, and client.retry riding out a real
-loss of quorum."""
+DataWatch/ChildrenWatch as decorators, delete(recursive=True) of a missing node,
+and client.retry riding out a real loss of quorum."""
 
 import queue
 import threading
 
 import pytest
 
-from tests.integration.cluster import Ensemble
+from tests.integration.cluster import Ensemble, wait_for
 from zkactors import errors
 from zkactors.client import Client, EventType
 from zkactors.retry import Retry
@@ -150,6 +150,101 @@ def test_watch_events_come_back_without_the_chroot(client, rooted):
     assert last.path == "/w"
     # Callbacks run in order on one thread: the removed ones had their turn.
     assert all(e.zxid < last.zxid for e in plain.drain() + tree.drain())
+
+
+def test_kazoo_recipes_under_a_chroot(rooted):
+    rooted.ensure_path("/r")
+    datas, kids = Events(), Events()
+
+    @rooted.DataWatch("/r")
+    def on_data(data, stat, event):
+        datas((data, stat.version, event and (event.type, event.path)))
+
+    @rooted.ChildrenWatch("/r", send_event=True)
+    def on_children(children, event):
+        kids((sorted(children), event and (event.type, event.path)))
+
+    assert datas.take() == (b"", 0, None) and kids.take() == ([], None)
+    rooted.set("/r", b"v")
+    rooted.create("/r/c", b"")
+    assert datas.take() == (b"v", 1, (EventType.CHANGED, "/r"))
+    assert kids.take() == (["c"], (EventType.CHILD, "/r"))
+
+
+# ------------------------------------------------- DataWatch / ChildrenWatch
+def test_data_watch_as_a_decorator_follows_the_node_and_stops_on_false(client):
+    calls = Events()
+
+    @client.DataWatch("/d")
+    def watcher(data, stat):
+        calls((data, stat and stat.version))
+        return data != b"stop"
+
+    assert watcher.__name__ == "watcher"  # the decorator gives the function back
+    assert calls.take() == (None, None)  # absent: called at once with (None, None)
+    client.create("/d", b"1")
+    assert calls.take() == (b"1", 0)
+    client.set("/d", b"2")
+    assert calls.take() == (b"2", 1)
+    client.delete("/d")
+    assert calls.take() == (None, None)
+    client.create("/d", b"back")  # it went on watching for the node to come back
+    assert calls.take() == (b"back", 0)
+    client.set("/d", b"stop")
+    assert calls.take() == (b"stop", 1)
+    marker = Events()
+    client.add_watch("/d", marker)
+    client.set("/d", b"after the stop")
+    assert marker.take().type == EventType.CHANGED
+    assert calls.q.empty()
+
+
+def test_data_watch_called_directly_and_with_an_event_argument(client):
+    client.create("/e", b"a")
+    calls = Events()
+    watch = client.DataWatch("/e", lambda data, stat, event: calls((data, event)))
+    assert calls.take() == (b"a", None)
+    client.set("/e", b"b")
+    data, event = calls.take()
+    assert data == b"b" and (event.type, event.path) == (EventType.CHANGED, "/e")
+    with pytest.raises(errors.ZkactorsError, match="already has a function"):
+        watch(print)
+
+
+def test_children_watch_as_a_decorator_and_its_kazoo_stops(client):
+    client.create("/c", b"")
+    calls = Events()
+
+    @client.ChildrenWatch("/c")
+    def children(names):
+        calls(sorted(names))
+        return "last" not in names
+
+    assert calls.take() == []
+    client.create("/c/a", b"")
+    assert calls.take() == ["a"]
+    client.set("/c", b"data changes do not call it")
+    client.create("/c/last", b"")
+    assert calls.take() == ["a", "last"]  # returned False: stopped
+    client.create("/c/more", b"")
+
+    # kazoo: a missing node is not watched at all, a deleted one stops the watch.
+    missing = Events()
+    absent = client.ChildrenWatch("/none", missing)
+    assert absent.stopped
+    client.create("/g", b"")
+    gone = Events()
+    doomed = client.ChildrenWatch("/g", gone)
+    assert gone.take() == []
+    client.delete("/g")
+    wait_for(lambda: doomed.stopped, 10, "the children watch to stop on delete")
+    client.create("/g", b"")
+    client.create("/g/new", b"")
+    marker = Events()
+    client.add_watch("/g", marker)
+    client.create("/g/newer", b"")
+    assert marker.take().type == EventType.CHILD
+    assert calls.q.empty() and missing.q.empty() and gone.q.empty()
 
 
 # ------------------------------------------------------------------ delete

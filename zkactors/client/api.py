@@ -26,6 +26,8 @@ from zkactors.client.agent import CONNECTED, LOST, SUSPENDED, Agent, Request, Zk
 from zkactors.client.watches import (
     CHILD_KINDS,
     DATA_KINDS,
+    ChildrenWatch,
+    DataWatch,
     Watch,
     WatchedEvent,
     WatchService,
@@ -494,6 +496,20 @@ class Client:
         for watch in found:
             self._watches.remove(watch)
         return bool(found)
+
+    def DataWatch(self, path: str, func: Callable[..., Any] | None = None
+                  ) -> DataWatch:
+        """kazoo's ``client.DataWatch``: ``func(data, stat)`` (or ``(data, stat,
+        event)``) now and on every change; also a decorator,
+        ``@client.DataWatch("/p")``. See :class:`~zkactors.client.watches.DataWatch`."""
+        return DataWatch(self, path, func)
+
+    def ChildrenWatch(self, path: str, func: Callable[..., Any] | None = None,
+                      send_event: bool = False) -> ChildrenWatch:
+        """kazoo's ``client.ChildrenWatch``: ``func(children)`` now and on every
+        change of the children; also a decorator. See
+        :class:`~zkactors.client.watches.ChildrenWatch`."""
+        return ChildrenWatch(self, path, func, send_event=send_event)
 
     def watch_stats(self) -> dict[str, Any]:
         """The watch machinery's counters: mode, synced zxid, resumes, compactions…"""
