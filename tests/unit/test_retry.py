@@ -190,3 +190,13 @@ def test_copy_has_the_same_settings_and_is_independent():
 def test_nonsense_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         Retry(**kwargs)
+
+
+def test_a_clients_command_retry_is_a_policy_or_its_arguments():
+    from zkactors.client import Client
+
+    assert Client("127.0.0.1:2181")._retry.max_tries == -1  # kazoo's: no limit
+    configured = Client("127.0.0.1:2181", command_retry={"max_tries": 2, "delay": 0.5})._retry
+    assert (configured.max_tries, configured.delay) == (2, 0.5)
+    mine = Retry(max_tries=7)
+    assert Client("127.0.0.1:2181", command_retry=mine)._retry is mine
