@@ -156,6 +156,16 @@ class ConnectionClosedError(ZkactorsError):
     """The client was stopped (or never started) while a request needed it."""
 
 
+class RetryFailedError(ZkactorsError):
+    """A :class:`~zkactors.retry.Retry` policy gave up: too many attempts, or its
+    deadline. The last error it retried is the ``__cause__``."""
+
+
+class RetryInterruptedError(RetryFailedError):
+    """A :class:`~zkactors.retry.Retry` policy's ``interrupt()`` said stop
+    (kazoo: ``kazoo.retry.InterruptedError``)."""
+
+
 _BY_CODE: dict[int, type[ZookeeperError]] = {
     cls.code: cls
     for cls in list(ZookeeperError.__subclasses__())

@@ -237,7 +237,12 @@ def _model(tree, op, path, args, zxid):
     if op == "set":
         return _shape(tree.set(path, args[0], args[1], zxid, 0)[0])
     if op == "delete":
-        tree.delete(path, args[0], zxid, recursive=args[1])
+        try:
+            tree.delete(path, args[0], zxid, recursive=args[1])
+        except errors.NoNodeError:
+            if args[1]:
+                return True  # the client's rule, kazoo's: nothing to delete recursively is fine
+            raise
         return None
     if op == "get":
         data, stat = tree.get(path)

@@ -27,12 +27,19 @@ from zkactors.client.session import RECONNECT_MAX_S
 from zkactors.client.watches import (
     CHILD_KINDS,
     DATA_KINDS,
+    ChildrenWatch,
+    DataWatch,
     Watch,
     WatchedEvent,
     WatchService,
 )
-from zkactors.core.tree import Stat
-from zkactors.errors import ConnectionClosedError, NodeExistsError
+from zkactors.core.tree import Stat, validate_path
+from zkactors.errors import (
+    BadArgumentsError,
+    ConnectionClosedError,
+    NodeExistsError,
+    NoNodeError,
+)
 from zkactors.logsetup import get_logger
 from zkactors.protocol import (
     FLAG_MAKEPATH,
@@ -49,6 +56,7 @@ from zkactors.protocol import (
     WRITE_OPS,
     encode_request,
 )
+from zkactors.retry import Retry
 
 ZnodeStat = Stat
 
@@ -61,28 +69,58 @@ class KazooState:
     LOST = LOST
 
 
-def parse_hosts(hosts: str) -> list[str]:
-    """``"tcp://127.0.0.1:2181,127.0.0.1:2182"`` -> a list of ZeroMQ endpoints.
+def parse_connect_string(hosts: str) -> tuple[list[str], str]:
+    """kazoo's connect string -> ``(ZeroMQ endpoints, chroot)``:
+    ``"127.0.0.1:2181,tcp://127.0.0.1:2182/app"`` -> ``(["tcp://127.0.0.1:2181",
+    "tcp://127.0.0.1:2182"], "/app")``; the chroot is ``""`` when there is none
+    (a bare ``/`` is none too, as in ZooKeeper).
 
-    Each item is ``HOST:PORT`` or ``tcp://HOST:PORT``; anything else is refused
-    here, up front, with a ValueError naming it (not later, in the agent thread:
-    a kazoo-style chroot suffix used to crash it)."""
+    Each item is ``HOST:PORT`` or ``tcp://HOST:PORT``; the chroot, if any, follows
+    the last one and is a valid znode path (no trailing ``/``, no ``//``). Anything
+    else is refused here, up front, with a one-line ValueError naming it."""
     if not isinstance(hosts, str):
         raise TypeError(f"hosts must be a string like '127.0.0.1:2181', not {hosts!r}")
+    items = [item.strip() for item in hosts.split(",")]
+    items = [item for item in items if item]
+    chroot = ""
+    if items:
+        scheme = "tcp://" if items[-1].startswith("tcp://") else ""
+        rest = items[-1].removeprefix(scheme)
+        if "/" in rest and "://" not in rest:
+            address, _, path = rest.partition("/")
+            items[-1], chroot = scheme + address, _check_chroot("/" + path)
     endpoints = []
-    for item in hosts.split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in items:
         address = item.removeprefix("tcp://")
         host, _, port = address.rpartition(":")
         if "://" in address or not host or "/" in host or not port.isdigit() \
                 or not 0 < int(port) < 65536:
-            hint = " (a chroot suffix is not supported)" if "/" in port else ""
+            hint = " (a chroot goes after the last host only)" if "/" in port else ""
             raise ValueError(f"hosts: {item!r} is not HOST:PORT or tcp://HOST:PORT{hint}")
         endpoints.append(f"tcp://{address}")
     if not endpoints:
         raise ValueError(f"hosts: no endpoints in {hosts!r}")
+    return endpoints, chroot
+
+
+def _check_chroot(chroot: str) -> str:
+    if chroot == "/":
+        return ""
+    try:
+        return validate_path(chroot)
+    except BadArgumentsError as exc:
+        raise ValueError(f"hosts: chroot {chroot!r} is not a valid znode path: "
+                         f"{exc.message}") from None
+
+
+def parse_hosts(hosts: str) -> list[str]:
+    """``"tcp://127.0.0.1:2181,127.0.0.1:2182"`` -> a list of ZeroMQ endpoints,
+    checked as :func:`parse_connect_string` does. For callers that have no use
+    for a chroot: one is refused (only :class:`Client` takes it)."""
+    endpoints, chroot = parse_connect_string(hosts)
+    if chroot:
+        raise ValueError(f"hosts: {hosts.strip()!r}: a chroot suffix is not supported here "
+                         "(only Client takes one)")
     return endpoints
 
 
@@ -120,7 +158,9 @@ _client_ids = itertools.count(1)
 class Client:
     """A connection to a zkactors ensemble.
 
-    ``hosts``: comma-separated endpoints (``tcp://`` may be omitted);
+    ``hosts``: comma-separated endpoints (``tcp://`` may be omitted), optionally
+    followed by a chroot as in kazoo (``"h1:2181,h2:2181/app"``): every path is
+    then relative to ``/app`` (which must exist: ``ensure_path("/")`` creates it);
     ``timeout``: session timeout in seconds — suspended longer than this, the
     connection is LOST and waiting requests fail; ``request_timeout``: the longest
     any single request may take; ``connect_timeout``: how long a silent node is
@@ -128,14 +168,19 @@ class Client:
     callbacks queued at most before the client stops taking events and catches up
     by resume instead (see :mod:`zkactors.client.watches`); ``reconnect_max``: the
     longest pause between rounds of reconnect attempts when every node is away
-    (see :mod:`zkactors.client.session`).
+    (see :mod:`zkactors.client.session`); ``command_retry``: the policy of
+    :meth:`retry`, a :class:`~zkactors.retry.Retry` or its keyword arguments
+    (kazoo's default: retry without limit, pauses up to 60 s).
     """
 
     def __init__(self, hosts: str = "tcp://127.0.0.1:2181", timeout: float = 10.0,
                  request_timeout: float = 10.0, connect_timeout: float = 1.5,
                  name: str | None = None, watch_backlog: int = 10_000,
-                 reconnect_max: float = RECONNECT_MAX_S) -> None:
-        self.hosts = parse_hosts(hosts)
+                 reconnect_max: float = RECONNECT_MAX_S,
+                 command_retry: Retry | dict[str, Any] | None = None) -> None:
+        self.hosts, self.chroot = parse_connect_string(hosts)
+        self._retry = command_retry if isinstance(command_retry, Retry) \
+            else Retry(**{"max_tries": -1, **(command_retry or {})})
         self.timeout = timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
@@ -259,6 +304,26 @@ class Client:
                 except Exception:  # a listener's bug must not stop the others
                     self.log.exception("listener_failed", state=state)
 
+    # ------------------------------------------------------------- chroot
+    def _full(self, path: str, trailing: bool = False) -> str:
+        """The node's path for the caller's ``path``: under the chroot, if any
+        (``"/"`` is the chroot itself; with ``trailing``, as a sequential create's
+        prefix, ``"/"`` stays a prefix). Anything not starting with ``/`` goes as
+        it is, for the node to refuse."""
+        chroot = self.chroot
+        if not chroot or not isinstance(path, str) or not path.startswith("/"):
+            return path
+        return chroot if path == "/" and not trailing else chroot + path
+
+    def unchroot(self, path: str) -> str:
+        """A node's path as this client's caller sees it: without the chroot."""
+        chroot = self.chroot
+        if not chroot or not isinstance(path, str):
+            return path
+        if path == chroot:
+            return "/"
+        return path[len(chroot):] if path.startswith(chroot + "/") else path
+
     # ------------------------------------------------------------- requests
     def _call(self, op: str, args: list, transform: Callable[[Any], Any],
               path: str | None, min_zxid: int = 0) -> ZkFuture:
@@ -295,7 +360,8 @@ class Client:
                      sequence: bool = False) -> ZkFuture:
         _check_bytes(value)
         flags = (FLAG_MAKEPATH if makepath else 0) | (FLAG_SEQUENCE if sequence else 0)
-        return self._call(OP_CREATE, [path, value, flags], _identity, path)
+        return self._call(OP_CREATE, [self._full(path, trailing=sequence), value, flags],
+                          self.unchroot if self.chroot else _identity, path)
 
     def create(self, path: str, value: bytes = b"", makepath: bool = False,
                sequence: bool = False) -> str:
@@ -303,8 +369,9 @@ class Client:
         return self._wait(self.create_async(path, value, makepath, sequence))
 
     def get_async(self, path: str, min_zxid: int = 0, linearizable: bool = False) -> ZkFuture:
+        path, shown = self._full(path), path
         if not linearizable:
-            return self._call(OP_GET, [path], _data_and_stat, path, min_zxid)
+            return self._call(OP_GET, [path], _data_and_stat, shown, min_zxid)
         # A sync first (the leader's read index, applied here), then a read that
         # may not be older than what the sync reached — on whichever node answers.
         outer = ZkFuture()
@@ -314,11 +381,11 @@ class Client:
             if error is not None:
                 outer.set_exception(error)
                 return
-            read = self._call(OP_GET, [path], _data_and_stat, path,
+            read = self._call(OP_GET, [path], _data_and_stat, shown,
                               max(min_zxid, inner.result()))
             read.add_done_callback(lambda f: _copy_outcome(f, outer))
 
-        self._call(OP_SYNC, [path], _identity, path).add_done_callback(synced)
+        self._call(OP_SYNC, [path], _identity, shown).add_done_callback(synced)
         return outer
 
     def get(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None,
@@ -338,28 +405,43 @@ class Client:
         if watch is None:
             return self._wait(self.get_async(path))
         return self._watches.install(
-            Watch(path, False, watch, DATA_KINDS, once=True),
+            Watch(self._full(path), False, watch, DATA_KINDS, once=True),
             lambda floor: self.get_async(path, floor),
             # mzxid is exact: no change or delete of the node lies between it and the read.
             lambda result, _: result[1].mzxid, self.request_timeout + 5.0)
 
     def set_async(self, path: str, value: bytes, version: int = -1) -> ZkFuture:
         _check_bytes(value)
-        return self._call(OP_SET, [path, value, version], _stat, path)
+        return self._call(OP_SET, [self._full(path), value, version], _stat, path)
 
     def set(self, path: str, value: bytes, version: int = -1) -> Stat:
         """Replace the value (only at ``version`` unless it is -1); return the new stat."""
         return self._wait(self.set_async(path, value, version))
 
     def delete_async(self, path: str, version: int = -1, recursive: bool = False) -> ZkFuture:
-        return self._call(OP_DELETE, [path, version, bool(recursive)], _none, path)
+        future = self._call(OP_DELETE, [self._full(path), version, bool(recursive)], _none, path)
+        if not recursive:
+            return future
+        outer = ZkFuture()
 
-    def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
-        """Delete a znode; with ``recursive`` its whole subtree, atomically."""
+        def done(inner: ZkFuture) -> None:
+            error = inner.exception()
+            if isinstance(error, NoNodeError):
+                outer.set_result(True)  # kazoo: nothing to delete is fine
+            else:
+                _copy_outcome(inner, outer)
+
+        future.add_done_callback(done)
+        return outer
+
+    def delete(self, path: str, version: int = -1, recursive: bool = False) -> bool | None:
+        """Delete a znode (``NoNodeError`` if it does not exist); with ``recursive``
+        its whole subtree, atomically — and, as kazoo's does, return True at once
+        if there is no such node."""
         return self._wait(self.delete_async(path, version, recursive))
 
     def exists_async(self, path: str, min_zxid: int = 0) -> ZkFuture:
-        return self._call(OP_EXISTS, [path], _stat_or_none, path, min_zxid)
+        return self._call(OP_EXISTS, [self._full(path)], _stat_or_none, path, min_zxid)
 
     def exists(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None
                ) -> Stat | None:
@@ -368,13 +450,13 @@ class Client:
         if watch is None:
             return self._wait(self.exists_async(path))
         return self._watches.install(
-            Watch(path, False, watch, DATA_KINDS, once=True),
+            Watch(self._full(path), False, watch, DATA_KINDS, once=True),
             lambda floor: self.exists_async(path, floor),
             lambda stat, zxid: zxid if stat is None else stat.mzxid,
             self.request_timeout + 5.0)
 
     def get_children_async(self, path: str, min_zxid: int = 0) -> ZkFuture:
-        return self._call(OP_CHILDREN, [path], _identity, path, min_zxid)
+        return self._call(OP_CHILDREN, [self._full(path)], _identity, path, min_zxid)
 
     def get_children(self, path: str, watch: Callable[[WatchedEvent], Any] | None = None
                      ) -> list[str]:
@@ -384,7 +466,7 @@ class Client:
         if watch is None:
             return self._wait(self.get_children_async(path))
         return self._watches.install(
-            Watch(path, False, watch, CHILD_KINDS, once=True),
+            Watch(self._full(path), False, watch, CHILD_KINDS, once=True),
             lambda floor: self.get_children_async(path, floor),
             lambda _, zxid: zxid, self.request_timeout + 5.0)
 
@@ -401,7 +483,7 @@ class Client:
         """
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/': {path!r}")
-        watch = Watch(path, bool(recursive), callback, None, once=False,
+        watch = Watch(self._full(path), bool(recursive), callback, None, once=False,
                       start=since)
         if since is not None:
             self._watches.install(watch)
@@ -416,19 +498,33 @@ class Client:
         """Remove the persistent watch(es) on ``path`` with this callback (or this
         handle); True if there was one."""
         if isinstance(callback, Watch):
-            found = [callback] if callback.path == path else []
+            found = [callback] if callback.path == self._full(path) else []
         else:
-            found = self._watches.find(path, callback)
+            found = self._watches.find(self._full(path), callback)
         for watch in found:
             self._watches.remove(watch)
         return bool(found)
+
+    def DataWatch(self, path: str, func: Callable[..., Any] | None = None
+                  ) -> DataWatch:
+        """kazoo's ``client.DataWatch``: ``func(data, stat)`` (or ``(data, stat,
+        event)``) now and on every change; also a decorator,
+        ``@client.DataWatch("/p")``. See :class:`~zkactors.client.watches.DataWatch`."""
+        return DataWatch(self, path, func)
+
+    def ChildrenWatch(self, path: str, func: Callable[..., Any] | None = None,
+                      send_event: bool = False) -> ChildrenWatch:
+        """kazoo's ``client.ChildrenWatch``: ``func(children)`` now and on every
+        change of the children; also a decorator. See
+        :class:`~zkactors.client.watches.ChildrenWatch`."""
+        return ChildrenWatch(self, path, func, send_event=send_event)
 
     def watch_stats(self) -> dict[str, Any]:
         """The watch machinery's counters: mode, synced zxid, resumes, compactions…"""
         return self._watches.stats()
 
     def sync_async(self, path: str = "/") -> ZkFuture:
-        return self._call(OP_SYNC, [path], lambda _: path, path)
+        return self._call(OP_SYNC, [self._full(path)], lambda _: path, path)
 
     def sync(self, path: str = "/") -> str:
         """Returns (with the path, as kazoo does) once the connected node has applied
@@ -454,6 +550,12 @@ class Client:
     def ensure_path(self, path: str) -> bool:
         """Create ``path`` and any missing ancestors; fine if it already exists."""
         return self._wait(self.ensure_path_async(path))
+
+    def retry(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs)``, run again on ``ConnectionLoss``, timeouts and
+        session expiry as ``command_retry`` says (kazoo's ``client.retry``); see
+        :mod:`zkactors.retry`."""
+        return self._retry.copy()(func, *args, **kwargs)
 
     def server_status(self) -> dict[str, Any]:
         """The connected node's status (role, term, commit index, applied zxid, …)."""

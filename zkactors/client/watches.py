@@ -110,7 +110,7 @@ from zkactors.core.watches import (
     ResumeAnswer,
     matches,
 )
-from zkactors.errors import NoNodeError
+from zkactors.errors import NoNodeError, ZkactorsError
 from zkactors.logsetup import get_logger
 from zkactors.protocol import OP_EVENT_COUNT, OP_EVENTS, unpack
 
@@ -771,6 +771,8 @@ class WatchService:
     def __init__(self, client: Any, max_backlog: int = 10_000, max_log: int = 50_000,
                  silence_s: float = 3.0) -> None:
         self.client = client
+        #: The client's chroot comes off every event's path, here and only here.
+        self._unchroot = client.unchroot if getattr(client, "chroot", "") else None
         self.stream = WatchStream(max_log)
         self.lock = threading.Lock()
         self.max_backlog = max(1, max_backlog)
@@ -1070,6 +1072,8 @@ class WatchService:
             if item is None:
                 return
             watch, event = item
+            if self._unchroot is not None:
+                event = event._replace(path=self._unchroot(event.path))
             try:
                 watch.callback(event)
             except Exception:  # a callback's bug must not stop the others
@@ -1099,19 +1103,40 @@ class _RefreshingWatch(abc.ABC):
     """A persistent watch that re-reads the node on the events it cares about and
     calls ``func`` when what it read differs from the last call (or after a
     COMPACTED signal); ``func`` returning ``False`` ends it. Subclasses say what
-    to read and how to call."""
+    to read and how to call.
+
+    As in kazoo, it starts at once if given ``func``; without, the instance is a
+    decorator: ``@DataWatch(client, path)`` (or ``@client.DataWatch(path)``)
+    starts it with the decorated function and gives that function back."""
 
     #: The event type that cannot change what this watch reads.
     ignored_type = ""
 
-    def __init__(self, client: Any, path: str, func: Callable[..., Any]) -> None:
+    def __init__(self, client: Any, path: str, func: Callable[..., Any] | None = None) -> None:
         self._client = client
         self._path = path
         self._func = func
         self._lock = threading.Lock()
         self._last: Any = object()
         self._stopped = False
-        client.add_watch(path, self._on_event)
+        if func is not None:
+            self._start()
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator use: start watching with ``func``; return ``func``."""
+        if self._func is not None:
+            raise ZkactorsError(f"this {type(self).__name__} already has a function")
+        self._func = func
+        self._start()
+        return func
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``func`` returned False (or, for ChildrenWatch, the node went)."""
+        return self._stopped
+
+    def _start(self) -> None:
+        self._client.add_watch(self._path, self._on_event)
         self._refresh(None)
 
     def _on_event(self, event: WatchedEvent) -> None:
@@ -1122,24 +1147,33 @@ class _RefreshingWatch(abc.ABC):
         with self._lock:
             if self._stopped:
                 return
-            seen, call = self._read(event)
+            read = self._read(event)
+            if read is None:
+                self._stop()
+                return
+            seen, call = read
             compacted = event is not None and event.type == EventType.COMPACTED
             if seen == self._last and not compacted:
                 return
             self._last = seen
             if call() is False:
-                self._stopped = True
-                self._client.remove_watch(self._path, self._on_event)
+                self._stop()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._client.remove_watch(self._path, self._on_event)
 
     @abc.abstractmethod
-    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
-        """(what identifies the state read, the call of ``func`` for it)."""
+    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]] | None:
+        """(what identifies the state read, the call of ``func`` for it), or None
+        to stop without calling."""
 
 
 class DataWatch(_RefreshingWatch):
-    """kazoo's ``DataWatch``: ``func(data, stat)`` (or ``func(data, stat, event)``)
-    now and after every change of the node's data or existence; ``(None, None)``
-    while it does not exist. Returning ``False`` stops the watch.
+    """kazoo's ``DataWatch``: ``func(data, stat)`` (or ``func(data, stat, event)``,
+    ``event`` None the first time) now and after every change of the node's data
+    or existence; ``(None, None)`` while it does not exist, and it goes on
+    watching for the node to appear. Returning ``False`` stops the watch.
 
     Built on a persistent watch, so no change slips between two notifications;
     ``func`` is called only when the node's stat differs from the last call (or
@@ -1148,29 +1182,33 @@ class DataWatch(_RefreshingWatch):
 
     ignored_type = EventType.CHILD
 
-    def __init__(self, client: Any, path: str, func: Callable[..., Any]) -> None:
-        self._arity = _arity(func)
-        super().__init__(client, path, func)
-
     def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
         try:
             data, stat = self._client.get(self._path)
         except NoNodeError:
             data, stat = None, None
-        args = (data, stat, event) if self._arity >= 3 else (data, stat)
+        args = (data, stat, event) if _arity(self._func) >= 3 else (data, stat)
         return (None if stat is None else (stat.czxid, stat.mzxid)), lambda: self._func(*args)
 
 
 class ChildrenWatch(_RefreshingWatch):
-    """kazoo's ``ChildrenWatch``: ``func(children)`` now and after every change of
-    the node's children (``[]`` while it does not exist). Returning ``False``
-    stops the watch."""
+    """kazoo's ``ChildrenWatch``: ``func(children)`` (``func(children, event)``
+    with ``send_event``, ``event`` None the first time) now and after every
+    change of the node's children. Returning ``False`` stops the watch. As in
+    kazoo the node must exist: if it does not, or once it is deleted, the watch
+    stops without calling ``func``."""
 
     ignored_type = EventType.CHANGED
 
-    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]]:
+    def __init__(self, client: Any, path: str, func: Callable[..., Any] | None = None,
+                 send_event: bool = False) -> None:
+        self._send_event = send_event
+        super().__init__(client, path, func)
+
+    def _read(self, event: WatchedEvent | None) -> tuple[Any, Callable[[], Any]] | None:
         try:
             children = self._client.get_children(self._path)
         except NoNodeError:
-            children = []
-        return children, lambda: self._func(children)
+            return None
+        args = (children, event) if self._send_event else (children,)
+        return children, lambda: self._func(*args)
