@@ -36,9 +36,15 @@ def test_errors_exit_1_with_one_line(node):
     ctl(node, "create", "/v", "x")
     out = ctl(node, "set", "/v", "y", "--version", "5")
     assert out.returncode == 1 and "BadVersionError" in out.stderr
-    out = ctl(node, "create", "bad")
+    out = ctl(node, "create", "/a//b")
     assert out.returncode == 1 and "BadArgumentsError" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    # Not a path at all: refused before anything is sent, as bad usage.
+    out = ctl(node, "create", "bad")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "zkctl create: error: argument path: 'bad' is not a znode path (it must start "
+        "with '/') (see 'zkctl create --help')"]
 
 
 def test_status_json_has_the_documented_keys(node):
