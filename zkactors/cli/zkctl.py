@@ -306,10 +306,16 @@ def hosts_of(args: argparse.Namespace) -> str:
     return ",".join(cfg.me.client for cfg in load_ensemble(args.conf))
 
 
-def connect(args: argparse.Namespace):
+def connect(args: argparse.Namespace, **options: Any):
+    """A started client; at once a one-line error if no endpoint accepts a connection."""
+    from zkactors.cli.zkctl_status import NODE_TIMEOUT_S, all_refused
     from zkactors.client import Client
 
-    client = Client(hosts_of(args), request_timeout=args.timeout, name="zkctl")
+    hosts = hosts_of(args)
+    reason = all_refused(hosts.split(","), min(args.timeout, NODE_TIMEOUT_S))
+    if reason is not None:
+        raise OperationError(f"no zkactors node reachable: {reason}")
+    client = Client(hosts, request_timeout=args.timeout, name="zkctl", **options)
     client.start(timeout=args.timeout)
     return client
 
@@ -486,8 +492,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     it is attached to going away. SIGINT (Ctrl-C) ends it with exit code 0."""
     import threading
 
-    from zkactors.client import Client
-
     def show(event: Any) -> None:
         if args.output == "json":
             line = json.dumps({"type": event.type, "path": event.path, "zxid": event.zxid,
@@ -497,10 +501,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     # A long session: a watcher waits out an election or a restart rather than give up.
-    client = Client(hosts_of(args), timeout=3600.0, request_timeout=args.timeout, name="zkctl")
+    client = connect(args, timeout=3600.0)
     forever = threading.Event()
     try:
-        client.start(timeout=args.timeout)
         client.add_watch(args.path, show, recursive=args.recursive, since=args.since)
         while not forever.wait(3600):
             pass

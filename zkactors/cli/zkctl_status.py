@@ -1,13 +1,23 @@
-"""``zkctl status`` and ``zkctl leader``: ask every node at once, briefly.
+"""How ``zkctl`` reaches nodes: ``status``/``leader`` ask every node at once,
+briefly; any command first checks that some endpoint accepts a connection.
 
-Each node gets its own short-lived :class:`~zkactors.client.Client` on its own
-thread, all started together, each with at most :data:`NODE_TIMEOUT_S` (or the
-smaller ``--timeout``) to connect and answer: a dead node costs that long once,
-not once per node. Every client started here is stopped before its thread ends.
+For ``status`` each node gets its own short-lived :class:`~zkactors.client.Client`
+on its own thread, all started together, each with at most :data:`NODE_TIMEOUT_S`
+(or the smaller ``--timeout``) to connect and answer: a dead node costs that long
+once, not once per node. Every client started here is stopped before its thread
+ends.
+
+Before a client is started, a plain TCP connect tells a refused endpoint (no
+process listening) at once: such a node is reported down without a client, and a
+command whose every endpoint refuses fails in one line without waiting out its
+timeout. (A client kept on an endpoint that refuses re-dials in a tight loop,
+opening sockets faster than it frees them, until the process runs out of file
+descriptors and the client logs a crash; zkctl keeps clear of that.)
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -24,11 +34,46 @@ def targets(conf_dir: str, hosts: str | None) -> list[tuple[int | None, str]]:
     return [(cfg.node_id, cfg.me.client) for cfg in load_ensemble(conf_dir)]
 
 
+def refused(endpoint: str, timeout: float) -> str | None:
+    """Why nothing can be listening at ``endpoint`` (``tcp://HOST:PORT``), or None
+    if something accepted a connection — or might: a timeout proves nothing."""
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except TimeoutError:
+        return None
+    except OSError as err:
+        return err.strerror or str(err)
+
+
+def all_refused(endpoints: list[str], timeout: float) -> str | None:
+    """If every endpoint refuses (checked all at once), a one-line reason; else None."""
+    reasons: list[str | None] = [None] * len(endpoints)
+
+    def probe(i: int, endpoint: str) -> None:
+        reasons[i] = refused(endpoint, timeout)
+
+    threads = [threading.Thread(target=probe, args=(i, endpoint), daemon=True)
+               for i, endpoint in enumerate(endpoints)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 1.0)
+    if all(reasons):
+        return "; ".join(f"{endpoint}: {reason}"
+                         for endpoint, reason in zip(endpoints, reasons, strict=True))
+    return None
+
+
 def ask(endpoint: str, timeout: float) -> dict[str, Any]:
     """One node's status, or a ``down`` row saying why."""
     from zkactors.client import Client
 
     started = time.monotonic()
+    reason = refused(endpoint, timeout)
+    if reason is not None:
+        return {"role": "down", "error": reason}
     client = Client(endpoint, request_timeout=timeout, connect_timeout=timeout,
                     name="zkctl-status")
     try:
