@@ -122,7 +122,10 @@ def _hosts(value: str) -> str:
     from zkactors.client import parse_hosts
 
     try:
+        value.encode("utf-8")
         return ",".join(parse_hosts(value))
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not valid UTF-8") from None
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -185,6 +188,17 @@ def _count(low: int):
 
     parse.__name__ = f"count>={low}"
     return parse
+
+
+def _workloads(value: str) -> str:
+    from zkactors.cli.bench import WORKLOADS
+
+    names = [name.strip() for name in value.split(",")]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload {_shown(unknown[0])}; choose from {', '.join(WORKLOADS)}")
+    return value
 
 
 def _version() -> str:
@@ -287,10 +301,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("bench", cmd_bench, "measure latency and throughput")
     bench.add_arguments(p)
-    # bench's numbers, checked here like every other argument: no zero clients,
-    # negative seconds or a value size that is not a number reach the load generators.
+    # bench's arguments, checked here like every other: no zero clients, negative
+    # seconds or unknown workload reaches the load generators.
     for action in p._actions:
-        if action.type is int:
+        if action.dest == "workloads":
+            action.type = _workloads
+        elif action.type is int:
             action.type = _count(0 if action.dest == "value_size" else 1)
         elif action.type is float:
             action.type = _seconds
@@ -504,6 +520,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     client = connect(args, timeout=3600.0)
     forever = threading.Event()
     try:
+        # A read first, so the node checks the path: the client subscribes to a
+        # watch path before any node has seen it, and a subscription to a path of a
+        # megabyte crashes libzmq when the socket closes (its prefix trie is freed
+        # recursively, one level per byte).
+        client.exists(args.path)
         client.add_watch(args.path, show, recursive=args.recursive, since=args.since)
         while not forever.wait(3600):
             pass

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
 from typing import Any
 
 from zkactors.protocol import format_zxid
@@ -28,6 +29,7 @@ VALUE_FORMATS = ("auto", "raw", "hex", "utf8")
 OUTPUTS = ("table", "json")
 TREE_VALUE_CHARS = 60
 ERROR_CHARS = 300
+_REPR_SURROGATE = re.compile(r"\\udc([89a-f][0-9a-f])")
 
 
 class ValueFormatError(Exception):
@@ -39,6 +41,9 @@ def one_line(text: str, limit: int = ERROR_CHARS) -> str:
     bytes (surrogate escapes) shown as escapes, and cut to about ``limit``
     characters with the full length noted."""
     shown = "".join(c if c.isprintable() else _escape(c) for c in text[:limit])
+    # Messages that quote an argument with repr() (argparse's) carry its undecodable
+    # bytes as '\udcff': shown as the byte they were.
+    shown = _REPR_SURROGATE.sub(r"\\x\1", shown)
     if len(text) > limit:
         shown += f"… ({len(text)} characters)"
     return shown
