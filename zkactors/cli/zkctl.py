@@ -4,45 +4,117 @@ ensemble, benchmark.
 The ensemble is taken from ``--conf DIR`` (default ``$ZKACTORS_CONF`` or ``./conf``):
 every ``*.ini`` there is one node. ``--hosts`` overrides the client endpoints.
 
-Exit codes: 0 success, 1 the operation failed (the error is printed on one line),
-2 bad usage or configuration.
+Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration; a
+failure is always one line on stderr, never a traceback, whatever the input.
+
+This module owns the command line (the parser, the commands, the exit codes);
+:mod:`zkactors.cli.zkctl_format` how values, stats and errors look, and
+:mod:`zkactors.cli.zkctl_status` how ``status`` asks the nodes.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 from typing import Any
 
 from zkactors.cli import ensemble
+from zkactors.cli.zkctl_format import (
+    OUTPUTS,
+    VALUE_FORMATS,
+    ValueFormatError,
+    decode_utf8,
+    one_line,
+    stat_lines,
+    stat_record,
+    status_lines,
+    tree_value,
+    value_record,
+    value_text,
+)
 from zkactors.config import ConfigError, load_ensemble
 from zkactors.errors import ZkactorsError
 from zkactors.logsetup import configure_logging
 from zkactors.protocol import format_zxid
+
+#: ``tree`` stops after this many nodes (and says so, exit 1).
+TREE_MAX_NODES = 100_000
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not go together (exit code 2)."""
+
+
+class OperationError(Exception):
+    """The command could not do its work for a reason outside the ensemble, such
+    as a ``--file`` that cannot be read (exit code 1)."""
+
+
+class ZkctlParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block, input escaped)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        _fail("no command given (see 'zkctl --help')")
         return 2
     # The client library's own log lines go to stderr, warnings and worse only:
     # stdout is for what the command prints (tables, JSON, events).
     configure_logging("warning")
     try:
         return args.func(args) or 0
-    except ConfigError as err:
-        print(f"zkctl: {err}", file=sys.stderr)
+    except (ConfigError, UsageError) as err:
+        _fail(str(err))
         return 2
     except (ZkactorsError, TimeoutError, ensemble.EnsembleError) as err:
-        print(f"zkctl: {type(err).__name__}: {err}", file=sys.stderr)
+        _fail(f"{type(err).__name__}: {err}")
+        return 1
+    except OperationError as err:
+        _fail(str(err))
+        return 1
+    except ValueFormatError as err:
+        _fail(f"{args.path}: {err}")
+        return 1
+    except BrokenPipeError:
+        # The reader went away (``zkctl tree / | head``): nothing left to say.
+        _silence_stdout()
+        return 1
+    except OSError as err:
+        _fail(f"{type(err).__name__}: {err}")
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # the last line of defence: still one line, exit 1
+        if os.environ.get("ZKCTL_DEBUG"):
+            raise
+        _fail(f"internal error: {type(err).__name__}: {err} (a bug; ZKCTL_DEBUG=1 shows "
+              f"the traceback)")
+        return 1
+
+
+def _fail(message: str) -> None:
+    print(f"zkctl: {one_line(message)}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+# ------------------------------------------------------------ argument types
+def _shown(value: str) -> str:
+    """An argument quoted in an error message: escaped, and short."""
+    return f"'{one_line(value, limit=80)}'"
 
 
 def _hosts(value: str) -> str:
@@ -50,7 +122,10 @@ def _hosts(value: str) -> str:
     from zkactors.client import parse_hosts
 
     try:
+        value.encode("utf-8")
         return ",".join(parse_hosts(value))
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not valid UTF-8") from None
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -59,10 +134,71 @@ def _seconds(value: str) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a number of seconds") from None
     if not 0 < seconds < 86_400:
-        raise argparse.ArgumentTypeError(f"{value} s: must be more than 0 and less than a day")
+        raise argparse.ArgumentTypeError(f"{_shown(value)} s: must be more than 0 and less than a day")
     return seconds
+
+
+def _znode_path(value: str) -> str:
+    """A znode path as far as the client can tell: absolute and valid UTF-8 (a
+    command-line argument that was not comes in with surrogate escapes). The
+    rest — '//', '.', length — the node checks, and says so (exit 1)."""
+    if not value.startswith("/"):
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a znode path (it must start "
+                                         "with '/')")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not valid UTF-8; a znode path "
+                                         "is text") from None
+    return value
+
+
+def _version_number(value: str) -> int:
+    try:
+        version = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a version number") from None
+    if not -1 <= version < 2**31:
+        raise argparse.ArgumentTypeError(f"{_shown(value)}: a version is -1 (any) or 0 … 2^31-1")
+    return version
+
+
+def _zxid(value: str) -> int:
+    try:
+        zxid = int(value, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a zxid (decimal or 0x hex)") \
+            from None
+    if not 0 <= zxid < 2**64:
+        raise argparse.ArgumentTypeError(f"{_shown(value)}: a zxid is 0 … 2^64-1")
+    return zxid
+
+
+def _count(low: int):
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(value)} is not a whole number") from None
+        if not low <= number <= 10**9:
+            raise argparse.ArgumentTypeError(f"{_shown(value)}: must be {low} … 10^9")
+        return number
+
+    parse.__name__ = f"count>={low}"
+    return parse
+
+
+def _workloads(value: str) -> str:
+    from zkactors.cli.bench import WORKLOADS
+
+    names = [name.strip() for name in value.split(",")]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload {_shown(unknown[0])}; choose from {', '.join(WORKLOADS)}")
+    return value
 
 
 def _version() -> str:
@@ -74,8 +210,9 @@ def _version() -> str:
         return "(not installed)"
 
 
+# ------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zkctl", description=__doc__.split("\n\n")[0])
+    parser = ZkctlParser(prog="zkctl", description=__doc__.split("\n\n")[0])
     parser.add_argument("--conf", default=os.environ.get("ZKACTORS_CONF", "conf"),
                         help="directory of node INI files (default: %(default)s)")
     parser.add_argument("--hosts", type=_hosts,
@@ -90,46 +227,91 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def path(p: argparse.ArgumentParser, default: str | None = None) -> None:
+        if default is None:
+            p.add_argument("path", type=_znode_path)
+        else:
+            p.add_argument("path", type=_znode_path, nargs="?", default=default)
+
+    def output(p: argparse.ArgumentParser, json_alias: bool = False) -> None:
+        p.add_argument("-w", "--output", choices=OUTPUTS, default="table",
+                       help="print records as a table (default) or as JSON")
+        if json_alias:
+            p.add_argument("--json", dest="output", action="store_const", const="json",
+                           help="the same as -w json")
+
+    def value(p: argparse.ArgumentParser) -> None:
+        p.add_argument("value", nargs="?", default=None,
+                       help="the value; '-' reads it from stdin")
+        p.add_argument("--file", help="read the value from this file")
+
     p = command("get", cmd_get, "print a znode's value")
-    p.add_argument("path")
+    path(p)
+    p.add_argument("--format", choices=VALUE_FORMATS, default="auto",
+                   help="raw: the bytes as they are; hex; utf8: the text (an error if "
+                        "it is not UTF-8); auto (default): utf8 if it is, else hex")
+    p.add_argument("-s", "--stat", action="store_true", help="and the stat (as zkCli)")
+    output(p)
     p = command("set", cmd_set, "replace a znode's value")
-    p.add_argument("path")
-    p.add_argument("value")
-    p.add_argument("--version", type=int, default=-1, help="only if at this version")
-    p = command("create", cmd_create, "create a znode")
-    p.add_argument("path")
-    p.add_argument("value", nargs="?", default="")
+    path(p)
+    value(p)
+    p.add_argument("--version", type=_version_number, default=-1,
+                   help="only if at this version")
+    output(p)
+    p = command("create", cmd_create, "create a znode (empty without a value)")
+    path(p)
+    value(p)
     p.add_argument("-p", "--makepath", action="store_true", help="create missing ancestors")
     p.add_argument("-s", "--sequence", action="store_true", help="append a sequence number")
+    output(p)
     p = command("delete", cmd_delete, "delete a znode")
-    p.add_argument("path")
-    p.add_argument("--version", type=int, default=-1, help="only if at this version")
+    path(p)
+    p.add_argument("--version", type=_version_number, default=-1,
+                   help="only if at this version")
     p.add_argument("-r", "--recursive", action="store_true", help="with its whole subtree")
     p = command("ls", cmd_ls, "list a znode's children")
-    p.add_argument("path", nargs="?", default="/")
+    path(p, "/")
+    p.add_argument("-s", "--stat", action="store_true", help="and the znode's stat (as zkCli)")
+    output(p)
     p = command("stat", cmd_stat, "print a znode's stat")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
+    path(p)
+    output(p, json_alias=True)
     p = command("tree", cmd_tree, "print a subtree")
-    p.add_argument("path", nargs="?", default="/")
+    path(p, "/")
     p.add_argument("--values", action="store_true", help="show values too")
+    output(p)
+    p = command("sync", cmd_sync, "wait until the connected node has every write "
+                                  "committed before (ZooKeeper's sync)")
+    path(p)
     p = command("watch", cmd_watch, "print every change of a znode (or subtree) until Ctrl-C")
-    p.add_argument("path")
+    path(p)
     p.add_argument("-r", "--recursive", action="store_true", help="every node under it too")
-    p.add_argument("--since", type=lambda s: int(s, 0), default=None,
+    p.add_argument("--since", type=_zxid, default=None,
                    help="replay changes after this zxid first (decimal or 0x hex)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    output(p, json_alias=True)
     p = command("status", cmd_status, "role, term, commit index, applied zxid, lag per node")
-    p.add_argument("--json", action="store_true")
-    command("leader", cmd_leader, "print the leader's node id")
+    output(p, json_alias=True)
+    p = command("leader", cmd_leader, "print the leader's node id")
+    output(p)
     p = command("up", cmd_up, "start the local ensemble from --conf in the background")
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait until it serves")
+    p.add_argument("--wait", type=_seconds, default=30.0, help="seconds to wait until it serves")
     p = command("down", cmd_down, "stop the local ensemble started by 'up'")
-    p.add_argument("--wait", type=float, default=10.0, help="seconds before SIGKILL")
+    p.add_argument("--wait", type=_seconds, default=10.0, help="seconds before SIGKILL")
     from zkactors.cli import bench
 
-    p = command("bench", bench.cmd_bench, "measure latency and throughput")
+    p = command("bench", cmd_bench, "measure latency and throughput")
     bench.add_arguments(p)
+    # bench's arguments, checked here like every other: no zero clients, negative
+    # seconds or unknown workload reaches the load generators.
+    for action in p._actions:
+        if action.dest == "workloads":
+            action.type = _workloads
+        elif action.type is int:
+            action.type = _count(0 if action.dest == "value_size" else 1)
+        elif action.type is float:
+            action.type = _seconds
+    p.add_argument("-w", "--output", choices=OUTPUTS, default=None,
+                   help="results as a table (default) or as JSON (the same as --json)")
     return parser
 
 
@@ -140,44 +322,99 @@ def hosts_of(args: argparse.Namespace) -> str:
     return ",".join(cfg.me.client for cfg in load_ensemble(args.conf))
 
 
-def connect(args: argparse.Namespace):
+def connect(args: argparse.Namespace, **options: Any):
+    """A started client; at once a one-line error if no endpoint accepts a connection."""
+    from zkactors.cli.zkctl_status import NODE_TIMEOUT_S, all_refused
     from zkactors.client import Client
 
-    client = Client(hosts_of(args), request_timeout=args.timeout, name="zkctl")
+    hosts = hosts_of(args)
+    reason = all_refused(hosts.split(","), min(args.timeout, NODE_TIMEOUT_S))
+    if reason is not None:
+        raise OperationError(f"no zkactors node reachable: {reason}")
+    client = Client(hosts, request_timeout=args.timeout, name="zkctl", **options)
     client.start(timeout=args.timeout)
     return client
 
 
-def _print_value(value: bytes) -> None:
-    try:
-        print(value.decode())
-    except UnicodeDecodeError:
-        print(value.hex())
+def read_value(args: argparse.Namespace, required: bool) -> bytes:
+    """The value to write: the argument as given (its bytes exactly, even if they
+    are not UTF-8), stdin for ``-``, the file for ``--file``; empty if none and
+    ``required`` is false (a bare ``create``, as zkCli: stdin is then not read)."""
+    if args.value is not None and args.file is not None:
+        raise UsageError("give the value or --file, not both")
+    if args.file is not None:
+        if not args.file:
+            raise UsageError("--file: the file name is empty")
+        try:
+            with open(args.file, "rb") as f:
+                return f.read()
+        except OSError as err:
+            raise OperationError(f"cannot read --file {_shown(args.file)}: "
+                                 f"{err.strerror or err}") from None
+    if args.value == "-":
+        return sys.stdin.buffer.read()
+    if args.value is None:
+        if required:
+            raise UsageError(f"{args.command}: a value is needed: VALUE, '-' for stdin, "
+                             "or --file FILE")
+        return b""
+    return os.fsencode(args.value)
 
 
-def stat_dict(stat: Any) -> dict[str, int]:
-    return dataclasses.asdict(stat)
+def emit_json(record: Any) -> None:
+    print(json.dumps(record))
 
 
 # ------------------------------------------------------------------ znodes
 def cmd_get(args: argparse.Namespace) -> int:
+    if args.format == "raw" and (args.stat or args.output == "json"):
+        raise UsageError("--format raw prints the bytes alone: not with -s or -w json")
     with connect(args) as client:
-        value, _ = client.get(args.path)
-    _print_value(value)
+        value, stat = client.get(args.path)
+    if args.output == "json":
+        record = {"path": args.path, **value_record(value, args.format)}
+        if args.stat:
+            record["stat"] = stat_record(stat)
+        emit_json(record)
+        return 0
+    if args.format == "raw":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(value)
+        sys.stdout.buffer.flush()
+        return 0
+    if args.format == "utf8":
+        text = decode_utf8(value)
+    else:
+        text, encoding = value_text(value, args.format)
+        if encoding == "hex" and args.format == "auto":
+            print(f"zkctl: note: {args.path}: the value is not UTF-8 ({len(value)} bytes), "
+                  "shown in hex; --format raw prints the bytes", file=sys.stderr)
+    print(text)
+    if args.stat:
+        print("\n".join(stat_lines(stat)))
     return 0
 
 
 def cmd_set(args: argparse.Namespace) -> int:
+    value = read_value(args, required=True)
     with connect(args) as client:
-        stat = client.set(args.path, args.value.encode(), version=args.version)
-    print(f"version {stat.version} mzxid {format_zxid(stat.mzxid)}")
+        stat = client.set(args.path, value, version=args.version)
+    if args.output == "json":
+        emit_json({"path": args.path, "stat": stat_record(stat)})
+    else:
+        print(f"version {stat.version} mzxid {format_zxid(stat.mzxid)}")
     return 0
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    value = read_value(args, required=False)
     with connect(args) as client:
-        print(client.create(args.path, args.value.encode(), makepath=args.makepath,
-                            sequence=args.sequence))
+        created = client.create(args.path, value, makepath=args.makepath,
+                                sequence=args.sequence)
+    if args.output == "json":
+        emit_json({"path": created})
+    else:
+        print(created)
     return 0
 
 
@@ -189,8 +426,21 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     with connect(args) as client:
-        for name in client.get_children(args.path):
-            print(name)
+        children = client.get_children(args.path)
+        stat = client.exists(args.path) if args.stat else None
+    if args.stat and stat is None:  # deleted between the two reads
+        _fail(f"NoNodeError: node does not exist: {args.path}")
+        return 1
+    if args.output == "json":
+        record: dict[str, Any] = {"path": args.path, "children": children}
+        if stat is not None:
+            record["stat"] = stat_record(stat)
+        emit_json(record)
+        return 0
+    for name in children:
+        print(name)
+    if stat is not None:
+        print("\n".join(stat_lines(stat)))
     return 0
 
 
@@ -198,36 +448,59 @@ def cmd_stat(args: argparse.Namespace) -> int:
     with connect(args) as client:
         stat = client.exists(args.path)
     if stat is None:
-        print(f"zkctl: NoNodeError: no node: {args.path}", file=sys.stderr)
+        _fail(f"NoNodeError: node does not exist: {args.path}")
         return 1
-    fields = stat_dict(stat)
-    if args.json:
-        print(json.dumps(fields))
+    if args.output == "json":
+        emit_json(stat_record(stat))
     else:
-        for name, value in fields.items():
-            shown = format_zxid(value) if name.endswith("zxid") else value
-            print(f"{name:<15} {shown}")
+        print("\n".join(stat_lines(stat)))
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        client.sync(args.path)
     return 0
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
+    from zkactors.errors import NoNodeError
+
+    records = []
+    complete = True
     with connect(args) as client:
-        _walk(client, args.path, 0, args.values, budget=[100_000])
+        # Depth first, children in order; a stack, not recursion: a path may be
+        # thousands of levels deep. A node deleted while we walk is left out.
+        stack = [(args.path, 0)]
+        while stack:
+            if len(records) >= TREE_MAX_NODES:
+                complete = False
+                break
+            path, depth = stack.pop()
+            try:
+                value = client.get(path)[0] if args.values else None
+                children = client.get_children(path)
+            except NoNodeError:
+                if depth == 0:
+                    raise
+                continue
+            records.append((path, depth, value))
+            base = path.rstrip("/")
+            stack.extend((f"{base}/{child}", depth + 1) for child in reversed(children))
+    if args.output == "json":
+        emit_json([{"path": path, **({} if value is None else value_record(value, "auto"))}
+                   for path, _, value in records])
+    else:
+        for path, depth, value in records:
+            name = path if depth == 0 else path.rsplit("/", 1)[1]
+            line = "  " * depth + one_line(name, limit=len(name))
+            if value is not None:
+                line += " = " + tree_value(value)
+            print(line)
+    if not complete:
+        _fail(f"tree: stopped after {TREE_MAX_NODES} nodes; ask for a smaller subtree")
+        return 1
     return 0
-
-
-def _walk(client: Any, path: str, depth: int, values: bool, budget: list[int]) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        return
-    name = path if depth == 0 else path.rsplit("/", 1)[1]
-    line = "  " * depth + name
-    if values:
-        value, _ = client.get(path)
-        line += f" = {value[:60]!r}"
-    print(line)
-    for child in client.get_children(path):
-        _walk(client, path.rstrip("/") + "/" + child, depth + 1, values, budget)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -235,10 +508,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     it is attached to going away. SIGINT (Ctrl-C) ends it with exit code 0."""
     import threading
 
-    from zkactors.client import Client
-
     def show(event: Any) -> None:
-        if args.json:
+        if args.output == "json":
             line = json.dumps({"type": event.type, "path": event.path, "zxid": event.zxid,
                                "version": event.version})
         else:
@@ -246,10 +517,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     # A long session: a watcher waits out an election or a restart rather than give up.
-    client = Client(hosts_of(args), timeout=3600.0, request_timeout=args.timeout, name="zkctl")
+    client = connect(args, timeout=3600.0)
     forever = threading.Event()
     try:
-        client.start(timeout=args.timeout)
+        # A read first, so the node checks the path: the client subscribes to a
+        # watch path before any node has seen it, and a subscription to a path of a
+        # megabyte crashes libzmq when the socket closes (its prefix trie is freed
+        # recursively, one level per byte).
+        client.exists(args.path)
         client.add_watch(args.path, show, recursive=args.recursive, since=args.since)
         while not forever.wait(3600):
             pass
@@ -262,26 +537,28 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- nodes
 def cmd_status(args: argparse.Namespace) -> int:
-    rows = ensemble.status(args.conf, args.hosts, args.timeout)
-    if args.json:
-        print(json.dumps(rows))
+    from zkactors.cli import zkctl_status
+
+    rows = zkctl_status.status(args.conf, args.hosts, args.timeout)
+    if args.output == "json":
+        emit_json(rows)
         return 0
-    print(f"{'node':>4}  {'role':<9} {'term':>4} {'commit':>9} {'applied zxid':>14} "
-          f"{'lag':>5} {'clients':>7}  endpoint")
-    for row in rows:
-        print(f"{row['node'] or '?':>4}  {row['role']:<9} {row['term']:>4} {row['commit_index']:>9} "
-              f"{format_zxid(row['applied_zxid']):>14} {row['lag']:>5} {row['clients']:>7}  "
-              f"{row['endpoint']}")
+    print("\n".join(status_lines(rows)))
     return 0 if all(row["role"] != "down" for row in rows) else 1
 
 
 def cmd_leader(args: argparse.Namespace) -> int:
-    leaders = [row for row in ensemble.status(args.conf, args.hosts, args.timeout)
+    from zkactors.cli import zkctl_status
+
+    leaders = [row for row in zkctl_status.status(args.conf, args.hosts, args.timeout)
                if row["role"] == "leader"]
     if not leaders:
-        print("zkctl: no leader", file=sys.stderr)
+        _fail("no leader")
         return 1
-    print(leaders[0]["node"])
+    if args.output == "json":
+        emit_json({"leader": leaders[0]["node"], "endpoint": leaders[0]["endpoint"]})
+    else:
+        print(leaders[0]["node"])
     return 0
 
 
@@ -295,6 +572,14 @@ def cmd_down(args: argparse.Namespace) -> int:
     for line in ensemble.down(args.conf, args.wait):
         print(line)
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from zkactors.cli import bench
+
+    if args.output is not None:
+        args.json = args.output == "json"
+    return bench.cmd_bench(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""How ``zkctl`` reaches nodes: ``status``/``leader`` ask every node at once,
+briefly; any command first checks that some endpoint accepts a connection.
+
+For ``status`` each node gets its own short-lived :class:`~zkactors.client.Client`
+on its own thread, all started together, each with at most :data:`NODE_TIMEOUT_S`
+(or the smaller ``--timeout``) to connect and answer: a dead node costs that long
+once, not once per node. Every client started here is stopped before its thread
+ends.
+
+Before a client is started, a plain TCP connect tells a refused endpoint (no
+process listening) at once: such a node is reported down without a client, and a
+command whose every endpoint refuses fails in one line without waiting out its
+timeout. (A client kept on an endpoint that refuses re-dials in a tight loop,
+opening sockets faster than it frees them, until the process runs out of file
+descriptors and the client logs a crash; zkctl keeps clear of that.)
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+from zkactors.config import load_ensemble
+
+NODE_TIMEOUT_S = 1.0
+
+
+def targets(conf_dir: str, hosts: str | None) -> list[tuple[int | None, str]]:
+    """``(node id or None, client endpoint)`` for each node to ask."""
+    if hosts:
+        return [(None, h.strip()) for h in hosts.split(",") if h.strip()]
+    return [(cfg.node_id, cfg.me.client) for cfg in load_ensemble(conf_dir)]
+
+
+def refused(endpoint: str, timeout: float) -> str | None:
+    """Why nothing can be listening at ``endpoint`` (``tcp://HOST:PORT``), or None
+    if something accepted a connection — or might: a timeout proves nothing."""
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except TimeoutError:
+        return None
+    except OSError as err:
+        return err.strerror or str(err)
+
+
+def all_refused(endpoints: list[str], timeout: float) -> str | None:
+    """If every endpoint refuses (checked all at once), a one-line reason; else None."""
+    reasons: list[str | None] = [None] * len(endpoints)
+
+    def probe(i: int, endpoint: str) -> None:
+        reasons[i] = refused(endpoint, timeout)
+
+    threads = [threading.Thread(target=probe, args=(i, endpoint), daemon=True)
+               for i, endpoint in enumerate(endpoints)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 1.0)
+    if all(reasons):
+        return "; ".join(f"{endpoint}: {reason}"
+                         for endpoint, reason in zip(endpoints, reasons, strict=True))
+    return None
+
+
+def ask(endpoint: str, timeout: float) -> dict[str, Any]:
+    """One node's status, or a ``down`` row saying why."""
+    from zkactors.client import Client
+
+    started = time.monotonic()
+    reason = refused(endpoint, timeout)
+    if reason is not None:
+        return {"role": "down", "error": reason}
+    client = Client(endpoint, request_timeout=timeout, connect_timeout=timeout,
+                    name="zkctl-status")
+    try:
+        client.start(timeout=timeout)
+        client.request_timeout = max(0.05, timeout - (time.monotonic() - started))
+        return client.server_status()
+    except Exception as err:  # noqa: BLE001 - whatever it is, the node is reported down
+        return {"role": "down", "error": f"{type(err).__name__}: {err}"}
+    finally:
+        client.stop()
+
+
+def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, Any]]:
+    """One row per node, in the order of ``--hosts`` or the conf dir: node, role,
+    term, commit_index, applied_zxid, lag, clients, endpoint (and ``error`` for a
+    node that is down)."""
+    per_node = min(timeout, NODE_TIMEOUT_S)
+    nodes = targets(conf_dir, hosts)
+    answers: list[dict[str, Any] | None] = [None] * len(nodes)
+
+    def run(i: int, endpoint: str) -> None:
+        answers[i] = ask(endpoint, per_node)
+
+    threads = [threading.Thread(target=run, args=(i, endpoint), daemon=True,
+                                name=f"zkctl-status-{endpoint}")
+               for i, (_, endpoint) in enumerate(nodes)]
+    for thread in threads:
+        thread.start()
+    # Connect, ask, stop: a client's stop is quick, but is given a little room.
+    deadline = time.monotonic() + per_node + 2.0
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    rows = []
+    for (node_id, endpoint), answer in zip(nodes, answers, strict=True):
+        if answer is None:
+            answer = {"role": "down", "error": f"no answer within {per_node} s"}
+        if answer["role"] == "down":
+            answer = {"node": node_id, "role": "down", "term": 0, "commit_index": 0,
+                      "applied_zxid": 0, "lag": 0, "clients": 0, "endpoint": endpoint,
+                      "error": answer["error"]}
+        rows.append(answer)
+    return rows
