@@ -67,8 +67,8 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from zkactors.cli.ensemble import status
     from zkactors.cli.zkctl import hosts_of
+    from zkactors.cli.zkctl_status import status
 
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in workloads if w not in WORKLOADS]

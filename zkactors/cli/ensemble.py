@@ -71,22 +71,6 @@ def node_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
         client.stop()
 
 
-def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, Any]]:
-    """One row per node: node, role, term, commit_index, applied_zxid, lag, …"""
-    if hosts:
-        targets = [(None, h.strip()) for h in hosts.split(",") if h.strip()]
-    else:
-        targets = [(cfg.node_id, cfg.me.client) for cfg in load_ensemble(conf_dir)]
-    rows = []
-    for node_id, endpoint in targets:
-        row = node_status(endpoint, timeout)
-        if row is None:
-            row = {"node": node_id, "role": "down", "term": 0, "commit_index": 0,
-                   "applied_zxid": 0, "lag": 0, "clients": 0, "endpoint": endpoint}
-        rows.append(row)
-    return rows
-
-
 def up(conf_dir: str, wait_s: float) -> list[str]:
     configs = load_ensemble(conf_dir)
     lines, started = [], []
