@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from zkactors.errors import ZkactorsError
+from zkactors.protocol import MAX_PATH_BYTES_LIMIT
 
 __all__ = [
     "LOG_LEVELS",
@@ -228,7 +229,7 @@ _POSITIVE_SIZE = _Int(1, 1 << 40)
 _OPTIONAL: dict[str, dict[str, _Kind]] = {
     "limits": {
         "max_data_bytes": _Int(1, 1 << 30),
-        "max_path_bytes": _Int(1, 1 << 20),
+        "max_path_bytes": _Int(1, MAX_PATH_BYTES_LIMIT),
         "max_inflight_per_client": _Int(1, 1_000_000),
         "max_clients": _Int(1, 1_000_000),
         "max_batch": _Int(1, 1_000_000),

@@ -77,6 +77,10 @@ OP_EXISTS = "exists"
 OP_CHILDREN = "children"
 OP_SYNC = "sync"
 OP_STATUS = "status"
+#: The whole replicated state at the node's applied zxid, as a snapshot payload
+#: (``zkctl backup``): ``[index, term, payload]``. A read: it waits for the zxid
+#: the client has seen, so after a sync it is at least as new as the sync.
+OP_BACKUP = "backup"
 OP_PING = "ping"
 OP_BYE = "bye"
 OP_EVENTS = "events"
@@ -86,11 +90,16 @@ FLAG_MAKEPATH = 1
 FLAG_SEQUENCE = 2
 
 WRITE_OPS = frozenset({OP_CREATE, OP_SET, OP_DELETE})
-READ_OPS = frozenset({OP_GET, OP_EXISTS, OP_CHILDREN, OP_SYNC})
+READ_OPS = frozenset({OP_GET, OP_EXISTS, OP_CHILDREN, OP_SYNC, OP_BACKUP})
 #: Questions about the recent change history, answered by the watch actor.
 WATCH_OPS = frozenset({OP_EVENTS, OP_EVENT_COUNT})
 #: At most this many [path, recursive] pairs in one events/evcount query.
 MAX_WATCH_PATHS = 1000
+#: The longest znode path a node may be configured to take ([limits]
+#: max_path_bytes), and so the longest watch topic. Watched paths become ZeroMQ
+#: subscription topics, and libzmq 4.3.5 crashes (SIGSEGV) when closing a SUB
+#: socket that subscribed a topic of a few hundred KB; 64 KB is proven fine.
+MAX_PATH_BYTES_LIMIT = 32_768
 
 #: Expected argument types per op, checked at the edge.
 REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
@@ -102,6 +111,7 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     OP_EXISTS: (str,),
     OP_CHILDREN: (str,),
     OP_SYNC: (str,),
+    OP_BACKUP: (str,),
     OP_STATUS: (),
     OP_PING: (),
     OP_BYE: (),

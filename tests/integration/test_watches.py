@@ -516,3 +516,34 @@ def test_sessions_in_one_process_share_one_hub_and_a_broken_one_spares_the_rest(
         events = got_b.wait(2)
         assert [e.version for e in events] == [1, 2]
         assert hubs[0].is_alive()
+
+
+def test_a_huge_watched_path_is_refused_before_it_becomes_a_subscription(node):
+    """libzmq crashes (SIGSEGV) closing a SUB socket that subscribed a topic of a
+    few hundred KB: the client refuses such a path before subscribing. In a
+    process of its own, as a crash would take the test run with it."""
+    import subprocess
+    import sys
+
+    from tests.integration.cluster import REPO
+
+    code = f"""
+from zkactors.client import Client
+from zkactors.errors import BadArgumentsError
+huge = "/" + "x" * 300_000
+with Client({node.client_endpoint!r}) as client:
+    for watch in (lambda: client.add_watch(huge, print),
+                  lambda: client.get(huge, watch=print),
+                  lambda: client.exists(huge, watch=print)):
+        try:
+            watch()
+        except BadArgumentsError:
+            pass
+        else:
+            raise SystemExit("accepted a 300 KB watched path")
+    client.add_watch("/fine", print)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, check=False)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr[-2000:]

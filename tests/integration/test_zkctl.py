@@ -289,7 +289,7 @@ def test_sync_then_read(node):
     assert missing.returncode == 2 and "required: path" in one_error_line(missing)
 
 
-def test_every_record_command_speaks_table_and_json(node):
+def test_every_record_command_speaks_table_and_json(node, tmp_path):
     """Every subcommand that prints records takes -w table|json; the list comes
     from the parser, so a new command with -w is covered here too."""
     from zkactors.cli.zkctl import _parser
@@ -302,10 +302,12 @@ def test_every_record_command_speaks_table_and_json(node):
     assert with_w >= {"get", "set", "create", "ls", "stat", "tree", "watch", "status",
                       "leader", "bench"}
     runs = {"get": ["/w"], "set": ["/w", "v2"], "create": ["/w-", "-s"], "ls": ["/"],
-            "stat": ["/w"], "tree": ["/"], "status": [], "leader": []}
+            "stat": ["/w"], "tree": ["/"], "status": [], "leader": [],
+            "backup": [str(tmp_path / "w.snap")]}
     # watch runs until Ctrl-C (its --json, the same option, is tested in
-    # test_watches.py) and bench for seconds (test_bench_prints_json_figures).
-    assert with_w - set(runs) == {"watch", "bench"}
+    # test_watches.py) and bench for seconds (test_bench_prints_json_figures);
+    # health and restore need an ensemble of their own (test_backup.py).
+    assert with_w - set(runs) == {"watch", "bench", "health", "restore"}
     for command, args in runs.items():
         table = ctl(node, command, *args, "-w", "table")
         assert table.returncode == 0, (command, table.stderr)

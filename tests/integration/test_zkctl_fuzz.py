@@ -37,7 +37,8 @@ BAD = {
     "huge": ("huge", ""),
 }
 #: What a valid positional looks like, by its name (``{command}`` is filled in).
-VALID_POSITIONAL = {"path": "/fz-{command}", "value": "v"}
+#: (Files are relative to the worker's scratch directory, its cwd.)
+VALID_POSITIONAL = {"path": "/fz-{command}", "value": "v", "file": "fz-{command}.snap"}
 #: Extra arguments that keep a command small while its other arguments are fuzzed.
 #: (create: a sequence node, so that each case makes a new one rather than fail
 #: on the node that exists.)
@@ -211,11 +212,13 @@ def test_every_subcommand_survives_bad_arguments_in_one_line(fuzz_node, tmp_path
     cases = build_cases(fuzz_node.client_endpoint, str(empty_conf))
     assert {spec["command"] for spec in cases} - {None} == set(subcommands())
     results_path = tmp_path / "results.json"
+    scratch = tmp_path / "cwd"  # whatever a case writes (a backup file …) lands here
+    scratch.mkdir()
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", "from tests.integration.test_zkctl_fuzz import worker; worker()",
          str(results_path)],
-        input=json.dumps(cases), capture_output=True, text=True, cwd=REPO, timeout=150,
+        input=json.dumps(cases), capture_output=True, text=True, cwd=scratch, timeout=150,
         env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(results_path.read_text())

@@ -481,6 +481,8 @@ ERROR_CASES = [
         "duplicate section",
         id="duplicate-section",
     ),
+    pytest.param(BASE + "[limits]\nmax_path_bytes = 40000\n", "limits", "max_path_bytes",
+                 "1..32768", id="path-longer-than-a-subscription-may-be"),
     pytest.param(BASE + "[admin]\nhttp = 8081\n", "admin", "http", "expected HOST:PORT",
                  id="admin-http-no-host"),
     pytest.param(BASE + "[admin]\nhttp = 127.0.0.1:0\n", "admin", "http",

@@ -570,3 +570,23 @@ def test_each_reply_carries_the_zxid_its_request_saw():
     assert by_rid[5][3] == ["a"] and by_rid[5][5] == make_zxid(1, 1)
     assert by_rid[1][5] == make_zxid(1, 1) and by_rid[2][5] == make_zxid(1, 2)
     assert store.read([[A, 9, "get", ["/b"]]])[0][5] == make_zxid(1, 2)
+
+
+def test_a_backup_read_is_the_whole_state_at_the_applied_index():
+    store = new_store()
+    store.apply([committed(1, create("/a", b"1")), committed(2, create("/a/b", b"2"))], 2, 3)
+    [reply] = store.read([[A, 7, "backup", ["/"]]], 0)
+    assert reply[2] == 0
+    index, term, payload = reply[3]
+    assert index == 2 and make_zxid(term, index) == store.applied_zxid
+    copy = new_store()
+    copy.restore_state(msgpack.unpackb(payload), index, term)
+    assert copy.tree.digest() == store.tree.digest()
+    assert copy.applied_zxid == store.applied_zxid
+
+
+def test_a_backup_of_part_of_the_tree_is_refused():
+    store = new_store()
+    store.apply([committed(1, create("/a"))], 1, 1)
+    [reply] = store.read([[A, 7, "backup", ["/a"]]], 0)
+    assert reply[2] == int(Code.BAD_ARGUMENTS)

@@ -293,6 +293,16 @@ def _parser() -> argparse.ArgumentParser:
     output(p, json_alias=True)
     p = command("leader", cmd_leader, "print the leader's node id")
     output(p)
+    p = command("health", cmd_health, "ask every node's admin endpoint whether it serves")
+    output(p)
+    p = command("backup", cmd_backup, "write the whole tree, at one zxid, to a file")
+    p.add_argument("file", help="where to write it (replaced atomically)")
+    output(p)
+    p = command("restore", cmd_restore, "seed a new, stopped ensemble from a backup")
+    p.add_argument("file", help="a file written by 'zkctl backup'")
+    p.add_argument("--conf", default=argparse.SUPPRESS,
+                   help="the new ensemble's node INI files (as the global --conf)")
+    output(p)
     p = command("up", cmd_up, "start the local ensemble from --conf in the background")
     p.add_argument("--wait", type=_seconds, default=30.0, help="seconds to wait until it serves")
     p = command("down", cmd_down, "stop the local ensemble started by 'up'")
@@ -559,6 +569,47 @@ def cmd_leader(args: argparse.Namespace) -> int:
         emit_json({"leader": leaders[0]["node"], "endpoint": leaders[0]["endpoint"]})
     else:
         print(leaders[0]["node"])
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from zkactors.cli.health import health, health_lines
+
+    if args.hosts:
+        raise UsageError("health asks the [admin] http endpoints in --conf, not --hosts")
+    rows = health(load_ensemble(args.conf), args.timeout)
+    if args.output == "json":
+        emit_json(rows)
+    else:
+        print("\n".join(health_lines(rows)))
+    return 0 if all(row["serving"] for row in rows) else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from zkactors.cli.backup import backup
+
+    summary = backup(hosts_of(args), args.file, args.timeout)
+    if args.output == "json":
+        emit_json({"file": args.file, "index": summary.index, "term": summary.term,
+                   "zxid": summary.zxid, "znodes": summary.znodes,
+                   "digest": f"{summary.digest:016x}"})
+    else:
+        print(f"backed up {summary.line()} to {one_line(args.file, limit=len(args.file))}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from zkactors.cli.backup import restore
+
+    configs = load_ensemble(args.conf)
+    summary = restore(args.file, configs)
+    if args.output == "json":
+        emit_json({"file": args.file, "nodes": [c.node_id for c in configs],
+                   "index": summary.index, "term": summary.term, "zxid": summary.zxid,
+                   "znodes": summary.znodes, "digest": f"{summary.digest:016x}"})
+    else:
+        print(f"restored {summary.line()} into nodes "
+              f"{', '.join(str(c.node_id) for c in configs)} (start them with 'zkctl up')")
     return 0
 
 

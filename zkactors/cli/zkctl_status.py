@@ -10,9 +10,8 @@ ends.
 Before a client is started, a plain TCP connect tells a refused endpoint (no
 process listening) at once: such a node is reported down without a client, and a
 command whose every endpoint refuses fails in one line without waiting out its
-timeout. (A client kept on an endpoint that refuses re-dials in a tight loop,
-opening sockets faster than it frees them, until the process runs out of file
-descriptors and the client logs a crash; zkctl keeps clear of that.)
+timeout. (A client on endpoints that all refuse would keep re-dialling, with
+backoff, until its start timed out.)
 """
 
 from __future__ import annotations

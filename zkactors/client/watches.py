@@ -101,7 +101,7 @@ from typing import Any, NamedTuple
 import zmq
 
 from zkactors.client.watch_hub import DRAIN_BATCH, WatchHub
-from zkactors.core.tree import Event
+from zkactors.core.tree import Event, validate_path
 from zkactors.core.watches import (
     BARRIER,
     BARRIER_PREFIX,
@@ -112,7 +112,7 @@ from zkactors.core.watches import (
 )
 from zkactors.errors import NoNodeError, ZkactorsError
 from zkactors.logsetup import get_logger
-from zkactors.protocol import OP_EVENT_COUNT, OP_EVENTS, unpack
+from zkactors.protocol import MAX_PATH_BYTES_LIMIT, OP_EVENT_COUNT, OP_EVENTS, unpack
 
 
 class EventType:
@@ -845,6 +845,10 @@ class WatchService:
         """Register ``watch``; if ``read`` is given (``read(min_zxid) -> ZkFuture``),
         send it once subscribed and activate the watch at ``start_of(result,
         reply_zxid)``. Returns the read's result. A failed read removes the watch."""
+        # Checked here, before the path becomes a subscription topic: the node
+        # checks it too, but only after the subscription went out (and libzmq
+        # crashes on closing a SUB socket with a topic of a few hundred KB).
+        validate_path(watch.path, MAX_PATH_BYTES_LIMIT)
         self._ensure_started()
         with self.lock:
             step = self.stream.add(watch, self.client.last_zxid)

@@ -16,14 +16,23 @@ from typing import Any
 from zkactors.core.dedup import FORGOTTEN, OUT_OF_ORDER, ClientTable, is_tagged
 from zkactors.core.replog import NOOP, Committed
 from zkactors.core.tree import Event, Tree
-from zkactors.errors import Code, DataInconsistency, UnimplementedError, ZookeeperError
+from zkactors.errors import (
+    BadArgumentsError,
+    Code,
+    DataInconsistency,
+    UnimplementedError,
+    ZookeeperError,
+)
 from zkactors.protocol import (
+    OP_BACKUP,
     OP_CHILDREN,
     OP_EXISTS,
     OP_GET,
     OP_STATUS,
     OP_SYNC,
     make_zxid,
+    pack,
+    zxid_term,
 )
 
 #: Format of :meth:`StoreCore.snapshot_state`.
@@ -217,6 +226,11 @@ class StoreCore:
         if op == OP_SYNC:
             # One node: everything committed is applied by the time a read is served.
             return self.applied_zxid
+        if op == OP_BACKUP:
+            if path != "/":
+                raise BadArgumentsError("a backup is of the whole tree: ask for '/'", path)
+            return [self.applied_index, zxid_term(self.applied_zxid),
+                    pack(self.snapshot_state())]
         raise UnimplementedError(f"not a read: {op!r}")
 
     def status(self) -> dict[str, int]:
