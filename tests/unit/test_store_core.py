@@ -315,7 +315,7 @@ def test_reads_do_not_change_anything():
 def test_status_fields_of_a_fresh_store():
     assert new_store().status() == {
         "term": 0, "applied_zxid": 0, "applied_index": 0, "commit_index": 0, "znodes": 1,
-        "dedup_clients": 0, "duplicate_writes": 0,
+        "sessions": 0, "dedup_clients": 0, "duplicate_writes": 0,
     }
 
 
@@ -323,7 +323,7 @@ def test_status_of_a_restored_store():
     store = new_store(applied_index=7, applied_term=2, term=3)
     assert store.status() == {
         "term": 3, "applied_zxid": make_zxid(2, 7), "applied_index": 7, "commit_index": 7,
-        "znodes": 1, "dedup_clients": 0, "duplicate_writes": 0,
+        "znodes": 1, "sessions": 0, "dedup_clients": 0, "duplicate_writes": 0,
     }
 
 
@@ -332,7 +332,7 @@ def test_status_after_apply_reports_the_logs_commit_index_and_term():
     store.apply([committed(1, create("/a"), term=2)], commit_index=5, term=3)
     assert store.status() == {
         "term": 3, "applied_zxid": make_zxid(2, 1), "applied_index": 1, "commit_index": 5,
-        "znodes": 2, "dedup_clients": 0, "duplicate_writes": 0,
+        "znodes": 2, "sessions": 0, "dedup_clients": 0, "duplicate_writes": 0,
     }
 
 

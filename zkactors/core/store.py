@@ -15,11 +15,18 @@ from typing import Any
 
 from zkactors.core.dedup import FORGOTTEN, OUT_OF_ORDER, ClientTable, is_tagged
 from zkactors.core.replog import NOOP, Committed
+from zkactors.core.sessions import (
+    SESSION_TXNS,
+    TXN_SESSION_CLOSE,
+    TXN_SESSION_EXPIRE,
+    TXN_SESSION_OPEN,
+)
 from zkactors.core.tree import Event, Tree
 from zkactors.errors import (
     BadArgumentsError,
     Code,
     DataInconsistency,
+    SessionExpiredError,
     UnimplementedError,
     ZookeeperError,
 )
@@ -35,8 +42,10 @@ from zkactors.protocol import (
     zxid_term,
 )
 
-#: Format of :meth:`StoreCore.snapshot_state`.
-SNAPSHOT_VERSION = "zkactors-state-1"
+#: Format of :meth:`StoreCore.snapshot_state` (2 added the session table; a
+#: version 1 state still loads, with no sessions).
+SNAPSHOT_VERSION = "zkactors-state-2"
+_OLD_SNAPSHOT_VERSION = "zkactors-state-1"
 
 _BEHIND = "this node has not caught up with what the client has seen; try another"
 
@@ -54,6 +63,11 @@ class StoreCore:
         self.tree = tree
         #: Replies of clients' recent tagged writes, so a retried write applies once.
         self.clients = clients if clients is not None else ClientTable()
+        #: The open sessions (id -> timeout in ms): replicated, see core.sessions.
+        self.sessions: dict[int, int] = {}
+        #: Sessions opened by the entries applied since the last
+        #: :meth:`take_opened` (for the leader's expiry tracker).
+        self.opened_sessions: list[int] = []
         self.duplicate_writes = 0  # retried copies answered from the table (for status)
         self.applied_index = applied_index
         self.applied_zxid = make_zxid(applied_term, applied_index)
@@ -130,15 +144,24 @@ class StoreCore:
         """The replicated state as plain data: the tree and the dedup table (both
         change only by applying entries, so together with the applied index they
         are everything a member needs to resume from this point)."""
-        return [SNAPSHOT_VERSION, self.tree.snapshot(), self.clients.to_list()]
+        return [SNAPSHOT_VERSION, self.tree.snapshot(), self.clients.to_list(),
+                sorted([session_id, timeout] for session_id, timeout in self.sessions.items())]
 
     def restore_state(self, state: Any, index: int, term: int) -> None:
         """Replace the state with a snapshot taken at (index, term)."""
-        if not isinstance(state, list) or len(state) != 3 or state[0] != SNAPSHOT_VERSION:
+        if not (isinstance(state, list) and (
+                (len(state) == 4 and state[0] == SNAPSHOT_VERSION)
+                or (len(state) == 3 and state[0] == _OLD_SNAPSHOT_VERSION))):
             raise DataInconsistency("not a zkactors state snapshot")
+        sessions = state[3] if len(state) == 4 else []
+        if not isinstance(sessions, list) or not all(
+                isinstance(s, list) and len(s) == 2 and all(type(v) is int for v in s)
+                for s in sessions):
+            raise DataInconsistency("malformed session table in snapshot")
         tree = self.tree
         self.tree = Tree.restore(state[1], tree.max_data_bytes, tree.max_path_bytes)
         self.clients = ClientTable.from_list(state[2])
+        self.sessions = {session_id: timeout for session_id, timeout in sessions}
         self.applied_index = index
         self.applied_zxid = make_zxid(term, index)
         self.commit_index = max(self.commit_index, index)
@@ -149,11 +172,41 @@ class StoreCore:
     def _apply_txn(self, txn: list, zxid: int, time_ms: int,
                    events: list[Event]) -> tuple[int, Any]:
         try:
+            if txn and txn[0] in SESSION_TXNS:
+                return int(Code.OK), self._apply_session_txn(txn, zxid, events)
+            if txn and txn[0] == "create" and len(txn) == 5 and txn[4] not in self.sessions:
+                raise SessionExpiredError(f"session {txn[4]:#x} is not open (expired or "
+                                          "closed): no ephemeral node for it", txn[1])
             result, changed = self.tree.apply(txn, zxid, time_ms)
         except ZookeeperError as err:
             return int(err.code), str(err)
         events.extend(changed)
         return int(Code.OK), result
+
+    def take_opened(self) -> list[int]:
+        opened, self.opened_sessions = self.opened_sessions, []
+        return opened
+
+    def _apply_session_txn(self, txn: list, zxid: int, events: list[Event]) -> Any:
+        """Open, close or expire sessions (see core.sessions); ending one deletes
+        its ephemeral nodes here, in the same transaction."""
+        op = txn[0]
+        if op == TXN_SESSION_OPEN and len(txn) == 3 and _session_id(txn[1]) \
+                and type(txn[2]) is int and txn[2] > 0:
+            self.sessions[txn[1]] = txn[2]
+            self.opened_sessions.append(txn[1])
+            return txn[2]
+        if op == TXN_SESSION_CLOSE and len(txn) == 2 and _session_id(txn[1]):
+            ended = [txn[1]] if txn[1] in self.sessions else []
+        elif op == TXN_SESSION_EXPIRE and len(txn) == 2 and isinstance(txn[1], list) \
+                and all(_session_id(s) for s in txn[1]):
+            ended = [s for s in txn[1] if s in self.sessions]
+        else:
+            raise BadArgumentsError(f"malformed session txn {txn!r:.100}")
+        for session_id in ended:
+            del self.sessions[session_id]
+            events.extend(self.tree.delete_ephemerals(session_id, zxid))
+        return ended
 
     def read(self, requests: list[list], now_ms: int = 0) -> list[Reply]:
         """Answer ``[ident, rid, op, args]`` or ``[ident, rid, op, args, read_floor]``
@@ -240,6 +293,11 @@ class StoreCore:
             "applied_index": self.applied_index,
             "commit_index": self.commit_index,
             "znodes": len(self.tree),
+            "sessions": len(self.sessions),
             "dedup_clients": len(self.clients),
             "duplicate_writes": self.duplicate_writes,
         }
+
+
+def _session_id(value: object) -> bool:
+    return type(value) is int and 0 < value < 2**63

@@ -25,6 +25,7 @@ from zkactors.errors import (
     BadVersionError,
     DataInconsistency,
     MarshallingError,
+    NoChildrenForEphemeralsError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
@@ -37,7 +38,11 @@ SEQUENCE_DIGITS = 10
 #: Flag bits of a ``["create", path, data, flags]`` txn.
 CREATE_MAKEPATH = 1
 CREATE_SEQUENCE = 2
-SNAPSHOT_FORMAT = "zkactors.tree/1"
+#: Owned by a session (the txn's fifth field) and deleted with it.
+CREATE_EPHEMERAL = 4
+#: /2 added each record's ephemeral owner; /1 snapshots still load (owner 0).
+SNAPSHOT_FORMAT = "zkactors.tree/2"
+_OLD_SNAPSHOT_FORMATS = ("zkactors.tree/1",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +205,9 @@ class _Node:
     ``creates`` is ZooKeeper's *stored* cversion: the number of children ever
     created. The cversion clients see counts deletes too, and ZooKeeper derives
     it as ``2 * creates - numChildren`` (``DataNode.copyStat``); the sequence
-    suffix uses ``creates``. aversion and ephemeralOwner are always 0 here (no
-    ACLs, no ephemeral nodes yet), so they are not stored.
+    suffix uses ``creates``. aversion is always 0 here (no ACLs), so it is not
+    stored; ``owner`` is the ephemeralOwner: the session an ephemeral node belongs
+    to, 0 for a persistent one.
     """
 
     __slots__ = (
@@ -212,12 +218,14 @@ class _Node:
         "data",
         "mtime",
         "mzxid",
+        "owner",
         "pzxid",
         "version",
     )
 
-    def __init__(self, data: bytes, zxid: int, time_ms: int) -> None:
+    def __init__(self, data: bytes, zxid: int, time_ms: int, owner: int = 0) -> None:
         self.data = data
+        self.owner = owner
         self.czxid = self.mzxid = self.pzxid = zxid
         self.ctime = self.mtime = time_ms
         self.version = 0
@@ -230,7 +238,7 @@ class _Node:
     def stat(self) -> Stat:
         n = len(self.children)
         return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-                    2 * self.creates - n, 0, 0, len(self.data), n, self.pzxid)
+                    2 * self.creates - n, 0, self.owner, len(self.data), n, self.pzxid)
 
 
 class Tree:
@@ -241,6 +249,8 @@ class Tree:
         self.max_path_bytes = max_path_bytes
         # The root exists from the start with an all-zero stat, as in ZooKeeper.
         self._nodes: dict[str, _Node] = {ROOT: _Node(b"", 0, 0)}
+        #: Session id -> the paths of its ephemeral nodes.
+        self._ephemerals: dict[int, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -255,14 +265,18 @@ class Tree:
         time_ms: int,
         makepath: bool = False,
         sequence: bool = False,
+        owner: int = 0,
     ) -> tuple[str, list[Event]]:
-        """Create a znode; return the path created (with its sequence suffix)."""
+        """Create a znode; return the path created (with its sequence suffix).
+        ``owner``: the session an ephemeral node belongs to (0: persistent)."""
         validate_path(path, self.max_path_bytes, sequence)
         self._check_data(data, path)
         nodes = self._nodes
         parent_path, _ = _split(path)
         parent = nodes.get(parent_path)
         missing: list[str] = []
+        if parent is not None and parent.owner:
+            raise NoChildrenForEphemeralsError("an ephemeral node cannot have children", path)
         if parent is None:
             if not makepath:
                 raise NoNodeError(f"parent {parent_path} does not exist", path)
@@ -282,13 +296,16 @@ class Tree:
         events: list[Event] = []
         for ancestor in missing:
             self._add(ancestor, b"", zxid, time_ms, events)
-        self._add(path, data, zxid, time_ms, events)
+        self._add(path, data, zxid, time_ms, events, owner)
+        if owner:
+            self._ephemerals.setdefault(owner, set()).add(path)
         return path, events
 
-    def _add(self, path: str, data: bytes, zxid: int, time_ms: int, events: list[Event]) -> None:
+    def _add(self, path: str, data: bytes, zxid: int, time_ms: int, events: list[Event],
+             owner: int = 0) -> None:
         parent_path, name = _split(path)
         parent = self._nodes[parent_path]
-        self._nodes[path] = _Node(data, zxid, time_ms)
+        self._nodes[path] = _Node(data, zxid, time_ms, owner)
         parent.children.add(name)
         parent.creates += 1
         parent.pzxid = zxid
@@ -345,7 +362,9 @@ class Tree:
             doomed.sort(key=_depth_first_key)
         events = []
         for gone in doomed:
-            del nodes[gone]
+            owner = nodes.pop(gone).owner
+            if owner:
+                self._forget_ephemeral(owner, gone)
             events.append(Event(NODE_DELETED, gone, zxid, -1))
         parent_path, name = _split(path)
         parent = nodes[parent_path]
@@ -354,10 +373,34 @@ class Tree:
         events.append(Event(NODE_CHILDREN_CHANGED, parent_path, zxid, parent.cversion()))
         return events
 
+    def _forget_ephemeral(self, owner: int, path: str) -> None:
+        paths = self._ephemerals.get(owner)
+        if paths is not None:
+            paths.discard(path)
+            if not paths:
+                del self._ephemerals[owner]
+
+    def ephemerals(self, owner: int) -> list[str]:
+        """The paths of the ephemeral nodes ``owner`` holds, sorted."""
+        return sorted(self._ephemerals.get(owner, ()))
+
+    def owners(self) -> dict[int, int]:
+        """Session id -> how many ephemeral nodes it holds."""
+        return {owner: len(paths) for owner, paths in self._ephemerals.items()}
+
+    def delete_ephemerals(self, owner: int, zxid: int) -> list[Event]:
+        """Delete every ephemeral node of session ``owner`` (its end: closed or
+        expired), in path order; they have no children, so each goes alone."""
+        events: list[Event] = []
+        for path in self.ephemerals(owner):
+            events.extend(self.delete(path, -1, zxid))
+        return events
+
     def apply(self, txn: list | tuple, zxid: int, time_ms: int) -> tuple[object, list[Event]]:
         """Apply one write-ahead-log txn; return ``(result, events)``.
 
-        ``["create", path, data, flags]`` -> created path;
+        ``["create", path, data, flags]`` -> created path (``["create", path,
+        data, flags | CREATE_EPHEMERAL, owner]`` for an ephemeral node);
         ``["set", path, data, version]`` -> ``Stat.to_list()``;
         ``["delete", path, version, recursive]`` -> None.
         """
@@ -368,15 +411,24 @@ class Tree:
             raise BadArgumentsError(f"txn op must be a str, got {op!r}")
         if op not in ("create", "set", "delete"):
             raise UnimplementedError(f"unknown txn op {op!r}")
-        if len(txn) != 4:
+        if op == "create" and len(txn) == 5:
+            _, path, data, flags, owner = txn
+            if type(flags) is not int or not flags & CREATE_EPHEMERAL or type(owner) is not int \
+                    or not 0 < owner < 2**63:
+                raise BadArgumentsError(f"bad ephemeral create: flags {flags!r}, owner "
+                                        f"{owner!r}", _path_hint(path))
+        elif len(txn) != 4:
             raise BadArgumentsError(f"a {op} txn has 4 fields, got {len(txn)}")
         if op == "create":
-            _, path, data, flags = txn
-            if type(flags) is not int or flags & ~(CREATE_MAKEPATH | CREATE_SEQUENCE):
+            path, data, flags = txn[1:4]
+            owner = txn[4] if len(txn) == 5 else 0
+            known = CREATE_MAKEPATH | CREATE_SEQUENCE | (CREATE_EPHEMERAL if owner else 0)
+            if type(flags) is not int or flags & ~known:
                 raise BadArgumentsError(f"bad create flags {flags!r}", _path_hint(path))
             return self.create(
                 path, data, zxid, time_ms,
                 makepath=bool(flags & CREATE_MAKEPATH), sequence=bool(flags & CREATE_SEQUENCE),
+                owner=owner,
             )
         if op == "set":
             _, path, data, version = txn
@@ -424,10 +476,11 @@ class Tree:
         """The whole tree as msgpack-friendly plain data, sorted by path.
 
         ``[SNAPSHOT_FORMAT, [[path, data, czxid, mzxid, ctime, mtime, version,
-        creates, pzxid], ...]]``; children are implied by the paths.
+        creates, pzxid, owner], ...]]``; children are implied by the paths.
         """
         records = [
-            [path, n.data, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.creates, n.pzxid]
+            [path, n.data, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.creates, n.pzxid,
+             n.owner]
             for path, n in sorted(self._nodes.items())
         ]
         return [SNAPSHOT_FORMAT, records]
@@ -438,12 +491,15 @@ class Tree:
     ) -> Tree:
         """Rebuild a tree from :meth:`snapshot`; DataInconsistency if it is malformed."""
         if (not isinstance(snap, (list, tuple)) or len(snap) != 2
-                or snap[0] != SNAPSHOT_FORMAT or not isinstance(snap[1], (list, tuple))):
+                or snap[0] not in (SNAPSHOT_FORMAT, *_OLD_SNAPSHOT_FORMATS)
+                or not isinstance(snap[1], (list, tuple))):
             raise DataInconsistency(f"not a {SNAPSHOT_FORMAT} snapshot")
+        fields = 10 if snap[0] == SNAPSHOT_FORMAT else 9
         tree = cls(max_data_bytes, max_path_bytes)
         nodes: dict[str, _Node] = {}
+        ephemerals: dict[int, set[str]] = {}
         for record in snap[1]:
-            if (not isinstance(record, (list, tuple)) or len(record) != 9
+            if (not isinstance(record, (list, tuple)) or len(record) != fields
                     or not isinstance(record[1], bytes)
                     or not all(type(v) is int for v in record[2:])):
                 raise DataInconsistency(f"malformed snapshot record {record!r:.200}")
@@ -457,7 +513,10 @@ class Tree:
                 raise DataInconsistency("duplicate path in snapshot", path)
             node = _Node(record[1], 0, 0)
             (node.czxid, node.mzxid, node.ctime, node.mtime, node.version, node.creates,
-             node.pzxid) = record[2:]
+             node.pzxid) = record[2:9]
+            if fields == 10 and record[9]:
+                node.owner = record[9]
+                ephemerals.setdefault(node.owner, set()).add(path)
             nodes[path] = node
         if ROOT not in nodes:
             raise DataInconsistency("snapshot has no root node")
@@ -467,11 +526,14 @@ class Tree:
                 parent = nodes.get(parent_path)
                 if parent is None:
                     raise DataInconsistency("snapshot node has no parent", path)
+                if parent.owner:
+                    raise DataInconsistency("snapshot has a child of an ephemeral node", path)
                 parent.children.add(name)
         for path, node in nodes.items():
             if node.creates < len(node.children):
                 raise DataInconsistency("child count above create count", path)
         tree._nodes = nodes
+        tree._ephemerals = ephemerals
         return tree
 
     def digest(self) -> int:
@@ -500,6 +562,7 @@ def _path_hint(path: object) -> str | None:
 
 
 __all__ = [
+    "CREATE_EPHEMERAL",
     "CREATE_MAKEPATH",
     "CREATE_SEQUENCE",
     "NODE_CHILDREN_CHANGED",

@@ -1,0 +1,195 @@
+"""Sessions and ephemeral znodes in the pure cores: the replicated session table
+and its transactions (StoreCore), ephemeral owners in the tree, and the leader's
+expiry tracker."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from zkactors.core.replog import Committed, Entry
+from zkactors.core.sessions import REPROPOSE_MS, ExpiryTracker
+from zkactors.core.store import StoreCore
+from zkactors.core.tree import (
+    CREATE_EPHEMERAL,
+    CREATE_SEQUENCE,
+    NODE_CHILDREN_CHANGED,
+    NODE_DELETED,
+    Tree,
+)
+from zkactors.errors import Code, NoChildrenForEphemeralsError
+
+S1, S2 = 0x1111, 0x2222
+
+
+class Log:
+    """Applies txns to a store one entry at a time, as the log hands them over."""
+
+    def __init__(self) -> None:
+        self.store = StoreCore(Tree())
+        self.index = 0
+
+    def apply(self, txn: list) -> tuple[int, object, list]:
+        self.index += 1
+        replies, events = self.store.apply(
+            [Committed(Entry(self.index, 1, 1000, txn), b"c", self.index)], self.index, 1)
+        [reply] = replies
+        return reply[2], reply[3], events
+
+
+def ephemeral(path: str, owner: int, flags: int = 0) -> list:
+    return ["create", path, b"e", CREATE_EPHEMERAL | flags, owner]
+
+
+def test_an_ephemeral_needs_an_open_session_and_records_its_owner():
+    log = Log()
+    code, result, _ = log.apply(ephemeral("/e", S1))
+    assert code == Code.SESSION_EXPIRED and "not open" in result
+    assert log.store.tree.exists("/e") is None
+    assert log.apply(["session_open", S1, 4000])[:2] == (Code.OK, 4000)
+    assert log.apply(ephemeral("/e", S1))[:2] == (Code.OK, "/e")
+    assert log.store.tree.exists("/e").ephemeralOwner == S1
+    assert log.store.tree.exists("/").ephemeralOwner == 0
+    assert log.store.sessions == {S1: 4000}
+
+
+def test_closing_a_session_deletes_its_ephemerals_in_that_transaction_only():
+    log = Log()
+    log.apply(["session_open", S1, 4000])
+    log.apply(["session_open", S2, 4000])
+    log.apply(["create", "/app", b"", 0])
+    log.apply(ephemeral("/app/a", S1))
+    log.apply(ephemeral("/app/b", S2))
+    log.apply(ephemeral("/app/s-", S1, CREATE_SEQUENCE))
+    code, ended, events = log.apply(["session_close", S1])
+    assert (code, ended) == (Code.OK, [S1])
+    deleted = [e.path for e in events if e.type == NODE_DELETED]
+    assert deleted == ["/app/a", "/app/s-0000000002"]
+    assert all(e.zxid == log.store.applied_zxid for e in events)
+    assert any(e.type == NODE_CHILDREN_CHANGED and e.path == "/app" for e in events)
+    assert log.store.tree.get_children("/app") == ["b"]
+    assert log.store.sessions == {S2: 4000}
+    # Ended is ended: its id can no longer own anything.
+    assert log.apply(ephemeral("/app/late", S1))[0] == Code.SESSION_EXPIRED
+
+
+def test_expiry_ends_every_listed_session_still_open():
+    log = Log()
+    log.apply(["session_open", S1, 4000])
+    log.apply(ephemeral("/a", S1))
+    code, ended, events = log.apply(["session_expire", [S1, S2]])
+    assert (code, ended) == (Code.OK, [S1])  # S2 was never open
+    assert [e.path for e in events if e.type == NODE_DELETED] == ["/a"]
+    assert log.store.sessions == {}
+    assert log.apply(["session_expire", [S1]])[:2] == (Code.OK, [])  # again: nothing
+
+
+def test_an_ephemeral_deleted_by_hand_is_no_longer_its_sessions():
+    log = Log()
+    log.apply(["session_open", S1, 4000])
+    log.apply(ephemeral("/a", S1))
+    log.apply(["delete", "/a", -1, False])
+    log.apply(["create", "/a", b"persistent", 0])
+    _, _, events = log.apply(["session_close", S1])
+    assert events == []
+    assert log.store.tree.get("/a")[0] == b"persistent"
+
+
+def test_ephemerals_may_not_have_children():
+    tree = Tree()
+    tree.create("/e", b"", 1, 0, owner=S1)
+    with pytest.raises(NoChildrenForEphemeralsError):
+        tree.create("/e/child", b"", 2, 0)
+    log = Log()
+    log.apply(["session_open", S1, 4000])
+    log.apply(ephemeral("/e", S1))
+    assert log.apply(["create", "/e/c", b"", 0])[0] == Code.NO_CHILDREN_FOR_EPHEMERALS
+
+
+@pytest.mark.parametrize("txn", [
+    ["session_open", 0, 4000], ["session_open", S1, 0], ["session_open", S1, "x"],
+    ["session_open", S1], ["session_close", -1], ["session_expire", S1],
+    ["session_expire", [S1, "x"]], ["create", "/e", b"", CREATE_EPHEMERAL, 0],
+    ["create", "/e", b"", 0, S1], ["create", "/e", b"", CREATE_EPHEMERAL],
+])
+def test_malformed_session_txns_are_refused_and_change_nothing(txn):
+    log = Log()
+    log.apply(["session_open", S2, 4000])
+    digest = log.store.tree.digest()
+    code, _, events = log.apply(txn)
+    assert code in (Code.BAD_ARGUMENTS, Code.SESSION_EXPIRED)
+    assert events == [] and log.store.sessions == {S2: 4000}
+    assert log.store.tree.digest() == digest
+
+
+def test_sessions_and_owners_survive_a_snapshot():
+    log = Log()
+    log.apply(["session_open", S1, 4000])
+    log.apply(["session_open", S2, 9000])
+    log.apply(ephemeral("/a", S1))
+    log.apply(ephemeral("/b", S2))
+    state = msgpack.unpackb(msgpack.packb(log.store.snapshot_state()))
+    copy = StoreCore(Tree())
+    copy.restore_state(state, log.index, 1)
+    assert copy.sessions == {S1: 4000, S2: 9000}
+    assert copy.tree.digest() == log.store.tree.digest()
+    assert copy.tree.ephemerals(S1) == ["/a"]
+    _, events = copy.apply([Committed(Entry(log.index + 1, 1, 0, ["session_close", S2]),
+                                      b"c", 1)], log.index + 1, 1)
+    assert [e.path for e in events if e.type == NODE_DELETED] == ["/b"]
+
+
+def test_a_version_1_state_still_loads_with_no_sessions():
+    tree = Tree()
+    tree.create("/a", b"x", 1, 0)
+    records = [record[:9] for record in tree.snapshot()[1]]
+    old = ["zkactors-state-1", ["zkactors.tree/1", records], []]
+    store = StoreCore(Tree())
+    store.restore_state(old, 1, 1)
+    assert store.sessions == {} and store.tree.get("/a")[0] == b"x"
+    assert store.tree.exists("/a").ephemeralOwner == 0
+
+
+# ------------------------------------------------------------------ tracker
+def test_the_tracker_expires_only_when_leading_and_silent_past_the_timeout():
+    tracker = ExpiryTracker()
+    sessions = {S1: 1000, S2: 5000}
+    assert tracker.expired(sessions, 10_000) == []  # not leading
+    tracker.lead(sessions, 0)
+    assert tracker.expired(sessions, 1000) == []  # a full timeout from taking over
+    assert tracker.expired(sessions, 1001) == [S1]
+    assert tracker.expired(sessions, 1002) == []  # proposed once
+    tracker.touch([S2], 4000)
+    assert tracker.expired(sessions, 5001) == []
+    del sessions[S1]  # its expiry applied
+    assert tracker.expired(sessions, 9001) == [S2]
+
+
+def test_a_new_leader_gives_every_session_a_full_timeout():
+    tracker = ExpiryTracker()
+    sessions = {S1: 1000}
+    tracker.lead(sessions, 0)
+    tracker.follow()
+    tracker.touch([S1], 5000)  # not leading: not ours to track
+    tracker.lead(sessions, 50_000)  # leader again, long after
+    assert tracker.expired(sessions, 50_500) == []
+    assert tracker.expired(sessions, 51_001) == [S1]
+
+
+def test_a_lost_proposal_is_made_again_and_a_gone_session_forgotten():
+    tracker = ExpiryTracker()
+    sessions = {S1: 1000}
+    tracker.lead(sessions, 0)
+    assert tracker.expired(sessions, 2000) == [S1]
+    assert tracker.expired(sessions, 2000 + REPROPOSE_MS) == []
+    assert tracker.expired(sessions, 2001 + REPROPOSE_MS) == [S1]
+    assert tracker.expired({}, 9_000_000) == []
+    assert tracker.last_heard == {} and tracker.proposed == {}
+
+
+def test_a_session_opened_while_leading_starts_with_a_full_timeout():
+    tracker = ExpiryTracker()
+    tracker.lead({}, 0)
+    tracker.opened(S1, 10_000)
+    assert tracker.expired({S1: 1000}, 10_900) == []
+    assert tracker.expired({S1: 1000}, 11_001) == [S1]

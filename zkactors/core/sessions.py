@@ -1,0 +1,98 @@
+"""Client sessions: their log transactions, and the leader's expiry tracker.
+
+A session is what an ephemeral znode belongs to. Its life is replicated like any
+write, so every member agrees on it:
+
+* ``["session_open", id, timeout_ms]`` — a client opens (or re-opens, after a
+  restart of nothing but its connection) the session ``id``, with the timeout
+  the gateway negotiated. Applying it records the session; opening one that is
+  open already only updates its timeout.
+* ``["session_close", id]`` — the client ended it (``Client.stop()``): its
+  ephemeral nodes are deleted in the same transaction.
+* ``["session_expire", [id, ...]]`` — the leader found them silent for longer
+  than their timeout: the same, for each still open. **Expiry is a committed
+  transaction**, so every node deletes the same ephemerals at the same zxid,
+  and a session that expired stays expired (a client hearing SESSION_EXPIRED
+  starts a new one).
+
+Which sessions are alive is known only where their clients are connected — any
+node. Each gateway reports the sessions it heard from (requests and pings) to the
+leader (through the log actors' peer links), and the leader's
+:class:`ExpiryTracker` turns silence into expiry proposals. It is pure: touches,
+ticks and leadership come in, ids to expire go out.
+
+A new leader knows nothing of when sessions were last heard from, so it gives
+every session a full timeout from the moment it took over (ZooKeeper does the
+same): a leader change never expires a healthy session, and a dead client's
+session goes at most one timeout (plus the election) later than it would have.
+"""
+
+from __future__ import annotations
+
+TXN_SESSION_OPEN = "session_open"
+TXN_SESSION_CLOSE = "session_close"
+TXN_SESSION_EXPIRE = "session_expire"
+SESSION_TXNS = frozenset({TXN_SESSION_OPEN, TXN_SESSION_CLOSE, TXN_SESSION_EXPIRE})
+#: An expiry proposed but not applied this long after (lost in a leader change
+#: that left us leader, say) is proposed again.
+REPROPOSE_MS = 5_000
+
+
+class ExpiryTracker:
+    """The leader's view of when each open session was last heard from.
+
+    ``sessions`` is the replicated table (id -> timeout_ms), read when needed:
+    the tracker never keeps a session the table no longer has. Times are the
+    caller's monotonic milliseconds."""
+
+    def __init__(self) -> None:
+        self.leading = False
+        #: Session id -> when it was last heard from (or when we took over).
+        self.last_heard: dict[int, int] = {}
+        #: Ids proposed for expiry and not yet gone from the table, with when:
+        #: not proposed again before REPROPOSE_MS.
+        self.proposed: dict[int, int] = {}
+
+    def lead(self, sessions: dict[int, int], now_ms: int) -> None:
+        """This node became leader: every session gets a full timeout from now."""
+        self.leading = True
+        self.last_heard = dict.fromkeys(sessions, now_ms)
+        self.proposed = {}
+
+    def follow(self) -> None:
+        """No longer leader: whoever leads now tracks sessions."""
+        self.leading = False
+        self.last_heard = {}
+        self.proposed = {}
+
+    def touch(self, ids: list[int], now_ms: int) -> None:
+        if not self.leading:
+            return
+        last_heard = self.last_heard
+        for session_id in ids:
+            last_heard[session_id] = now_ms
+
+    def opened(self, session_id: int, now_ms: int) -> None:
+        """A session was opened (applied): it starts with a full timeout."""
+        if self.leading:
+            self.last_heard[session_id] = now_ms
+            self.proposed.pop(session_id, None)
+
+    def expired(self, sessions: dict[int, int], now_ms: int) -> list[int]:
+        """Sessions silent for longer than their timeout, not proposed yet (sorted).
+        Forgets what the table no longer holds."""
+        if not self.leading:
+            return []
+        last_heard, proposed = self.last_heard, self.proposed
+        for session_id in [s for s in last_heard if s not in sessions]:
+            del last_heard[session_id]
+        for session_id in [s for s in proposed if s not in sessions]:
+            del proposed[session_id]
+        due = []
+        for session_id, timeout_ms in sessions.items():
+            heard = last_heard.setdefault(session_id, now_ms)  # opened before we led
+            if now_ms - heard > timeout_ms and \
+                    now_ms - proposed.get(session_id, -REPROPOSE_MS - 1) > REPROPOSE_MS:
+                due.append(session_id)
+                proposed[session_id] = now_ms
+        return sorted(due)
