@@ -145,6 +145,15 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """The session timeouts a client may ask for (milliseconds): outside these
+    bounds its session is refused with BAD_ARGUMENTS."""
+
+    min_timeout_ms: int = 1_000
+    max_timeout_ms: int = 60_000
+
+
+@dataclass(frozen=True, slots=True)
 class Admin:
     """The node's admin HTTP endpoint, serving ``/metrics`` and ``/health``."""
 
@@ -173,6 +182,7 @@ class NodeConfig:
     log_level: str
     watch: Watch = Watch()
     admin: Admin = Admin()
+    session: SessionLimits = SessionLimits()
 
     @property
     def me(self) -> Member:
@@ -257,6 +267,10 @@ _OPTIONAL: dict[str, dict[str, _Kind]] = {
     },
     "admin": {
         "http": _Text(),
+    },
+    "session": {
+        "min_timeout_ms": _Int(1, 24 * 3600 * 1000),
+        "max_timeout_ms": _Int(1, 24 * 3600 * 1000),
     },
 }
 _NODE_KEYS = ("id", "data_dir")
@@ -530,6 +544,10 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
             f"({watch.idle_heartbeat_ms} < {watch.heartbeat_ms})",
         )
 
+    session = SessionLimits(**r.optional_section("session", defaults(SessionLimits)))
+    if session.min_timeout_ms > session.max_timeout_ms:
+        raise r.error("session", "min_timeout_ms", f"must not exceed max_timeout_ms "
+                      f"({session.min_timeout_ms} > {session.max_timeout_ms})")
     admin = Admin(**r.optional_section("admin", defaults(Admin)))
     if admin.http:
         admin = Admin(http=_http_address(r, admin.http))
@@ -545,6 +563,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         log_level=log_level,
         watch=watch,
         admin=admin,
+        session=session,
     )
 
 

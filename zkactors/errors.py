@@ -38,6 +38,9 @@ class Code(enum.IntEnum):
     NOT_LEADER = -901
     NOT_READY = -902
     PROTOCOL_VERSION = -903
+    #: A request on a connection that has not said hello (or whose hello the
+    #: node forgot, idle): say hello again, then resend.
+    NO_HELLO = -904
 
 
 class ZkactorsError(Exception):
@@ -150,6 +153,13 @@ class NotReadyError(ZookeeperError):
 
 class ProtocolVersionError(ZookeeperError):
     code = Code.PROTOCOL_VERSION
+
+
+class NoHelloError(ZookeeperError):
+    """The connection has no hello on record (never said, or forgotten while
+    idle); the client library says hello again and resends, unseen."""
+
+    code = Code.NO_HELLO
 
 
 class ConnectionClosedError(ZkactorsError):

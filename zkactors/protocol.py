@@ -66,7 +66,8 @@ import msgpack
 
 from zkactors.errors import BadArgumentsError, UnimplementedError
 
-PROTOCOL_VERSION = 2
+#: 3: sessions (session / endsession, ephemeral creates) and NO_HELLO.
+PROTOCOL_VERSION = 3
 
 OP_HELLO = "hello"
 OP_CREATE = "create"
@@ -83,13 +84,19 @@ OP_STATUS = "status"
 OP_BACKUP = "backup"
 OP_PING = "ping"
 OP_BYE = "bye"
+#: Open (or renew the timeout of) this client's session: ``[timeout_ms]``. A write.
+OP_SESSION = "session"
+#: End this client's session now, with its ephemeral nodes. A write.
+OP_END_SESSION = "endsession"
 OP_EVENTS = "events"
 OP_EVENT_COUNT = "evcount"
 
 FLAG_MAKEPATH = 1
 FLAG_SEQUENCE = 2
+#: Owned by the client's session, deleted when it ends (see zkactors.core.sessions).
+FLAG_EPHEMERAL = 4
 
-WRITE_OPS = frozenset({OP_CREATE, OP_SET, OP_DELETE})
+WRITE_OPS = frozenset({OP_CREATE, OP_SET, OP_DELETE, OP_SESSION, OP_END_SESSION})
 READ_OPS = frozenset({OP_GET, OP_EXISTS, OP_CHILDREN, OP_SYNC, OP_BACKUP})
 #: Questions about the recent change history, answered by the watch actor.
 WATCH_OPS = frozenset({OP_EVENTS, OP_EVENT_COUNT})
@@ -107,6 +114,8 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     OP_CREATE: (str, bytes, int),
     OP_SET: (str, bytes, int),
     OP_DELETE: (str, int, bool),
+    OP_SESSION: (int,),
+    OP_END_SESSION: (),
     OP_GET: (str,),
     OP_EXISTS: (str,),
     OP_CHILDREN: (str,),
@@ -160,6 +169,14 @@ MSG_ROLE = "role"
 # log/election -> gateway, about once a second: actor name, {reason: count} of peer
 # messages dropped at the edge (shown in status as peer_rejected)
 MSG_PEERS = "peers"
+# gateway -> log: [session id, ...] heard from lately; log -> store (on the leader,
+#   from its own gateway or a follower's): the same, for the expiry tracker
+MSG_TOUCH = "touch"
+# log -> store: role, term (the store's expiry tracker runs on the leader only)
+MSG_LEADING = "leading"
+# store -> gateway: [session id, ...] just ended (closed or expired): their
+#   clients hear SESSION_EXPIRED from now on
+MSG_ENDED = "ended"
 
 
 class FrameError(Exception):

@@ -133,7 +133,7 @@ def test_answerable_bad_requests_get_typed_errors(small_node, raw, request_, cod
 def test_requests_before_hello_and_wrong_protocol_are_refused(small_node):
     conn = RawConnection(small_node.client_endpoint, hello=False)
     try:
-        assert conn.call("get", "/")[1] == Code.SESSION_EXPIRED
+        assert conn.call("get", "/")[1] == Code.NO_HELLO
         assert conn.call("hello", PROTOCOL_VERSION + 1, "future")[1] == Code.PROTOCOL_VERSION
         assert conn.call("hello", PROTOCOL_VERSION, "now")[1] == 0
         assert conn.call("get", "/")[1] == 0

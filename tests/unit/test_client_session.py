@@ -441,3 +441,118 @@ def test_a_cancelled_request_is_not_sent():
     assert second.future.cancel()
     wire.reply(first.rid, Code.OK, [b"v"])
     assert wire.sent_rids() == [first.rid]
+
+
+# ------------------------------------------------------------ sessions
+def take_ephemeral(wire: Wire, path: str = "/e") -> Request:
+    rid = next(wire.session.rids)
+    request = Request(rid, OP_CREATE, b"", ZkFuture(), lambda r: r, wire.now + 60, path,
+                      args=[path, b"", 4])
+    wire.session.take(request)
+    wire.session.flush()
+    wire.run()
+    return request
+
+
+def session_wire(**kwargs) -> Wire:
+    kwargs.setdefault("session_timeout", 5.0)
+    wire = Wire(open_session=True, **kwargs)
+    wire.start()
+    wire.answer_hello(result={**HELLO_OK, "session_bounds_ms": [1000, 4000]})
+    return wire
+
+
+def opens(wire: Wire) -> list:
+    return [m for m in wire.sent if m[1] == "session"]
+
+
+def test_the_first_ephemeral_opens_the_session_first_within_the_bounds():
+    wire = Wire(open_session=True, session_timeout=5.0)
+    wire.start()
+    wire.take(1)  # a plain create: no session needed, none opened
+    take_ephemeral(wire)  # taken before the hello is even answered
+    take_ephemeral(wire, "/f")
+    wire.answer_hello(result={**HELLO_OK, "session_bounds_ms": [1000, 4000]})
+    assert [m[1] for m in wire.sent if m[1] != OP_HELLO] == \
+        [OP_CREATE, "session", OP_CREATE, OP_CREATE]
+    assert opens(wire)[0][2] == 4000  # 5 s asked, 4 s the most granted
+    assert wire.session.session_id is None
+    wire.reply(opens(wire)[0][0], Code.OK, 4000)
+    assert wire.session.session_id == 42
+    take_ephemeral(wire, "/g")
+    assert len(opens(wire)) == 1  # open already
+
+
+def test_a_client_that_only_reads_opens_no_session():
+    wire = session_wire()
+    wire.take(3, op=OP_GET)
+    assert opens(wire) == [] and wire.session.session_id is None
+
+
+def opened(wire: Wire) -> None:
+    create = take_ephemeral(wire)
+    wire.reply(opens(wire)[-1][0], Code.OK, 4000)
+    wire.reply(create.rid, Code.OK, "/e")
+    assert wire.session.session_id == wire.session.client_id
+
+
+def test_an_ended_session_is_lost_then_a_new_id_opens_the_next_one():
+    wire = session_wire()
+    opened(wire)
+    waiting = wire.take(2, op=OP_GET)
+    wire.reply(waiting[0].rid, Code.SESSION_EXPIRED, "session 0x2a has ended")
+    assert wire.states()[-1] == LOST
+    outcome = settled(wire)
+    assert all(type(outcome[r.rid].error).__name__ == "SessionExpiredError" for r in waiting)
+    assert wire.session.session_id is None and wire.session.client_id != 42
+    hello = [m for m in wire.sent if m[1] == OP_HELLO][-1]
+    assert hello[-1] == wire.session.client_id  # said hello again, under the new id
+    wire.answer_hello(result={**HELLO_OK, "session_bounds_ms": [1000, 4000]})
+    assert wire.states()[-1] == CONNECTED
+    take_ephemeral(wire, "/again")
+    new_open = opens(wire)[-1]
+    assert new_open[-2:] == [1, 1]  # seq 1 again: a fresh dedup sequence
+    wire.reply(new_open[0], Code.OK, 4000)
+    assert wire.session.session_id == wire.session.client_id
+
+
+def test_a_ping_answered_session_expired_ends_the_session_too():
+    wire = session_wire(connect_timeout=1.0)
+    opened(wire)
+    wire.advance(1.1)
+    ping = [m for m in wire.sent if m[1] == OP_PING][-1]
+    wire.reply(ping[0], Code.SESSION_EXPIRED, "ended")
+    assert wire.states()[-1] == LOST and wire.session.client_id != 42
+
+
+def test_idle_pings_come_at_a_third_of_the_session_timeout():
+    wire = Wire(open_session=True, session_timeout=1.5, connect_timeout=5.0)
+    wire.start()
+    wire.answer_hello()
+    wire.advance(0.45)
+    assert not [m for m in wire.sent if m[1] == OP_PING]
+    wire.advance(0.1)
+    assert [m for m in wire.sent if m[1] == OP_PING]
+
+
+def test_a_refused_session_is_not_retried_forever():
+    wire = session_wire()
+    first = take_ephemeral(wire)
+    wire.reply(opens(wire)[0][0], Code.BAD_ARGUMENTS, "timeout outside 1000..4000 ms")
+    wire.reply(first.rid, Code.SESSION_EXPIRED, "session is not open")
+    assert "outside" in str(settled(wire)[first.rid].error)
+    second = take_ephemeral(wire, "/f")  # refused at once, nothing sent
+    assert "outside" in str(settled(wire)[second.rid].error)
+    assert LOST not in wire.states() and len(opens(wire)) == 1
+
+
+def test_a_session_taken_for_lost_locally_is_renewed_on_reconnection():
+    wire = session_wire(session_timeout=2.0)
+    opened(wire)
+    for _ in range(100):
+        if wire.open is not None:
+            wire.link_down()
+        wire.advance(0.1)
+        if LOST in wire.states():
+            break
+    assert wire.session.session_id is None and wire.session.client_id != 42

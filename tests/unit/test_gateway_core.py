@@ -34,7 +34,7 @@ IDENTITY = {"role": "standalone", "endpoint": "tcp://127.0.0.1:2181"}
 OK = int(Code.OK)
 BAD_ARGUMENTS = int(Code.BAD_ARGUMENTS)
 THROTTLED = int(Code.THROTTLED)
-SESSION_EXPIRED = int(Code.SESSION_EXPIRED)
+NO_HELLO = int(Code.NO_HELLO)
 
 
 #: The index the gateway's node caught up to: every read it routes carries it.
@@ -111,6 +111,7 @@ def test_hello_opens_a_session_and_returns_the_limits():
         "max_inflight": MAX_INFLIGHT,
         "max_data_bytes": MAX_DATA,
         "session_timeout_ms": TIMEOUT,
+        "session_bounds_ms": [1000, 60000],
         "dedup": True,
         "watch": "",
     }, False]]
@@ -170,14 +171,14 @@ def test_hello_then_requests_in_the_same_frame():
 def test_request_before_hello_gets_session_expired(request_):
     gw = gateway()
     out = send(gw, A, request_)
-    assert only_reply(out)[:3] == [A, 1, SESSION_EXPIRED]
+    assert only_reply(out)[:3] == [A, 1, NO_HELLO]
     assert gw.sessions == {}
 
 
 def test_requests_after_a_refused_hello_get_session_expired():
     gw = gateway()
     out = send(gw, A, [0, "hello", 99, "old"], [1, "get", "/a"])
-    assert [r[2] for r in out.replies] == [int(Code.PROTOCOL_VERSION), SESSION_EXPIRED]
+    assert [r[2] for r in out.replies] == [int(Code.PROTOCOL_VERSION), NO_HELLO]
     assert out.reads == []
 
 
@@ -302,7 +303,7 @@ def test_oversized_data_is_bad_arguments(op):
     assert len(send(gw, A, [2, op, "/a", b"x" * MAX_DATA, last]).writes) == 1
 
 
-@pytest.mark.parametrize("flags", [4, 8, 1 | 4, -1, 2**40])
+@pytest.mark.parametrize("flags", [8, 1 | 8, -1, 2**40])
 def test_bad_create_flags_are_bad_arguments(flags):
     gw = gateway()
     hello(gw, A)
@@ -716,7 +717,7 @@ def test_an_expired_client_must_say_hello_again():
     gw = gateway(max_clients=1)
     hello(gw, A, now=0)
     gw.tick(TIMEOUT + 1)
-    assert reply_code(send(gw, A, [1, "get", "/"], now=TIMEOUT + 2)) == SESSION_EXPIRED
+    assert reply_code(send(gw, A, [1, "get", "/"], now=TIMEOUT + 2)) == NO_HELLO
     hello(gw, B, now=TIMEOUT + 3)  # the slot was freed
     assert set(gw.sessions) == {B}
 
@@ -901,3 +902,56 @@ def test_a_bad_client_id_is_refused_at_hello(client_id):
     reply = only_reply(send(gw, A, [0, "hello", PROTOCOL_VERSION, "tester", client_id]))
     assert reply[2] == Code.BAD_ARGUMENTS
     assert A not in gw.sessions
+
+
+# ---------------------------------------------------------------- sessions
+CLIENT_ID = 0xC0FFEE
+
+
+def hello_with_id(gw: GatewayCore, ident: bytes, client_id: int = CLIENT_ID,
+                  now: int = 0) -> None:
+    out = send(gw, ident, [0, "hello", PROTOCOL_VERSION, "tester", client_id], now=now)
+    assert out.replies[0][2] == OK, out
+
+
+def test_an_ephemeral_create_carries_its_owner_and_needs_one():
+    gw = gateway()
+    hello(gw, A)  # no client id: no session possible
+    _, _, code, result, _ = only_reply(send(gw, A, [1, "create", "/e", b"", 4]))
+    assert code == BAD_ARGUMENTS and "needs a session" in result
+    hello_with_id(gw, B)
+    out = send(gw, B, [1, "create", "/e", b"v", 4 | 2])
+    assert out.writes[0][2] == ["create", "/e", b"v", 6, CLIENT_ID]
+
+
+def test_a_session_timeout_outside_the_bounds_is_refused():
+    gw = gateway(min_session_timeout_ms=1000, max_session_timeout_ms=5000)
+    hello_with_id(gw, A)
+    for timeout in (999, 5001, 0, -1):
+        _, _, code, result, _ = only_reply(send(gw, A, [1, "session", timeout]))
+        assert code == BAD_ARGUMENTS and "1000..5000" in result, timeout
+    out = send(gw, A, [2, "session", 5000])
+    assert out.writes[0][2] == ["session_open", CLIENT_ID, 5000]
+    out = send(gw, A, [3, "endsession"])
+    assert out.writes[0][2] == ["session_close", CLIENT_ID]
+
+
+def test_sessions_heard_from_are_reported_once():
+    gw = gateway()
+    hello_with_id(gw, A)
+    hello(gw, B)  # no id: nothing to report
+    send(gw, A, [1, "ping"])
+    send(gw, B, [1, "ping"])
+    assert gw.take_touched() == [CLIENT_ID]
+    assert gw.take_touched() == []
+
+
+def test_the_client_of_an_ended_session_hears_session_expired():
+    gw = gateway()
+    hello_with_id(gw, A)
+    gw.on_sessions_ended([CLIENT_ID])
+    for request in ([1, "ping"], [2, "get", "/"], [3, "create", "/x", b"", 0]):
+        _, _, code, _, _ = only_reply(send(gw, A, request))
+        assert code == int(Code.SESSION_EXPIRED), request
+    hello_with_id(gw, A, client_id=CLIENT_ID + 1)  # a new session: served again
+    assert reply_code(send(gw, A, [4, "ping"])) == OK

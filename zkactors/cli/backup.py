@@ -71,7 +71,7 @@ def backup(hosts: str, path: str, timeout: float) -> Summary:
     write it to ``path`` (atomically: a crash leaves the old file or none)."""
     from zkactors.client import Client
 
-    client = Client(hosts, request_timeout=max(timeout, 60.0))
+    client = Client(hosts, request_timeout=max(timeout, 60.0), session=False)
     client.start(timeout=timeout)
     try:
         client.sync("/")  # everything acknowledged before now is applied here

@@ -123,7 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def bench_sequential(endpoint: str, value: bytes, ops: int) -> dict[str, Any]:
     from zkactors.client import Client
 
-    with Client(endpoint, name="bench-seq") as client:
+    with Client(endpoint, name="bench-seq", session=False) as client:
         client.ensure_path("/bench")
         path = "/bench/seq"
         if client.exists(path) is None:
@@ -145,7 +145,7 @@ def bench_pipelined(endpoint: str, workload: str, value: bytes, clients: int, in
     from zkactors.client import Client
 
     procs = max(1, min(procs, clients))
-    with Client(endpoint, name="bench-setup") as client:
+    with Client(endpoint, name="bench-setup", session=False) as client:
         client.ensure_path("/bench")
         for i in range(clients):
             path = f"/bench/c{i}"

@@ -42,8 +42,8 @@ def _pct(samples: list[float], fraction: float) -> float:
 def bench_notify(leader: str, follower: str, sets: int) -> dict[str, Any]:
     from zkactors.client import Client
 
-    with Client(leader, name="bench-notify-writer") as writer, \
-            Client(follower, name="bench-notify-watcher") as watcher:
+    with Client(leader, name="bench-notify-writer", session=False) as writer, \
+            Client(follower, name="bench-notify-watcher", session=False) as watcher:
         writer.ensure_path("/bench")
         if writer.exists(NOTIFY_KEY) is None:
             writer.create(NOTIFY_KEY, b"0")
@@ -113,7 +113,8 @@ def _fanout_worker(endpoints: list[str], count: int, first: int, ready: Any, don
     try:
         for i in range(count):
             endpoint = endpoints[(first + i) % len(endpoints)]
-            client = Client(endpoint, name=f"bench-fan-{first + i}", connect_timeout=5.0)
+            client = Client(endpoint, name=f"bench-fan-{first + i}", connect_timeout=5.0,
+                            session=False)
             client.start(timeout=30)
             client.add_watch(FANOUT_KEY, on_event)
             clients.append(client)
@@ -143,7 +144,7 @@ def bench_fanout(leader: str, endpoints: list[str], watchers: int, procs: int,
         workers.append(process)
         first += count
     try:
-        with Client(leader, name="bench-fan-writer") as writer:
+        with Client(leader, name="bench-fan-writer", session=False) as writer:
             writer.ensure_path("/bench")
             if writer.exists(FANOUT_KEY) is None:
                 writer.create(FANOUT_KEY, b"0")

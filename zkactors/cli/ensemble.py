@@ -61,7 +61,7 @@ def node_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
     from zkactors.client import Client
 
     client = Client(endpoint, request_timeout=timeout, connect_timeout=min(1.5, timeout),
-                    name="zkctl-status")
+                    name="zkctl-status", session=False)
     try:
         client.start(timeout=timeout)
         return client.server_status()

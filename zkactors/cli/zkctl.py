@@ -341,7 +341,8 @@ def connect(args: argparse.Namespace, **options: Any):
     reason = all_refused(hosts.split(","), min(args.timeout, NODE_TIMEOUT_S))
     if reason is not None:
         raise OperationError(f"no zkactors node reachable: {reason}")
-    client = Client(hosts, request_timeout=args.timeout, name="zkctl", **options)
+    client = Client(hosts, request_timeout=args.timeout, name="zkctl", session=False,
+                    **options)
     client.start(timeout=args.timeout)
     return client
 

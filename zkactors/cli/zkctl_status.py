@@ -74,7 +74,7 @@ def ask(endpoint: str, timeout: float) -> dict[str, Any]:
     if reason is not None:
         return {"role": "down", "error": reason}
     client = Client(endpoint, request_timeout=timeout, connect_timeout=timeout,
-                    name="zkctl-status")
+                    name="zkctl-status", session=False)
     try:
         client.start(timeout=timeout)
         client.request_timeout = max(0.05, timeout - (time.monotonic() - started))

@@ -57,7 +57,7 @@ class Agent(threading.Thread):
     def __init__(self, endpoints: list[str], context: zmq.Context, requests: queue.SimpleQueue,
                  on_state: Callable[[str], None], connect_timeout: float,
                  session_timeout: float, name: str,
-                 reconnect_max: float = RECONNECT_MAX_S) -> None:
+                 reconnect_max: float = RECONNECT_MAX_S, open_session: bool = False) -> None:
         super().__init__(name=f"zkactors-client-agent-{name}", daemon=True)
         self.context = context
         self.requests = requests
@@ -70,7 +70,7 @@ class Agent(threading.Thread):
                                connect_timeout=connect_timeout,
                                session_timeout=session_timeout,
                                rng=random.Random(client_id),
-                               reconnect_max=reconnect_max)
+                               reconnect_max=reconnect_max, open_session=open_session)
         self.pipe_address = f"inproc://zkactors-client-{next(_pipe_ids)}"
         self.pipe = context.socket(zmq.PAIR)
         self.pipe.linger = 0

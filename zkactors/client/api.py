@@ -42,11 +42,13 @@ from zkactors.errors import (
 )
 from zkactors.logsetup import get_logger
 from zkactors.protocol import (
+    FLAG_EPHEMERAL,
     FLAG_MAKEPATH,
     FLAG_SEQUENCE,
     OP_CHILDREN,
     OP_CREATE,
     OP_DELETE,
+    OP_END_SESSION,
     OP_EXISTS,
     OP_GET,
     OP_SET,
@@ -177,8 +179,13 @@ class Client:
                  request_timeout: float = 10.0, connect_timeout: float = 1.5,
                  name: str | None = None, watch_backlog: int = 10_000,
                  reconnect_max: float = RECONNECT_MAX_S,
-                 command_retry: Retry | dict[str, Any] | None = None) -> None:
+                 command_retry: Retry | dict[str, Any] | None = None,
+                 session: bool = True) -> None:
         self.hosts, self.chroot = parse_connect_string(hosts)
+        #: Whether this client opens a replicated session (as every ZooKeeper
+        #: client does): what its ephemeral nodes belong to. Tools that only look
+        #: (zkctl) pass False and cost the ensemble no session writes.
+        self.session = session
         self._retry = command_retry if isinstance(command_retry, Retry) \
             else Retry(**{"max_tries": -1, **(command_retry or {})})
         self.timeout = timeout
@@ -214,7 +221,7 @@ class Client:
         self._dispatcher.start()
         self._agent = Agent(self.hosts, context, self._requests, self._on_state,
                             self.connect_timeout, self.timeout, self.name,
-                            reconnect_max=self.reconnect_max)
+                            reconnect_max=self.reconnect_max, open_session=self.session)
         self._agent.on_attach = self._ring_watches
         self._doorbell = context.socket(zmq.PAIR)
         self._doorbell.linger = 0
@@ -229,9 +236,18 @@ class Client:
                                f"within {timeout} s")
 
     def stop(self) -> None:
-        """Disconnect; requests still waiting fail with ``ConnectionClosedError``."""
+        """End the session (its ephemeral nodes go at once) and disconnect;
+        requests still waiting fail with ``ConnectionClosedError``."""
         if self._agent is None:
             return
+        if self._agent.session.session_id is not None and self.connected:
+            try:
+                # Briefly: a node that cannot commit it now lets the session
+                # expire instead, which ends it just the same, later.
+                self._call(OP_END_SESSION, [], _none, None).result(
+                    min(2.0, self.request_timeout))
+            except Exception as err:  # noqa: BLE001 - stopping regardless
+                self.log.info("session_end_not_confirmed", error=repr(err))
         self._watches.stop()  # before the agent: it sends through it
         agent, self._agent = self._agent, None
         agent.stopping.set()
@@ -357,16 +373,30 @@ class Client:
         return future.result(self.request_timeout + 5.0)
 
     def create_async(self, path: str, value: bytes = b"", makepath: bool = False,
-                     sequence: bool = False) -> ZkFuture:
+                     sequence: bool = False, ephemeral: bool = False) -> ZkFuture:
         _check_bytes(value)
-        flags = (FLAG_MAKEPATH if makepath else 0) | (FLAG_SEQUENCE if sequence else 0)
+        if ephemeral and not self.session:
+            raise BadArgumentsError("this client has no session (Client(session=False)): "
+                                    "it cannot own an ephemeral node", path)
+        flags = (FLAG_MAKEPATH if makepath else 0) | (FLAG_SEQUENCE if sequence else 0) \
+            | (FLAG_EPHEMERAL if ephemeral else 0)
         return self._call(OP_CREATE, [self._full(path, trailing=sequence), value, flags],
                           self.unchroot if self.chroot else _identity, path)
 
     def create(self, path: str, value: bytes = b"", makepath: bool = False,
-               sequence: bool = False) -> str:
-        """Create a znode; return its path (with the suffix, if ``sequence``)."""
-        return self._wait(self.create_async(path, value, makepath, sequence))
+               sequence: bool = False, ephemeral: bool = False) -> str:
+        """Create a znode; return its path (with the suffix, if ``sequence``).
+        ``ephemeral``: owned by this client's session, deleted when it ends
+        (closed by :meth:`stop`, or expired); it may not have children."""
+        return self._wait(self.create_async(path, value, makepath, sequence, ephemeral))
+
+    @property
+    def client_id(self) -> tuple[int, bytes] | None:
+        """kazoo's ``(session id, password)`` once the session is open, else
+        None. (No password: a session is resumed by its id alone.)"""
+        agent = self._agent
+        session_id = agent.session.session_id if agent is not None else None
+        return None if session_id is None else (session_id, b"")
 
     def get_async(self, path: str, min_zxid: int = 0, linearizable: bool = False) -> ZkFuture:
         path, shown = self._full(path), path

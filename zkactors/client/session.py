@@ -58,12 +58,16 @@ from zkactors.errors import (
     ConnectionClosedError,
     ConnectionLoss,
     OperationTimeoutError,
+    SessionExpiredError,
     error_for,
 )
 from zkactors.protocol import (
+    FLAG_EPHEMERAL,
     OP_BYE,
+    OP_CREATE,
     OP_HELLO,
     OP_PING,
+    OP_SESSION,
     PROTOCOL_VERSION,
     WRITE_OPS,
     pack,
@@ -126,6 +130,21 @@ def _by_order(request: Request) -> int:
     return request.order
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
+#: Codes with which a request is sent again rather than settled.
+_RETRIED = frozenset({Code.NOT_LEADER, Code.NOT_READY, Code.CONNECTION_LOSS,
+                      Code.THROTTLED, Code.NO_HELLO})
+
+
+def _is_ephemeral(request: Request) -> bool:
+    args = request.args
+    return bool(args) and len(args) > 2 and type(args[2]) is int \
+        and bool(args[2] & FLAG_EPHEMERAL)
+
+
 # ------------------------------------------------------------------ effects
 @dataclass(slots=True, frozen=True)
 class Connect:
@@ -177,14 +196,34 @@ class Session:
                  connect_timeout: float, session_timeout: float,
                  rng: random.Random | None = None,
                  reconnect_base: float = RECONNECT_BASE_S,
-                 reconnect_max: float = RECONNECT_MAX_S) -> None:
+                 reconnect_max: float = RECONNECT_MAX_S,
+                 open_session: bool = False) -> None:
         if not endpoints:
             raise ValueError("a session needs at least one endpoint")
         self.endpoints = list(endpoints)
+        #: Who we are to the ensemble: the dedup id of our writes and, once
+        #: opened, the id of our replicated session (ephemeral nodes' owner).
         self.client_id = client_id
         self.name = name
         self.connect_timeout = connect_timeout
         self.session_timeout = session_timeout
+        #: Whether to open a replicated session (zkactors.core.sessions) first
+        #: thing, and start a new one whenever the ensemble says it ended.
+        self.open_session = open_session
+        #: The session's id once the ensemble has opened it (None before, and
+        #: from its end until the next one opens).
+        self.session_id: int | None = None
+        #: Why the ensemble refused to open our session, if it did (then no new
+        #: one is tried: ephemeral creates fail with this).
+        self.session_error: Exception | None = None
+        #: The session's opening is queued or in flight.
+        self.session_pending = False
+        #: The session timeouts the ensemble grants (from hello): ours is asked
+        #: for within them, as ZooKeeper negotiates it.
+        self.session_bounds_ms: tuple[int, int] | None = None
+        #: An idle line is pinged this often: a third of the session timeout at
+        #: most, so the leader hears of us well within it.
+        self.ping_after = min(connect_timeout, session_timeout / 3)
         self.rng = rng or random.Random()
         self.reconnect_base = reconnect_base
         self.reconnect_max = max(reconnect_max, reconnect_base)
@@ -250,8 +289,29 @@ class Session:
     def start(self, now: float) -> None:
         self._connect_next(now)
 
+    def _take_session_open(self) -> None:
+        """Queue the session's opening ahead of everything taken after it: FIFO
+        order then puts it before the ephemeral create that asked for it."""
+        rid = next(self.rids)
+        self.session_pending = True
+        self._take(Request(rid, OP_SESSION, b"", ZkFuture(), _identity, float("inf"), None,
+                           args=[max(1, int(self.session_timeout * 1000))]))
+
     def take(self, request: Request) -> None:
-        """A request from the caller: numbered, and queued to be sent."""
+        """A request from the caller: numbered, and queued to be sent. The first
+        ephemeral create opens the session first (sessions are opened when
+        needed: a session is a write, which only the leader takes, and a client
+        that only reads should stay on the node it chose)."""
+        if self.open_session and request.op == OP_CREATE and self.session_id is None \
+                and _is_ephemeral(request):
+            if self.session_error is not None:
+                self._settle(request, error=self.session_error)
+                return
+            if not self.session_pending:
+                self._take_session_open()
+        self._take(request)
+
+    def _take(self, request: Request) -> None:
         request.order = next(self.taken)
         if request.op in WRITE_OPS:
             request.seq = next(self.write_seqs)
@@ -310,7 +370,7 @@ class Session:
             if (self.inflight and silent > self.connect_timeout) or \
                     (self.ping_rid and now - self.ping_sent_at > self.connect_timeout):
                 self._lose_connection(now)
-            elif silent > self.connect_timeout and not self.ping_rid:
+            elif silent > self.ping_after and not self.ping_rid:
                 self.ping_rid = next(self.rids)
                 self.ping_sent_at = now
                 self.effects.append(Send(pack([[self.ping_rid, OP_PING]])))
@@ -318,6 +378,10 @@ class Session:
                 and now - self.suspended_since > self.session_timeout):
             self._set_state(LOST)
             self.fail_all(ConnectionLoss("no node reachable within the session timeout"))
+            if self.open_session:
+                # As kazoo: the session is taken for expired (its ephemerals for
+                # gone); the next connection starts a new one.
+                self._renew_session()
 
     def next_wakeup(self, now: float) -> float:
         """When :meth:`tick` must run next. Busy: soon. Idle (connected, nothing
@@ -337,7 +401,7 @@ class Session:
         elif self.ping_rid:
             wake = self.ping_sent_at + self.connect_timeout + TICK_S
         else:
-            wake = self.last_recv + self.connect_timeout + TICK_S
+            wake = self.last_recv + self.ping_after + TICK_S
         if self.suspended_since is not None and self.state != LOST:
             wake = min(wake, self.suspended_since + self.session_timeout + TICK_S)
         return max(now, wake)
@@ -474,6 +538,8 @@ class Session:
             self.waiting.popleft()
             request.attempts += 1
             self.inflight[request.rid] = request
+            if request.op == OP_SESSION:
+                request.args = [self.negotiated_timeout_ms()]
             if request.seq:
                 batch.append(pack([request.rid, request.op, *request.args,
                                    request.seq, ack_below]))
@@ -492,6 +558,8 @@ class Session:
             self._on_hello(code, result, now)
         elif rid == self.ping_rid:
             self.ping_rid = 0
+            if code == Code.SESSION_EXPIRED:
+                self._session_ended(None, now)
         else:
             request = self.inflight.pop(rid, None)
             if request is not None:
@@ -511,13 +579,20 @@ class Session:
         self.dedup = bool(result.get("dedup", False))
         self.node_id = result.get("node")
         self.watch_endpoint = result.get("watch") or ""
+        bounds = result.get("session_bounds_ms")
+        if isinstance(bounds, list) and len(bounds) == 2 and all(type(b) is int for b in bounds):
+            self.session_bounds_ms = (bounds[0], bounds[1])
         self.hellos += 1
         self._set_state(CONNECTED)
         self.effects.append(Attached())
 
     def _resolve(self, request: Request, code: int, result: Any, zxid: int,
                  now: float) -> None:
+        if request.op == OP_SESSION and code not in _RETRIED:
+            self.session_pending = False
         if code == Code.OK:
+            if request.op == OP_SESSION:
+                self.session_id = self.client_id
             try:
                 value = request.transform(result)
             except Exception as exc:  # noqa: BLE001 - a malformed reply fails its request only
@@ -525,11 +600,20 @@ class Session:
                 return
             self._settle(request, value, zxid=zxid)
             return
-        if code == Code.SESSION_EXPIRED and request.attempts < 3:
-            # The node forgot our idle session: say hello again, then resend.
+        if code == Code.NO_HELLO and request.attempts < 3:
+            # The node forgot our idle connection: say hello again, then resend.
             self._requeue([request])
             self._rehello(now)
             return
+        if code == Code.SESSION_EXPIRED and self.open_session:
+            if self.session_id is None and self.session_error is not None:
+                # There is no session to lose: the ensemble refused to open one.
+                self._settle(request, error=self.session_error, zxid=zxid)
+                return
+            self._session_ended(request, now)
+            return
+        if request.op == OP_SESSION and code not in _RETRIED:
+            self.session_error = error_for(code, result)
         if code == Code.THROTTLED and request.attempts < 10:
             self._requeue([request])
             return
@@ -557,6 +641,39 @@ class Session:
                 self.redirect_to = (self.endpoint_index + 1) % len(self.endpoints)
             return
         self._settle(request, error=error_for(code, result, request.path), zxid=zxid)
+
+    def negotiated_timeout_ms(self) -> int:
+        """Our session timeout, within the bounds the ensemble grants."""
+        wanted = max(1, int(self.session_timeout * 1000))
+        if self.session_bounds_ms is None:
+            return wanted
+        low, high = self.session_bounds_ms
+        return min(max(wanted, low), high)
+
+    def _session_ended(self, request: Request | None, now: float) -> None:
+        """The ensemble says our session ended (it expired, or was closed): as
+        kazoo, LOST — every waiting request fails — then a new session, under a
+        new id (so also a fresh dedup sequence), on the same connection."""
+        if not self.open_session:
+            return
+        error = SessionExpiredError("the session expired: its ephemeral nodes are gone; "
+                                    "a new session is being opened")
+        if request is not None:
+            self._settle(request, error=error)
+        self._set_state(LOST)
+        self.fail_all(error)
+        self._renew_session()
+        if self.connected:
+            self._rehello(now)
+
+    def _renew_session(self) -> None:
+        """A new id (and with it a fresh dedup sequence); the next ephemeral
+        create opens a session under it."""
+        self.session_id = None
+        self.session_pending = False
+        self.open_writes.clear()
+        self.client_id = self.rng.getrandbits(63) or 1
+        self.write_seqs = itertools.count(1)
 
     def _rehello(self, now: float) -> None:
         if self.connected:

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkactors.core.dedup import tag
+from zkactors.core.sessions import TXN_SESSION_CLOSE, TXN_SESSION_OPEN
 from zkactors.core.tree import validate_path
 from zkactors.errors import (
     BadArgumentsError,
     Code,
+    NoHelloError,
     NotReadyError,
     ProtocolVersionError,
     SessionExpiredError,
@@ -36,14 +38,17 @@ from zkactors.errors import (
     ZookeeperError,
 )
 from zkactors.protocol import (
+    FLAG_EPHEMERAL,
     FLAG_MAKEPATH,
     FLAG_SEQUENCE,
     MAX_WATCH_PATHS,
     OP_BYE,
     OP_CREATE,
     OP_DELETE,
+    OP_END_SESSION,
     OP_HELLO,
     OP_PING,
+    OP_SESSION,
     OP_SET,
     OP_STATUS,
     OP_SYNC,
@@ -55,6 +60,10 @@ from zkactors.protocol import (
     decode_frame,
     decode_request,
 )
+
+#: Ended sessions remembered at most (oldest forgotten first): a client of one
+#: that was forgotten is only told later, by its first ephemeral create.
+MAX_ENDED = 100_000
 
 ROUTE_LOG = "log"
 ROUTE_STORE = "store"
@@ -85,6 +94,8 @@ class GatewayCore:
         max_clients: int,
         session_timeout_ms: int,
         identity: dict[str, Any] | None = None,
+        min_session_timeout_ms: int = 1_000,
+        max_session_timeout_ms: int = 60_000,
     ) -> None:
         self.node_id = node_id
         self.max_data_bytes = max_data_bytes
@@ -92,7 +103,14 @@ class GatewayCore:
         self.max_inflight = max_inflight
         self.max_clients = max_clients
         self.session_timeout_ms = session_timeout_ms
-        #: Fixed facts about this node added to every status reply (role, endpoint).
+        self.min_session_timeout_ms = min_session_timeout_ms
+        self.max_session_timeout_ms = max_session_timeout_ms
+        #: Client sessions (ids) heard from since :meth:`take_touched`: the leader's
+        #: expiry tracker learns from these that they are alive.
+        self.touched: set[int] = set()
+        #: Sessions that ended (closed or expired), newest last, at most
+        #: MAX_ENDED: their clients get SESSION_EXPIRED until they start a new one.
+        self.ended: dict[int, None] = {}        #: Fixed facts about this node added to every status reply (role, endpoint).
         self.identity = dict(identity or {})
         self.sessions: dict[bytes, Session] = {}
         self._status_waiting: set[tuple[bytes, int]] = set()
@@ -132,6 +150,8 @@ class GatewayCore:
         session = self.sessions.get(ident)
         if session is not None:
             session.last_seen_ms = now_ms
+            if session.client_id:
+                self.touched.add(session.client_id)
         for request in requests:
             routed = self._route(ident, request, session, now_ms)
             if routed is None:
@@ -167,7 +187,11 @@ class GatewayCore:
         if op == OP_HELLO:
             return ROUTE_REPLY, [ident, *self._hello(ident, rid, args, now_ms), False]
         if session is None:
-            err = SessionExpiredError("no session: send hello first")
+            err = NoHelloError("no hello on record for this connection: send hello first")
+            return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
+        if session.client_id in self.ended and op != OP_BYE:
+            err = SessionExpiredError(f"session {session.client_id:#x} has ended (expired or "
+                                      "closed): start a new one")
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
         if op == OP_PING:
             return ROUTE_REPLY, [ident, rid, 0, None, False]
@@ -193,7 +217,7 @@ class GatewayCore:
             return ROUTE_STORE, [ident, rid, OP_STATUS, []]
         try:
             if op in WRITE_OPS:
-                txn = self._txn(op, args)
+                txn = self._txn(op, args, session.client_id)
                 if len(args) > len(REQUEST_ARGS[op]):
                     txn = self._tag(session, args[-2], args[-1], txn)
                 session.log_inflight += 1
@@ -236,39 +260,62 @@ class GatewayCore:
             )
             self._problem(ident, "protocol_version", str(err))
             return rid, int(err.code), str(err)
+        if not 0 <= client_id < 2**63:
+            err = BadArgumentsError(f"client_id {client_id} is not in [0, 2**63) (0: none)")
+            self._problem(ident, "bad_arguments", str(err))
+            return rid, int(err.code), str(err)
         session = self.sessions.get(ident)
         if session is None:
             if len(self.sessions) >= self.max_clients:
                 err = ThrottledError(f"node has its maximum of {self.max_clients} clients")
                 self._problem(ident, "too_many_clients", str(err))
                 return rid, int(err.code), str(err)
-            if not 0 <= client_id < 2**63:
-                err = BadArgumentsError(f"client_id {client_id} is not in [0, 2**63) (0: none)")
-                self._problem(ident, "bad_arguments", str(err))
-                return rid, int(err.code), str(err)
             self.sessions[ident] = Session(name[:200], 0, now_ms, client_id=client_id)
         else:
             session.last_seen_ms = now_ms
+            # Hello again with a new id: the client started a new session (its
+            # last one ended); its writes are deduplicated under the new id.
+            session.client_id = client_id
         return rid, int(Code.OK), {
             "protocol": PROTOCOL_VERSION,
             "node": self.node_id,
             "max_inflight": self.max_inflight,
             "max_data_bytes": self.max_data_bytes,
             "session_timeout_ms": self.session_timeout_ms,
+            # The session timeouts this ensemble grants: a client asks within them.
+            "session_bounds_ms": [self.min_session_timeout_ms, self.max_session_timeout_ms],
             "dedup": True,
             # Where this node publishes changes: a client subscribes there.
             "watch": self.identity.get("watch_endpoint", ""),
         }
 
-    def _txn(self, op: str, args: list) -> list:
+    def _txn(self, op: str, args: list, client_id: int) -> list:
         """Validate a write and turn it into the txn the log stores."""
         if op == OP_CREATE:
             path, data, flags = args[:3]
-            if flags & ~(FLAG_MAKEPATH | FLAG_SEQUENCE):
+            if flags & ~(FLAG_MAKEPATH | FLAG_SEQUENCE | FLAG_EPHEMERAL):
                 raise BadArgumentsError(f"unknown create flags {flags:#x}", path)
             validate_path(path, self.max_path_bytes, sequence=bool(flags & FLAG_SEQUENCE))
             self._check_size(path, data)
+            if flags & FLAG_EPHEMERAL:
+                if not client_id:
+                    raise BadArgumentsError("an ephemeral node needs a session (the client "
+                                            "gives its id at hello)", path)
+                return [OP_CREATE, path, data, flags, client_id]
             return [OP_CREATE, path, data, flags]
+        if op == OP_SESSION:
+            (timeout_ms,) = args[:1]
+            low, high = self.min_session_timeout_ms, self.max_session_timeout_ms
+            if not client_id:
+                raise BadArgumentsError("a session needs the client's id, given at hello")
+            if not low <= timeout_ms <= high:
+                raise BadArgumentsError(f"session timeout {timeout_ms} ms is outside this "
+                                        f"ensemble's bounds, {low}..{high} ms")
+            return [TXN_SESSION_OPEN, client_id, timeout_ms]
+        if op == OP_END_SESSION:
+            if not client_id:
+                raise BadArgumentsError("no session to end: the client gave no id at hello")
+            return [TXN_SESSION_CLOSE, client_id]
         if op == OP_SET:
             path, data, version = args[:3]
             validate_path(path, self.max_path_bytes)
@@ -327,6 +374,18 @@ class GatewayCore:
                              leader_endpoint=leader_endpoint)
         self.caught_up = caught_up
         self.read_floor = read_floor
+
+    def on_sessions_ended(self, session_ids: list[int]) -> None:
+        """Sessions closed or expired (applied here): their clients are told."""
+        ended = self.ended
+        for session_id in session_ids:
+            ended[session_id] = None
+        while len(ended) > MAX_ENDED:
+            del ended[next(iter(ended))]
+
+    def take_touched(self) -> list[int]:
+        touched, self.touched = self.touched, set()
+        return sorted(touched)
 
     def on_peer_counters(self, actor: str, counters: dict[str, int]) -> None:
         """Peer messages an actor dropped at the edge (unknown sender, malformed,

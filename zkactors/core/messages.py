@@ -169,6 +169,16 @@ class InstallSnapshotResponse:
     done: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SessionTouch:
+    """Client sessions a follower heard from lately (``ids``), for the leader's
+    expiry tracker (zkactors.core.sessions). Not Raft: the log actors carry it
+    beside the protocol, and the leader hands it to its store."""
+
+    sender: int
+    ids: list
+
+
 # ------------------------------------------------------------ election <-> log (inproc)
 @dataclass(frozen=True, slots=True)
 class Campaign:
@@ -227,7 +237,7 @@ class RoleChanged:
 PEER_MESSAGES = (Heartbeat, HeartbeatAck, PreVote, PreVoteResponse,
                  RequestVote, VoteResponse, AppendEntries, AppendResponse,
                  LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse,
-                 InstallSnapshot, InstallSnapshotResponse)
+                 InstallSnapshot, InstallSnapshotResponse, SessionTouch)
 LOCAL_MESSAGES = (Campaign, LeaderSeen, LeaderLost, StepDown, RoleChanged)
 _BY_NAME = {cls.__name__: cls for cls in (*PEER_MESSAGES, *LOCAL_MESSAGES)}
 # Field annotations are strings here (``from __future__ import annotations``).
@@ -241,6 +251,7 @@ _SENDER_FIELD = {
     LeaderCheck: "leader", LeaderCheckAck: "sender",
     ReadIndexRequest: "sender", ReadIndexResponse: "leader",
     InstallSnapshot: "leader", InstallSnapshotResponse: "sender",
+    SessionTouch: "sender",
 }
 
 

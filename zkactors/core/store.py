@@ -68,6 +68,8 @@ class StoreCore:
         #: Sessions opened by the entries applied since the last
         #: :meth:`take_opened` (for the leader's expiry tracker).
         self.opened_sessions: list[int] = []
+        #: ... and ended (closed or expired), for the gateway: :meth:`take_ended`.
+        self.ended_sessions: list[int] = []
         self.duplicate_writes = 0  # retried copies answered from the table (for status)
         self.applied_index = applied_index
         self.applied_zxid = make_zxid(applied_term, applied_index)
@@ -187,6 +189,10 @@ class StoreCore:
         opened, self.opened_sessions = self.opened_sessions, []
         return opened
 
+    def take_ended(self) -> list[int]:
+        ended, self.ended_sessions = self.ended_sessions, []
+        return ended
+
     def _apply_session_txn(self, txn: list, zxid: int, events: list[Event]) -> Any:
         """Open, close or expire sessions (see core.sessions); ending one deletes
         its ephemeral nodes here, in the same transaction."""
@@ -206,6 +212,7 @@ class StoreCore:
         for session_id in ended:
             del self.sessions[session_id]
             events.extend(self.tree.delete_ephemerals(session_id, zxid))
+        self.ended_sessions.extend(ended)
         return ended
 
     def read(self, requests: list[list], now_ms: int = 0) -> list[Reply]:

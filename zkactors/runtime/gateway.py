@@ -15,17 +15,23 @@ import zmq
 from zkactors.core.dedup import TXN_TAGGED
 from zkactors.core.gateway import GatewayCore
 from zkactors.protocol import (
+    MSG_ENDED,
     MSG_HEALTH,
     MSG_PEERS,
     MSG_READ,
     MSG_REPLY,
     MSG_ROLE,
+    MSG_TOUCH,
     MSG_WATCH,
     MSG_WRITE,
     pack,
 )
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.metrics import RequestMetrics
+
+#: How often the sessions heard from are reported to the leader: well under the
+#: shortest session timeout allowed ([session] min_timeout_ms, 1 s by default).
+TOUCH_EVERY_MS = 100
 
 
 class GatewayActor(Actor):
@@ -40,6 +46,7 @@ class GatewayActor(Actor):
         #: Times a new leader was seen take over (the role messages say who leads).
         self.leader_changes = 0
         self._leader = 0
+        self._touch_due = 0
         self.endpoint = endpoint
         self.router = self.context.socket(zmq.ROUTER)
         self.router.linger = 0
@@ -103,6 +110,8 @@ class GatewayActor(Actor):
                               caught_up=message[5], read_floor=message[6])
             elif kind == MSG_PEERS:
                 core.on_peer_counters(message[1], message[2])
+            elif kind == MSG_ENDED:
+                core.on_sessions_ended(message[1])
             elif kind == MSG_HEALTH:
                 core.serving_reads = message[1]
                 self.log.info("leader_alive" if message[1] else "leader_lost")
@@ -155,6 +164,13 @@ class GatewayActor(Actor):
             started(item[0], item[1], item[2], now)
 
     def on_tick(self, now: int) -> None:
+        if now >= self._touch_due:
+            # The sessions heard from, for the leader's expiry tracker: a few times
+            # per shortest session timeout (see TOUCH_EVERY_MS).
+            self._touch_due = now + TOUCH_EVERY_MS
+            touched = self.core.take_touched()
+            if touched:
+                self.send("log", [MSG_TOUCH, touched])
         expired = self.core.tick(now)
         if expired:
             self.log.info("sessions_expired", count=len(expired))

@@ -14,19 +14,21 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from zkactors.core.messages import LEADER, RoleChanged, from_wire, to_wire
+from zkactors.core.messages import LEADER, RoleChanged, SessionTouch, from_wire, to_wire
 from zkactors.core.replog import Committed, ReplicatedLog
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.storage import SnapshotFiles
 from zkactors.errors import Code
 from zkactors.protocol import (
     MSG_COMMIT,
+    MSG_LEADING,
     MSG_LOCAL,
     MSG_PEERS,
     MSG_REPLY,
     MSG_RESTORE,
     MSG_ROLE,
     MSG_SNAPSHOT,
+    MSG_TOUCH,
     MSG_WRITE,
 )
 from zkactors.runtime.actor import Actor, now_ms, wall_ms
@@ -76,6 +78,8 @@ class LogActor(Actor):
                 inputs.append(Propose(message[1]))
             elif kind == MSG_SNAPSHOT:
                 inputs.append(Compact(message[1]))
+            elif kind == MSG_TOUCH:
+                self._touch(message[1])
             elif kind == MSG_LOCAL:
                 local = from_wire(message[1])
                 if isinstance(local, RoleChanged):
@@ -86,7 +90,22 @@ class LogActor(Actor):
         self._after(self.replica.handle(inputs, now_ms(), wall_ms()))
 
     def on_socket(self, sock: Any) -> None:
-        self._after(self.replica.handle(self.links.receive(self.max_batch), now_ms()))
+        messages = self.links.receive(self.max_batch)
+        if any(type(m) is SessionTouch for m in messages):
+            for touch in [m for m in messages if type(m) is SessionTouch]:
+                if all(type(i) is int for i in touch.ids):
+                    self._touch(touch.ids)
+            messages = [m for m in messages if type(m) is not SessionTouch]
+        self._after(self.replica.handle(messages, now_ms()))
+
+    def _touch(self, ids: list[int]) -> None:
+        """Sessions heard from, here or at a follower: to the leader's store (its
+        expiry tracker), over the peer link if the leader is another node."""
+        core = self.core
+        if core.role == LEADER:
+            self.send("store", [MSG_TOUCH, ids])
+        elif core.leader and core.leader != self.node_id:
+            self.links.send(core.leader, SessionTouch(self.node_id, ids))
 
     def on_tick(self, now: int) -> None:
         self.links.maintain(now)
@@ -135,6 +154,7 @@ class _Outputs:
 
     def __init__(self, actor: LogActor) -> None:
         self.actor = actor
+        self.leading = False
 
     def send(self, peer: int, message: Any) -> None:
         self.actor.links.send(peer, message)
@@ -159,6 +179,11 @@ class _Outputs:
         self.actor.send("election", [MSG_LOCAL, to_wire(role)])
 
     def tell_gateway(self, role: RoleChanged) -> None:
+        leading = role.role == LEADER
+        if leading != self.leading:
+            # The store's expiry tracker runs while this node leads.
+            self.leading = leading
+            self.actor.send("store", [MSG_LEADING, leading, role.term])
         self.actor.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
                                     self.actor.client_endpoints.get(role.leader, ""),
                                     role.caught_up, role.read_floor])

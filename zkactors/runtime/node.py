@@ -127,6 +127,8 @@ class Node:
                     max_inflight=limits.max_inflight_per_client,
                     max_clients=limits.max_clients,
                     session_timeout_ms=config.timing.client_session_timeout_ms,
+                    min_session_timeout_ms=config.session.min_timeout_ms,
+                    max_session_timeout_ms=config.session.max_timeout_ms,
                     identity={"role": "follower", "endpoint": me.client,
                               "watch_endpoint": me.watch},
                 ),

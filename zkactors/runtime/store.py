@@ -13,18 +13,26 @@ from __future__ import annotations
 from typing import Any
 
 from zkactors.core.replog import Committed, Entry
+from zkactors.core.sessions import TXN_SESSION_EXPIRE, ExpiryTracker
 from zkactors.core.store import StoreCore
 from zkactors.engine.state import load_snapshot, save_snapshot
 from zkactors.engine.storage import SnapshotFiles
 from zkactors.protocol import (
     MSG_COMMIT,
+    MSG_ENDED,
     MSG_EVENTS,
+    MSG_LEADING,
     MSG_READ,
     MSG_REPLY,
     MSG_RESTORE,
     MSG_SNAPSHOT,
+    MSG_TOUCH,
+    MSG_WRITE,
 )
 from zkactors.runtime.actor import Actor, now_ms
+
+#: How often the leader looks for sessions silent past their timeout.
+EXPIRY_CHECK_MS = 100
 
 
 class StoreActor(Actor):
@@ -43,6 +51,9 @@ class StoreActor(Actor):
         self._watch_pending = False
         #: This actor's state for the admin endpoint, replaced whole on ticks.
         self.metrics: dict[str, int] = {}
+        #: Runs while this node leads: silent sessions become expiry proposals.
+        self.expiry = ExpiryTracker()
+        self._expiry_due = 0
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
@@ -68,8 +79,20 @@ class StoreActor(Actor):
                 self._restore(message[1], message[2])
                 events = []  # superseded by the snapshot
                 restarted = True
+            elif kind == MSG_TOUCH:
+                self.expiry.touch(message[1], now_ms())
+            elif kind == MSG_LEADING:
+                if message[1]:
+                    self.expiry.lead(core.sessions, now_ms())
+                else:
+                    self.expiry.follow()
             else:
                 raise RuntimeError(f"store got unknown message kind {kind!r}")
+        opened, ended = core.take_opened(), core.take_ended()
+        for session_id in opened:
+            self.expiry.opened(session_id, now_ms())
+        if ended:
+            self.send("gateway", [MSG_ENDED, ended])
         if replies:
             self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
         if events or restarted:
@@ -105,7 +128,16 @@ class StoreActor(Actor):
         self.log.info("snapshot_restored", index=index, term=term, znodes=len(self.core.tree))
 
     def on_tick(self, now: int) -> None:
-        self.metrics = {"applied": self.core.applied_index, "znodes": len(self.core.tree)}
+        self.metrics = {"applied": self.core.applied_index, "znodes": len(self.core.tree),
+                        "sessions": len(self.core.sessions)}
+        if self.expiry.leading and now >= self._expiry_due:
+            self._expiry_due = now + EXPIRY_CHECK_MS
+            due = self.expiry.expired(self.core.sessions, now)
+            if due:
+                # A write of the node's own, through the log like any other: the
+                # expiry is a committed transaction. (No client waits for its reply.)
+                self.log.info("sessions_expiring", sessions=[f"{s:#x}" for s in due])
+                self.send("log", [MSG_WRITE, [[b"", 0, [TXN_SESSION_EXPIRE, due], None]]])
         if self._watch_pending:
             self._tell_watch([])
         expired = self.core.tick(now)
