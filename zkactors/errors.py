@@ -68,6 +68,13 @@ class SystemZookeeperError(ZookeeperError):
     code = Code.SYSTEM_ERROR
 
 
+class RolledBackError(ZookeeperError):
+    """In a transaction's results: this operation was undone because another
+    one of the same transaction failed (kazoo's name and code)."""
+
+    code = Code.OK
+
+
 class RuntimeInconsistency(ZookeeperError):
     code = Code.RUNTIME_INCONSISTENCY
 

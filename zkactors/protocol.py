@@ -78,6 +78,10 @@ OP_EXISTS = "exists"
 OP_CHILDREN = "children"
 OP_SYNC = "sync"
 OP_STATUS = "status"
+#: The open sessions, as this node has applied them, and which of their clients
+#: are connected here: ``{"node", "sessions": [[id, timeout_ms, ephemerals]],
+#: "connected": [id, ...]}`` (zkctl sessions).
+OP_SESSIONS = "sessions"
 #: The whole replicated state at the node's applied zxid, as a snapshot payload
 #: (``zkctl backup``): ``[index, term, payload]``. A read: it waits for the zxid
 #: the client has seen, so after a sync it is at least as new as the sync.
@@ -88,6 +92,12 @@ OP_BYE = "bye"
 OP_SESSION = "session"
 #: End this client's session now, with its ephemeral nodes. A write.
 OP_END_SESSION = "endsession"
+#: Several writes and checks as one, all or nothing: ``[[kind, *args], ...]`` with
+#: kinds create (path, data, flags), set (path, data, version), delete (path,
+#: version) and check (path, version). A write.
+OP_MULTI = "multi"
+#: The most operations one multi may hold.
+MAX_MULTI_OPS = 1000
 OP_EVENTS = "events"
 OP_EVENT_COUNT = "evcount"
 
@@ -96,7 +106,7 @@ FLAG_SEQUENCE = 2
 #: Owned by the client's session, deleted when it ends (see zkactors.core.sessions).
 FLAG_EPHEMERAL = 4
 
-WRITE_OPS = frozenset({OP_CREATE, OP_SET, OP_DELETE, OP_SESSION, OP_END_SESSION})
+WRITE_OPS = frozenset({OP_CREATE, OP_SET, OP_DELETE, OP_SESSION, OP_END_SESSION, OP_MULTI})
 READ_OPS = frozenset({OP_GET, OP_EXISTS, OP_CHILDREN, OP_SYNC, OP_BACKUP})
 #: Questions about the recent change history, answered by the watch actor.
 WATCH_OPS = frozenset({OP_EVENTS, OP_EVENT_COUNT})
@@ -116,12 +126,14 @@ REQUEST_ARGS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     OP_DELETE: (str, int, bool),
     OP_SESSION: (int,),
     OP_END_SESSION: (),
+    OP_MULTI: (list,),
     OP_GET: (str,),
     OP_EXISTS: (str,),
     OP_CHILDREN: (str,),
     OP_SYNC: (str,),
     OP_BACKUP: (str,),
     OP_STATUS: (),
+    OP_SESSIONS: (),
     OP_PING: (),
     OP_BYE: (),
     OP_EVENTS: (list, int),

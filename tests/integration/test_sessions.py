@@ -165,6 +165,16 @@ def test_bad_session_input_gets_typed_errors(ensemble):
             client.create("/eph/child", b"", ephemeral=True)
     with Client(ensemble.hosts, session=False) as tool, pytest.raises(BadArgumentsError):
         tool.create("/x", b"", ephemeral=True)
+    with Client(ensemble.hosts) as client:
+        tx = client.transaction()
+        tx.check("/eph", "not a version")
+        with pytest.raises(BadArgumentsError):
+            tx.commit()
+        tx = client.transaction()
+        tx.operations.append(["rename", "/a", "/b"])  # what no method makes
+        tx._kinds.append("rename")
+        with pytest.raises(BadArgumentsError):
+            tx.commit()
 
 
 def test_the_timeout_asked_for_is_negotiated_into_the_bounds(tmp_path):
@@ -186,3 +196,84 @@ def test_the_timeout_asked_for_is_negotiated_into_the_bounds(tmp_path):
             conn.sock.close(linger=0)
     finally:
         ensemble.stop()
+
+
+def test_a_transaction_commits_all_or_nothing_with_kazoos_results(ensemble):
+    from zkactors.errors import BadVersionError, RolledBackError, RuntimeInconsistency
+
+    with Client(ensemble.hosts) as client:
+        client.create("/cfg", b"v0")
+        events = []
+        client.add_watch("/", lambda event: events.append(event), recursive=True)
+        tx = client.transaction()
+        tx.check("/cfg", 0)
+        tx.set_data("/cfg", b"v1", version=0)
+        tx.create("/cfg-v1", b"1")
+        tx.create("/owner", b"", ephemeral=True)
+        tx.delete("/cfg-v1")
+        results = tx.commit()
+        assert results[0] is True and results[1].version == 1
+        assert results[2] == "/cfg-v1" and results[3] == "/owner" and results[4] is True
+        assert client.exists("/owner").ephemeralOwner == client.client_id[0]
+        wait_for(lambda: len(events) >= 5, 5, "the transaction's events")
+        assert len({event.zxid for event in events}) == 1  # one zxid: one entry
+
+        with client.transaction() as tx:  # committed on leaving the block
+            tx.set_data("/cfg", b"v2")
+        assert client.get("/cfg")[0] == b"v2"
+
+        tx = client.transaction()
+        tx.create("/new", b"")
+        tx.check("/cfg", 0)  # stale
+        tx.set_data("/cfg", b"never")
+        results = tx.commit()
+        assert [type(r) for r in results] == [RolledBackError, BadVersionError,
+                                              RuntimeInconsistency]
+        assert client.exists("/new") is None and client.get("/cfg")[0] == b"v2"
+
+
+def test_zkctl_sessions_and_stat_show_who_holds_what(ensemble):
+    from tests.integration.cluster import zkctl
+
+    with Client(ensemble.nodes[2].client_endpoint, timeout=7.0) as client:
+        client.create("/held", b"", ephemeral=True)
+        client.create("/held2", b"", ephemeral=True)
+        session = client.client_id[0]
+        out = zkctl("--conf", str(ensemble.directory), "sessions", "-w", "json")
+        assert out.returncode == 0, out.stderr
+        # (Its writes took it to the leader: that is where it is connected now.)
+        assert json.loads(out.stdout) == [{"session": session, "timeout_ms": 7000,
+                                           "ephemerals": 2, "nodes": [client.node_id]}]
+        table = zkctl("--conf", str(ensemble.directory), "sessions")
+        assert f"{session:#018x}" in table.stdout and "7.0s" in table.stdout
+        stat = zkctl("--conf", str(ensemble.directory), "stat", "/held")
+        assert f"{session:#x}" in stat.stdout
+    out = zkctl("--conf", str(ensemble.directory), "sessions", "-w", "json")
+    assert json.loads(out.stdout) == []  # stop() closed it
+
+
+def test_zkctl_lock_runs_a_command_with_its_fencing_token(ensemble, tmp_path):
+    from tests.integration.cluster import zkctl
+
+    script = "import os; print(os.environ['ZKACTORS_FENCING_TOKEN'])"
+    first = zkctl("--conf", str(ensemble.directory), "lock", "/locks/job", "--",
+                  sys.executable, "-c", script)
+    assert first.returncode == 0, first.stderr
+    second = zkctl("--conf", str(ensemble.directory), "lock", "/locks/job", "--",
+                   sys.executable, "-c", script + "; raise SystemExit(3)")
+    assert second.returncode == 3  # the command's own exit code
+    assert int(second.stdout) > int(first.stdout) > 0
+    with Client(ensemble.hosts) as client:
+        assert client.get_children("/locks/job") == []  # released after
+        holder = client.Lock("/locks/job", "holder")
+        holder.acquire()
+        waited = zkctl("--conf", str(ensemble.directory), "lock", "--wait", "0.5",
+                       "/locks/job", "--", sys.executable, "-c", "print('never')")
+        assert waited.returncode == 1 and "not acquired within 0.5 s" in waited.stderr
+        assert "never" not in waited.stdout
+        holder.release()
+    missing = zkctl("--conf", str(ensemble.directory), "lock", "/locks/job")
+    assert missing.returncode == 2 and "no command given" in missing.stderr
+    late = zkctl("--conf", str(ensemble.directory), "lock", "/locks/job", "--wait", "1",
+                 "--", "true")
+    assert late.returncode == 2 and "go before the path" in late.stderr

@@ -955,3 +955,19 @@ def test_the_client_of_an_ended_session_hears_session_expired():
         assert code == int(Code.SESSION_EXPIRED), request
     hello_with_id(gw, A, client_id=CLIENT_ID + 1)  # a new session: served again
     assert reply_code(send(gw, A, [4, "ping"])) == OK
+
+
+def test_a_multi_is_checked_operation_by_operation():
+    gw = gateway()
+    hello_with_id(gw, A)
+    out = send(gw, A, [1, "multi", [["check", "/a", 0], ["create", "/b", b"", 4],
+                                    ["set", "/a", b"x", -1], ["delete", "/a", 3]]])
+    assert out.writes[0][2] == ["multi", [["check", "/a", 0],
+                                          ["create", "/b", b"", 4, CLIENT_ID],
+                                          ["set", "/a", b"x", -1],
+                                          ["delete", "/a", 3, False]]]
+    for bad in ([], [["rename", "/a"]], [["check", "/a"]], [["check", "a", 0]],
+                [["set", "/a", "text", 0]], [["delete", "/a", True]], ["check"],
+                [["create", "/x", b"", 8]], [["check", "/a", 0]] * 1001):
+        _, _, code, _, _ = only_reply(send(gw, A, [2, "multi", bad]))
+        assert code == BAD_ARGUMENTS, bad

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.sessions import REPROPOSE_MS, ExpiryTracker
@@ -15,9 +17,10 @@ from zkactors.core.tree import (
     CREATE_SEQUENCE,
     NODE_CHILDREN_CHANGED,
     NODE_DELETED,
+    MultiError,
     Tree,
 )
-from zkactors.errors import Code, NoChildrenForEphemeralsError
+from zkactors.errors import BadVersionError, Code, NoChildrenForEphemeralsError
 
 S1, S2 = 0x1111, 0x2222
 
@@ -193,3 +196,86 @@ def test_a_session_opened_while_leading_starts_with_a_full_timeout():
     tracker.opened(S1, 10_000)
     assert tracker.expired({S1: 1000}, 10_900) == []
     assert tracker.expired({S1: 1000}, 11_001) == [S1]
+
+
+# ------------------------------------------------------------------- multi
+
+
+PATHS = ["/a", "/a/b", "/a/b/c", "/d", "/a/e"]
+ops = st.one_of(
+    st.builds(lambda p, f, o: ["create", p, b"x", f, o] if o else ["create", p, b"x", f],
+              st.sampled_from(PATHS), st.sampled_from([0, 1, 2, 3]),
+              st.sampled_from([0, 0, S1])),
+    st.builds(lambda p, v: ["set", p, b"y", v], st.sampled_from(PATHS),
+              st.sampled_from([-1, 0, 1])),
+    st.builds(lambda p, v, r: ["delete", p, v, r], st.sampled_from(PATHS),
+              st.sampled_from([-1, 0]), st.booleans()),
+    st.builds(lambda p, v: ["check", p, v], st.sampled_from(PATHS), st.sampled_from([-1, 0, 1])),
+)
+
+
+def seeded_tree() -> Tree:
+    tree = Tree()
+    tree.create("/a", b"", 1, 0)
+    tree.create("/a/b", b"", 2, 0, owner=S2)
+    return tree
+
+
+def with_owner_flag(txn: list) -> list:
+    if txn[0] == "create" and len(txn) == 5:
+        return [*txn[:3], txn[3] | CREATE_EPHEMERAL, txn[4]]
+    return txn
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ops, min_size=1, max_size=6))
+def test_a_multi_is_all_or_nothing(txns):
+    txns = [with_owner_flag(t) for t in txns]
+    tree, alone = seeded_tree(), seeded_tree()
+    before = tree.digest()
+    try:
+        results, _ = tree.apply_multi(txns, 10, 99)
+    except MultiError as err:
+        assert tree.digest() == before  # nothing stays applied
+        assert tree.ephemerals(S1) == [] and tree.ephemerals(S2) == ["/a/b"]
+        # ... and applying one by one fails at that very operation.
+        for i, txn in enumerate(txns):
+            try:
+                if txn[0] == "check":
+                    alone._check(txn)
+                else:
+                    alone.apply(txn, 10, 99)
+            except Exception:  # noqa: BLE001 - the first failure is what is compared
+                assert i == err.index
+                break
+        return
+    for txn in txns:  # the same as one by one, at the same zxid
+        if txn[0] != "check":
+            alone.apply(txn, 10, 99)
+    assert tree.digest() == alone.digest()
+    assert len(results) == len(txns)
+    for owner in (S1, S2):
+        assert tree.ephemerals(owner) == alone.ephemerals(owner)
+
+
+def test_a_failed_multi_tells_which_operation_and_why():
+    tree = seeded_tree()
+    with pytest.raises(MultiError) as info:
+        tree.apply_multi([["create", "/x", b"", 0], ["check", "/a", 7],
+                          ["create", "/y", b"", 0]], 10, 0)
+    assert info.value.index == 1 and isinstance(info.value.error, BadVersionError)
+    assert tree.exists("/x") is None
+
+
+def test_the_store_answers_a_multi_per_operation_and_refuses_a_dead_sessions_ephemeral():
+    log = Log()
+    log.apply(["create", "/cfg", b"v0", 0])
+    code, result, events = log.apply(["multi", [["check", "/cfg", 0],
+                                                ["set", "/cfg", b"v1", 0],
+                                                ["create", "/cfg-1", b"", 0]]])
+    assert code == Code.OK and result[0] == "ok" and result[1][2] == "/cfg-1"
+    assert len({e.zxid for e in events}) == 1
+    code, result, events = log.apply(["multi", [["set", "/cfg", b"v2", -1],
+                                                ephemeral("/e", S1)]])
+    assert result[:3] == ["failed", 1, int(Code.SESSION_EXPIRED)] and events == []
+    assert log.store.tree.get("/cfg")[0] == b"v1"

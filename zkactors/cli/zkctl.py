@@ -293,6 +293,17 @@ def _parser() -> argparse.ArgumentParser:
     output(p, json_alias=True)
     p = command("leader", cmd_leader, "print the leader's node id")
     output(p)
+    p = command("sessions", cmd_sessions, "open sessions: id, timeout, node, ephemerals held")
+    output(p)
+    p = command("lock", cmd_lock, "run a command while holding a lock (its fencing token "
+                                  "in $ZKACTORS_FENCING_TOKEN)")
+    path(p)
+    p.add_argument("--wait", type=_seconds, default=None,
+                   help="give up after this many seconds (default: wait as long as it takes)")
+    p.add_argument("--session-timeout", type=_seconds, default=10.0,
+                   help="the lock's session timeout, seconds (default 10)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER,
+                   help="-- COMMAND [ARGS...] (options of lock go before PATH)")
     p = command("health", cmd_health, "ask every node's admin endpoint whether it serves")
     output(p)
     p = command("backup", cmd_backup, "write the whole tree, at one zxid, to a file")
@@ -341,8 +352,8 @@ def connect(args: argparse.Namespace, **options: Any):
     reason = all_refused(hosts.split(","), min(args.timeout, NODE_TIMEOUT_S))
     if reason is not None:
         raise OperationError(f"no zkactors node reachable: {reason}")
-    client = Client(hosts, request_timeout=args.timeout, name="zkctl", session=False,
-                    **options)
+    options.setdefault("session", False)
+    client = Client(hosts, request_timeout=args.timeout, name="zkctl", **options)
     client.start(timeout=args.timeout)
     return client
 
@@ -571,6 +582,64 @@ def cmd_leader(args: argparse.Namespace) -> int:
     else:
         print(leaders[0]["node"])
     return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from zkactors.cli.zkctl_status import sessions
+
+    rows = sessions(args.conf, args.hosts, args.timeout)
+    if args.output == "json":
+        emit_json(rows)
+        return 0
+    print(f"{'session':>18}  {'timeout':>9}  {'ephemerals':>10}  nodes")
+    for row in rows:
+        nodes = ",".join(map(str, row["nodes"])) or "-"
+        print(f"{row['session']:#018x}  {row['timeout_ms'] / 1000:>8.1f}s  "
+              f"{row['ephemerals']:>10}  {nodes}")
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Hold a Lock while a command runs; if the session is lost meanwhile (so the
+    lock may be someone else's), stop the command and fail."""
+    import signal
+    import subprocess
+    import threading
+
+    from zkactors.client import KazooState
+    from zkactors.recipe import LockTimeout
+
+    if args.cmd and args.cmd[0] != "--" and args.cmd[0].startswith("-"):
+        raise UsageError(f"options of lock go before the path: zkctl lock [--wait S] "
+                         f"PATH -- COMMAND (got {_shown(args.cmd[0])} after it)")
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise UsageError("no command given: zkctl lock PATH -- COMMAND [ARGS...]")
+    lost = threading.Event()
+    with connect(args, session=True, timeout=args.session_timeout) as client:
+        client.add_listener(lambda state: lost.set() if state == KazooState.LOST else None)
+        lock = client.Lock(args.path, f"zkctl lock (pid {os.getpid()})")
+        try:
+            lock.acquire(timeout=args.wait)
+        except LockTimeout:
+            raise OperationError(f"lock {args.path} not acquired within {args.wait} s") \
+                from None
+        try:
+            env = {**os.environ, "ZKACTORS_FENCING_TOKEN": str(lock.token),
+                   "ZKACTORS_LOCK_PATH": args.path}
+            try:
+                proc = subprocess.Popen(command, env=env)
+            except OSError as err:
+                raise OperationError(f"cannot run {command[0]}: {err.strerror}") from None
+            while proc.poll() is None:
+                if lost.wait(0.1):
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait()
+                    raise OperationError(f"session lost while holding {args.path}: the "
+                                         "command was stopped (SIGTERM)")
+            return proc.returncode
+        finally:
+            lock.release()
 
 
 def cmd_health(args: argparse.Namespace) -> int:

@@ -115,3 +115,46 @@ def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, A
                       "error": answer["error"]}
         rows.append(answer)
     return rows
+
+
+def sessions(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, Any]]:
+    """One row per open session: id, timeout_ms, ephemerals, and the nodes its
+    client is connected to — every node asked at once, the session table taken
+    from the node that has applied the most."""
+    from zkactors.client import Client
+
+    per_node = min(timeout, NODE_TIMEOUT_S)
+    nodes = targets(conf_dir, hosts)
+    answers: list[tuple[dict[str, Any], int] | None] = [None] * len(nodes)
+
+    def run(i: int, endpoint: str) -> None:
+        if refused(endpoint, per_node) is not None:
+            return
+        client = Client(endpoint, request_timeout=per_node, connect_timeout=per_node,
+                        name="zkctl-sessions", session=False)
+        try:
+            client.start(timeout=per_node)
+            answers[i] = (client.server_sessions(), client.last_zxid)
+        except Exception:  # noqa: BLE001 - a node that does not answer is left out
+            answers[i] = None
+        finally:
+            client.stop()
+
+    threads = [threading.Thread(target=run, args=(i, endpoint), daemon=True)
+               for i, (_, endpoint) in enumerate(nodes)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + per_node + 2.0
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    answered = [a for a in answers if a is not None]
+    if not answered:
+        raise TimeoutError(f"no node answered within {per_node} s")
+    table = max(answered, key=lambda a: a[1])[0]["sessions"]
+    where: dict[int, list[int]] = {}
+    for answer, _ in answered:
+        for session_id in answer["connected"]:
+            where.setdefault(session_id, []).append(answer["node"])
+    return [{"session": session_id, "timeout_ms": timeout_ms, "ephemerals": held,
+             "nodes": sorted(where.get(session_id, []))}
+            for session_id, timeout_ms, held in table]

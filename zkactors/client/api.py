@@ -24,6 +24,7 @@ import zmq
 
 from zkactors.client.agent import CONNECTED, LOST, SUSPENDED, Agent, Request, ZkFuture
 from zkactors.client.session import RECONNECT_MAX_S
+from zkactors.client.transaction import TransactionRequest
 from zkactors.client.watches import (
     CHILD_KINDS,
     DATA_KINDS,
@@ -51,6 +52,7 @@ from zkactors.protocol import (
     OP_END_SESSION,
     OP_EXISTS,
     OP_GET,
+    OP_SESSIONS,
     OP_SET,
     OP_STATUS,
     OP_SYNC,
@@ -390,6 +392,23 @@ class Client:
         (closed by :meth:`stop`, or expired); it may not have children."""
         return self._wait(self.create_async(path, value, makepath, sequence, ephemeral))
 
+    def Lock(self, path: str, identifier: str | None = None) -> Any:
+        """A :class:`zkactors.recipe.Lock` on ``path``."""
+        from zkactors.recipe import Lock
+
+        return Lock(self, path, identifier)
+
+    def Election(self, path: str, identifier: str | None = None) -> Any:
+        """A :class:`zkactors.recipe.Election` on ``path``."""
+        from zkactors.recipe import Election
+
+        return Election(self, path, identifier)
+
+    def transaction(self) -> TransactionRequest:
+        """Several writes and checks, committed as one (see
+        :mod:`zkactors.client.transaction`)."""
+        return TransactionRequest(self)
+
     @property
     def client_id(self) -> tuple[int, bytes] | None:
         """kazoo's ``(session id, password)`` once the session is open, else
@@ -590,6 +609,11 @@ class Client:
     def server_status(self) -> dict[str, Any]:
         """The connected node's status (role, term, commit index, applied zxid, …)."""
         return self._wait(self._call(OP_STATUS, [], _identity, None))
+
+    def server_sessions(self) -> dict[str, Any]:
+        """The open sessions as the connected node has applied them (``[id,
+        timeout_ms, ephemerals]`` each) and the ids of clients connected to it."""
+        return self._wait(self._call(OP_SESSIONS, [], _identity, None))
 
 
 def _check_bytes(value: Any) -> None:

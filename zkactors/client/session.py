@@ -66,6 +66,7 @@ from zkactors.protocol import (
     OP_BYE,
     OP_CREATE,
     OP_HELLO,
+    OP_MULTI,
     OP_PING,
     OP_SESSION,
     PROTOCOL_VERSION,
@@ -140,9 +141,15 @@ _RETRIED = frozenset({Code.NOT_LEADER, Code.NOT_READY, Code.CONNECTION_LOSS,
 
 
 def _is_ephemeral(request: Request) -> bool:
+    """An ephemeral create, alone or in a multi: it needs a session."""
     args = request.args
-    return bool(args) and len(args) > 2 and type(args[2]) is int \
-        and bool(args[2] & FLAG_EPHEMERAL)
+    if request.op == OP_CREATE:
+        return bool(args) and len(args) > 2 and type(args[2]) is int \
+            and bool(args[2] & FLAG_EPHEMERAL)
+    if request.op == OP_MULTI and args:
+        return any(isinstance(op, list) and len(op) == 4 and op[0] == "create"
+                   and type(op[3]) is int and bool(op[3] & FLAG_EPHEMERAL) for op in args[0])
+    return False
 
 
 # ------------------------------------------------------------------ effects
@@ -302,8 +309,7 @@ class Session:
         ephemeral create opens the session first (sessions are opened when
         needed: a session is a write, which only the leader takes, and a client
         that only reads should stay on the node it chose)."""
-        if self.open_session and request.op == OP_CREATE and self.session_id is None \
-                and _is_ephemeral(request):
+        if self.open_session and self.session_id is None and _is_ephemeral(request):
             if self.session_error is not None:
                 self._settle(request, error=self.session_error)
                 return

@@ -26,7 +26,7 @@ from typing import Any
 
 from zkactors.core.dedup import tag
 from zkactors.core.sessions import TXN_SESSION_CLOSE, TXN_SESSION_OPEN
-from zkactors.core.tree import validate_path
+from zkactors.core.tree import TXN_MULTI, validate_path
 from zkactors.errors import (
     BadArgumentsError,
     Code,
@@ -41,14 +41,17 @@ from zkactors.protocol import (
     FLAG_EPHEMERAL,
     FLAG_MAKEPATH,
     FLAG_SEQUENCE,
+    MAX_MULTI_OPS,
     MAX_WATCH_PATHS,
     OP_BYE,
     OP_CREATE,
     OP_DELETE,
     OP_END_SESSION,
     OP_HELLO,
+    OP_MULTI,
     OP_PING,
     OP_SESSION,
+    OP_SESSIONS,
     OP_SET,
     OP_STATUS,
     OP_SYNC,
@@ -60,6 +63,12 @@ from zkactors.protocol import (
     decode_frame,
     decode_request,
 )
+
+#: What each kind of multi operation takes (see protocol.OP_MULTI).
+_MULTI_ARGS: dict[str, tuple[type, ...]] = {
+    "create": (str, bytes, int), "set": (str, bytes, int), "delete": (str, int),
+    "check": (str, int),
+}
 
 #: Ended sessions remembered at most (oldest forgotten first): a client of one
 #: that was forgotten is only told later, by its first ephemeral create.
@@ -113,7 +122,9 @@ class GatewayCore:
         self.ended: dict[int, None] = {}        #: Fixed facts about this node added to every status reply (role, endpoint).
         self.identity = dict(identity or {})
         self.sessions: dict[bytes, Session] = {}
-        self._status_waiting: set[tuple[bytes, int]] = set()
+        #: Status and sessions questions on their way through the store: the
+        #: reply gets the gateway's own fields added (see on_replies).
+        self._status_waiting: dict[tuple[bytes, int], str] = {}
         #: Reads are served only while a live leader is known (the election actor
         #: says so): a node cut off from the ensemble must not serve stale data.
         self.serving_reads = False
@@ -210,11 +221,11 @@ class GatewayCore:
                 self._problem(ident, err.code.name.lower(), str(err))
                 return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
             return ROUTE_WATCH, [ident, rid, op, args]
-        if op == OP_STATUS:
+        if op in (OP_STATUS, OP_SESSIONS):
             # The store knows the applied state first-hand; the reply is completed
             # with the gateway's own fields on its way back (see on_replies).
-            self._status_waiting.add((ident, rid))
-            return ROUTE_STORE, [ident, rid, OP_STATUS, []]
+            self._status_waiting[(ident, rid)] = op
+            return ROUTE_STORE, [ident, rid, op, []]
         try:
             if op in WRITE_OPS:
                 txn = self._txn(op, args, session.client_id)
@@ -316,6 +327,8 @@ class GatewayCore:
             if not client_id:
                 raise BadArgumentsError("no session to end: the client gave no id at hello")
             return [TXN_SESSION_CLOSE, client_id]
+        if op == OP_MULTI:
+            return [TXN_MULTI, self._multi(args[0], client_id)]
         if op == OP_SET:
             path, data, version = args[:3]
             validate_path(path, self.max_path_bytes)
@@ -328,6 +341,33 @@ class GatewayCore:
             self._check_version(path, version)
             return [OP_DELETE, path, version, recursive]
         raise BadArgumentsError(f"not a write: {op!r}")  # pragma: no cover
+
+    def _multi(self, ops: list, client_id: int) -> list:
+        """Each operation of a multi checked as if it came alone."""
+        if not ops or len(ops) > MAX_MULTI_OPS:
+            raise BadArgumentsError(f"a multi holds 1..{MAX_MULTI_OPS} operations, "
+                                    f"not {len(ops)}")
+        txns = []
+        for i, item in enumerate(ops):
+            if not isinstance(item, list) or not item or item[0] not in _MULTI_ARGS:
+                raise BadArgumentsError(f"multi operation {i}: not one of "
+                                        f"{', '.join(sorted(_MULTI_ARGS))}")
+            kind, args = item[0], item[1:]
+            types = _MULTI_ARGS[kind]
+            if len(args) != len(types) or not all(
+                    isinstance(a, t) and not (t is int and isinstance(a, bool))
+                    for a, t in zip(args, types, strict=True)):
+                raise BadArgumentsError(f"multi operation {i} ({kind}) takes "
+                                        f"{', '.join(t.__name__ for t in types)}")
+            if kind == "check":
+                validate_path(args[0], self.max_path_bytes)
+                self._check_version(args[0], args[1])
+                txns.append(["check", args[0], args[1]])
+            elif kind == "delete":
+                txns.append(self._txn(OP_DELETE, [*args, False], client_id))
+            else:
+                txns.append(self._txn(kind, args, client_id))
+        return txns
 
     @staticmethod
     def _tag(session: Session, seq: int, ack_below: int, txn: list) -> list:
@@ -362,8 +402,12 @@ class GatewayCore:
                 if reply[4]:
                     session.log_inflight -= 1
             if self._status_waiting and (reply[0], reply[1]) in self._status_waiting:
-                self._status_waiting.discard((reply[0], reply[1]))
-                reply[3] = self.status(reply[3])
+                op = self._status_waiting.pop((reply[0], reply[1]))
+                if reply[2] == 0:
+                    reply[3] = self.status(reply[3]) if op == OP_STATUS else {
+                        "node": self.node_id, "sessions": reply[3],
+                        "connected": sorted({s.client_id for s in sessions.values()
+                                             if s.client_id})}
 
     def on_role(self, role: str, term: int, leader: int, leader_endpoint: str,
                 caught_up: bool = True, read_floor: int = 0) -> None:

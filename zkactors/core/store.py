@@ -21,7 +21,7 @@ from zkactors.core.sessions import (
     TXN_SESSION_EXPIRE,
     TXN_SESSION_OPEN,
 )
-from zkactors.core.tree import Event, Tree
+from zkactors.core.tree import TXN_MULTI, Event, MultiError, Tree
 from zkactors.errors import (
     BadArgumentsError,
     Code,
@@ -35,6 +35,7 @@ from zkactors.protocol import (
     OP_CHILDREN,
     OP_EXISTS,
     OP_GET,
+    OP_SESSIONS,
     OP_STATUS,
     OP_SYNC,
     make_zxid,
@@ -176,14 +177,35 @@ class StoreCore:
         try:
             if txn and txn[0] in SESSION_TXNS:
                 return int(Code.OK), self._apply_session_txn(txn, zxid, events)
-            if txn and txn[0] == "create" and len(txn) == 5 and txn[4] not in self.sessions:
-                raise SessionExpiredError(f"session {txn[4]:#x} is not open (expired or "
-                                          "closed): no ephemeral node for it", txn[1])
+            if txn and txn[0] == TXN_MULTI:
+                return int(Code.OK), self._apply_multi(txn, zxid, time_ms, events)
+            self._check_owner(txn)
             result, changed = self.tree.apply(txn, zxid, time_ms)
         except ZookeeperError as err:
             return int(err.code), str(err)
         events.extend(changed)
         return int(Code.OK), result
+
+    def _check_owner(self, txn: Any) -> None:
+        """An ephemeral create needs its session open (expired or closed: no)."""
+        if isinstance(txn, list) and len(txn) == 5 and txn[0] == "create" \
+                and txn[4] not in self.sessions:
+            raise SessionExpiredError(f"session {txn[4]:#x} is not open (expired or "
+                                      "closed): no ephemeral node for it", txn[1])
+
+    def _apply_multi(self, txn: list, zxid: int, time_ms: int, events: list[Event]) -> list:
+        """``["multi", [txn, ...]]``, all or nothing at one zxid. The reply is
+        ``["ok", [result, ...]]`` or ``["failed", index, code, message]`` (a
+        multi that fails still succeeds as a request: the client shows kazoo's
+        per-operation results)."""
+        if len(txn) != 2:
+            raise BadArgumentsError(f"a multi txn has 2 fields, got {len(txn)}")
+        try:
+            results, changed = self.tree.apply_multi(txn[1], zxid, time_ms, self._check_owner)
+        except MultiError as err:
+            return ["failed", err.index, int(err.error.code), str(err.error)]
+        events.extend(changed)
+        return ["ok", results]
 
     def take_opened(self) -> list[int]:
         opened, self.opened_sessions = self.opened_sessions, []
@@ -283,6 +305,10 @@ class StoreCore:
             return self.tree.get_children(path)
         if op == OP_STATUS:
             return self.status()
+        if op == OP_SESSIONS:
+            held = self.tree.owners()
+            return [[session_id, timeout, held.get(session_id, 0)]
+                    for session_id, timeout in sorted(self.sessions.items())]
         if op == OP_SYNC:
             # One node: everything committed is applied by the time a read is served.
             return self.applied_zxid

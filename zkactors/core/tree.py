@@ -30,6 +30,7 @@ from zkactors.errors import (
     NoNodeError,
     NotEmptyError,
     UnimplementedError,
+    ZookeeperError,
 )
 
 ROOT = "/"
@@ -40,6 +41,8 @@ CREATE_MAKEPATH = 1
 CREATE_SEQUENCE = 2
 #: Owned by a session (the txn's fifth field) and deleted with it.
 CREATE_EPHEMERAL = 4
+#: ``["multi", [txn, ...]]``: several txns as one (see Tree.apply_multi).
+TXN_MULTI = "multi"
 #: /2 added each record's ephemeral owner; /1 snapshots still load (owner 0).
 SNAPSHOT_FORMAT = "zkactors.tree/2"
 _OLD_SNAPSHOT_FORMATS = ("zkactors.tree/1",)
@@ -235,6 +238,14 @@ class _Node:
     def cversion(self) -> int:
         return 2 * self.creates - len(self.children)
 
+    def copy(self) -> _Node:
+        twin = _Node(self.data, 0, 0, self.owner)
+        (twin.czxid, twin.mzxid, twin.pzxid, twin.ctime, twin.mtime, twin.version,
+         twin.creates) = (self.czxid, self.mzxid, self.pzxid, self.ctime, self.mtime,
+                          self.version, self.creates)
+        twin.children = set(self.children)
+        return twin
+
     def stat(self) -> Stat:
         n = len(self.children)
         return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
@@ -251,6 +262,9 @@ class Tree:
         self._nodes: dict[str, _Node] = {ROOT: _Node(b"", 0, 0)}
         #: Session id -> the paths of its ephemeral nodes.
         self._ephemerals: dict[int, set[str]] = {}
+        #: While a multi runs: each node as it was before the multi first changed
+        #: it (None: it did not exist), so a failed multi can be undone.
+        self._journal: dict[str, _Node | None] | None = None
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -305,6 +319,9 @@ class Tree:
              owner: int = 0) -> None:
         parent_path, name = _split(path)
         parent = self._nodes[parent_path]
+        if self._journal is not None:
+            self._remember(path)
+            self._remember(parent_path)
         self._nodes[path] = _Node(data, zxid, time_ms, owner)
         parent.children.add(name)
         parent.creates += 1
@@ -324,6 +341,8 @@ class Tree:
             raise NoNodeError("node does not exist", path)
         if version != -1 and version != node.version:
             raise BadVersionError(f"expected version {version}, node has {node.version}", path)
+        if self._journal is not None:
+            self._remember(path)
         node.data = data
         node.version += 1
         node.mzxid = zxid
@@ -361,17 +380,78 @@ class Tree:
             # children are still reported as present.
             doomed.sort(key=_depth_first_key)
         events = []
+        parent_path, name = _split(path)
+        if self._journal is not None:
+            for gone in doomed:
+                self._remember(gone)
+            self._remember(parent_path)
         for gone in doomed:
             owner = nodes.pop(gone).owner
             if owner:
                 self._forget_ephemeral(owner, gone)
             events.append(Event(NODE_DELETED, gone, zxid, -1))
-        parent_path, name = _split(path)
         parent = nodes[parent_path]
         parent.children.discard(name)
         parent.pzxid = zxid
         events.append(Event(NODE_CHILDREN_CHANGED, parent_path, zxid, parent.cversion()))
         return events
+
+    # ------------------------------------------------------------------ multi
+
+    def apply_multi(self, txns: list, zxid: int, time_ms: int,
+                    check_owner: Any = None) -> tuple[list, list[Event]]:
+        """Apply several txns as one, all or nothing, at one zxid (ZooKeeper's
+        multi). Besides create/set/delete, ``["check", path, version]`` only
+        checks. Returns ``(results, events)``; on the first failure every change
+        is undone and :class:`MultiError` says which op failed and why.
+        ``check_owner(txn)`` may refuse an op before it runs (sessions)."""
+        if not isinstance(txns, list) or not txns:
+            raise BadArgumentsError("a multi holds a non-empty list of operations")
+        self._journal = {}
+        results, events = [], []
+        try:
+            for i, txn in enumerate(txns):
+                try:
+                    if check_owner is not None:
+                        check_owner(txn)
+                    if isinstance(txn, list) and txn and txn[0] == "check":
+                        results.append(self._check(txn))
+                        continue
+                    result, changed = self.apply(txn, zxid, time_ms)
+                except ZookeeperError as err:
+                    self._undo()
+                    raise MultiError(i, err) from None
+                results.append(result)
+                events.extend(changed)
+            return results, events
+        finally:
+            self._journal = None
+
+    def _check(self, txn: list) -> None:
+        if len(txn) != 3:
+            raise BadArgumentsError(f"a check has 3 fields, got {len(txn)}")
+        _, path, version = txn
+        _check_version_arg(version, path)
+        node = self._lookup(path)
+        if version != -1 and version != node.version:
+            raise BadVersionError(f"expected version {version}, node has {node.version}", path)
+
+    def _remember(self, path: str) -> None:
+        journal = self._journal
+        if path not in journal:
+            node = self._nodes.get(path)
+            journal[path] = None if node is None else node.copy()
+
+    def _undo(self) -> None:
+        nodes = self._nodes
+        for path, before in self._journal.items():
+            now = nodes.pop(path, None)
+            if now is not None and now.owner:
+                self._forget_ephemeral(now.owner, path)
+            if before is not None:
+                nodes[path] = before
+                if before.owner:
+                    self._ephemerals.setdefault(before.owner, set()).add(path)
 
     def _forget_ephemeral(self, owner: int, path: str) -> None:
         paths = self._ephemerals.get(owner)
@@ -550,6 +630,16 @@ class Tree:
             h.update(",".join(map(str, node.stat().to_list())).encode("ascii"))
             h.update(b"\n")
         return int.from_bytes(h.digest(), "big")
+
+
+class MultiError(ZookeeperError):
+    """Operation ``index`` of a multi failed with ``error``; nothing was applied."""
+
+    def __init__(self, index: int, error: ZookeeperError) -> None:
+        super().__init__(f"operation {index} failed: {error}", getattr(error, "path", None))
+        self.index = index
+        self.error = error
+        self.code = error.code
 
 
 def _check_version_arg(version: object, path: str) -> None:

@@ -1,0 +1,210 @@
+"""Recipes with real processes: Lock (mutual exclusion, fencing tokens) and
+Election, against a real 3-node ensemble."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.integration.cluster import REPO, Ensemble, wait_for
+from zkactors.client import Client, KazooState
+from zkactors.recipe import Election, LockTimeout
+
+pytestmark = pytest.mark.timeout(180)
+
+#: A process that takes the lock again and again until its time is up; while
+#: holding it, it appends "<pid> <token> start" and "... end" to a shared file
+#: (O_APPEND: each line whole).
+CONTENDER = """
+import os, sys, time
+from zkactors.client import Client
+hosts, path, out, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+with Client(hosts, timeout=5.0) as client:
+    lock = client.Lock(path, str(os.getpid()))
+    ended = time.monotonic() + seconds
+    while time.monotonic() < ended:
+        with lock:
+            os.write(fd, f"{os.getpid()} {lock.token} start\\n".encode())
+            time.sleep(0.002)
+            os.write(fd, f"{os.getpid()} {lock.token} end\\n".encode())
+"""
+
+
+@pytest.fixture
+def ensemble(tmp_path):
+    ensemble = Ensemble(tmp_path).start()
+    yield ensemble
+    ensemble.stop()
+
+
+def test_contending_processes_never_hold_the_lock_together(ensemble, tmp_path):
+    out = tmp_path / "holders.log"
+    procs = [subprocess.Popen([sys.executable, "-c", CONTENDER, ensemble.hosts, "/locks/one",
+                               str(out), "30"], cwd=REPO, stderr=subprocess.PIPE)
+             for _ in range(20)]
+    try:
+        for proc in procs:
+            assert proc.wait(120) == 0, proc.stderr.read().decode()[-2000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    lines = out.read_text().splitlines()
+    holder, tokens = None, []
+    for line in lines:
+        pid, token, what = line.split()
+        if what == "start":
+            assert holder is None, f"{pid} took the lock while {holder} held it"
+            holder = (pid, token)
+            tokens.append(int(token))
+        else:
+            assert holder == (pid, token), f"{pid} released a lock it did not hold"
+            holder = None
+    assert holder is None
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), \
+        "fencing tokens must strictly increase from one holder to the next"
+    assert len({line.split()[0] for line in lines}) == 20  # every process got it
+    assert len(tokens) > 100
+
+
+#: A process that takes the lock, says so, and then — when told by a line on
+#: stdin — writes to the fenced resource with its token.
+FROZEN = """
+import json, sys
+from zkactors.client import Client
+hosts, path = sys.argv[1], sys.argv[2]
+client = Client(hosts, timeout=1.5)
+client.add_listener(lambda state: print(json.dumps({"state": state}), flush=True))
+client.start()
+lock = client.Lock(path, "frozen")
+lock.acquire()
+print(json.dumps({"token": lock.token}), flush=True)
+sys.stdin.readline()
+print(json.dumps({"still_thinks_it_holds": lock.is_acquired, "token": lock.token}),
+      flush=True)
+"""
+
+
+class FencedResource:
+    """What a resource guarded by a lock should do: refuse a token lower than the
+    highest it has seen."""
+
+    def __init__(self) -> None:
+        self.highest = 0
+        self.writes: list[int] = []
+
+    def write(self, token: int) -> bool:
+        if token < self.highest:
+            return False
+        self.highest = token
+        self.writes.append(token)
+        return True
+
+
+def test_a_frozen_holder_loses_the_lock_and_its_token_is_refused(ensemble):
+    proc = subprocess.Popen([sys.executable, "-c", FROZEN, ensemble.hosts, "/locks/fenced"],
+                            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[dict] = []
+    threading.Thread(target=lambda: [lines.append(json.loads(x)) for x in proc.stdout],
+                     daemon=True).start()
+    resource = FencedResource()
+    try:
+        wait_for(lambda: any("token" in x for x in lines), 30, "the first holder")
+        old_token = next(x["token"] for x in lines if "token" in x)
+        assert resource.write(old_token)
+        proc.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM
+        with Client(ensemble.hosts) as client:
+            lock = client.Lock("/locks/fenced", "next")
+            assert lock.acquire(timeout=1.5 + 5.0)  # the frozen one's session expired
+            assert lock.token > old_token
+            assert resource.write(lock.token)
+            proc.send_signal(signal.SIGCONT)
+            wait_for(lambda: any(x.get("state") == KazooState.LOST for x in lines), 10,
+                     "the frozen holder to see LOST")
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            wait_for(lambda: any("still_thinks_it_holds" in x for x in lines), 10,
+                     "the old holder to try the resource")
+            # It may well still think it holds the lock: the token is what saves us.
+            assert not resource.write(old_token)
+            assert resource.writes == [old_token, lock.token]
+            lock.release()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def test_lock_api_timeouts_contenders_and_release(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two:
+        first, second = one.Lock("/l", "first"), two.Lock("/l", "second")
+        assert first.acquire()
+        assert not second.acquire(blocking=False)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout):
+            second.acquire(timeout=0.5)
+        assert 0.4 < time.monotonic() - started < 5
+        assert first.contenders() == ["first"]  # the timed-out one left
+        waiter = threading.Thread(target=second.acquire)
+        waiter.start()
+        wait_for(lambda: first.contenders() == ["first", "second"], 5, "both contending")
+        assert first.release()
+        waiter.join(10)
+        assert second.is_acquired and second.token > first.token
+        second.release()
+        assert one.get_children("/l") == []
+
+
+def test_an_election_runs_one_leader_at_a_time_and_hands_over(ensemble):
+    ran: list[tuple[str, str]] = []
+    proceed = {name: threading.Event() for name in ("a", "b")}
+
+    def lead(name: str) -> str:
+        ran.append((name, "start"))
+        proceed[name].wait(20)
+        ran.append((name, "end"))
+        return name
+
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two:
+        elections = {"a": Election(one, "/election", "a"), "b": Election(two, "/election", "b")}
+        results = {}
+        threads = [threading.Thread(target=lambda n=n: results.setdefault(
+            n, elections[n].run(lead, n))) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(ran) == 1 and len(elections["a"].contenders()) == 2, 10,
+                 "one leader and two contenders")
+        leader = ran[0][0]
+        other = "b" if leader == "a" else "a"
+        assert elections[leader].contenders() == [leader, other]
+        proceed[leader].set()
+        wait_for(lambda: len(ran) == 3, 10, "the hand-over")
+        assert ran == [(leader, "start"), (leader, "end"), (other, "start")]
+        proceed[other].set()
+        for thread in threads:
+            thread.join(10)
+        assert results == {"a": "a", "b": "b"}
+
+
+def test_election_cancel_ends_the_wait(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two:
+        holder = one.Lock("/e2", "holder")
+        holder.acquire()
+        election = two.Election("/e2", "waiter")
+        outcome = []
+        thread = threading.Thread(target=lambda: outcome.append(election.run(lambda: "ran")))
+        thread.start()
+        wait_for(lambda: len(holder.contenders()) == 2, 5, "the waiter to contend")
+        election.cancel()
+        thread.join(5)
+        assert outcome == [None] and holder.contenders() == ["holder"]
+        holder.release()
