@@ -89,22 +89,28 @@ class Lock:
 
     def _take(self, blocking: bool, deadline: float | None, ephemeral: bool) -> bool:
         client = self.client
-        client.ensure_path(self.path)
+        names = None
         if self.node is None:
+            # makepath: the lock's directory too, in the same write, if missing.
             created = client.create(f"{self.path}/{self.prefix}", self.identifier.encode(),
-                                    sequence=True, ephemeral=ephemeral)
+                                    sequence=True, ephemeral=ephemeral, makepath=True)
             self.node = created.rsplit("/", 1)[1]
-            # The zxid of the transaction that created it (read back rather than
-            # taken from the reply: a retried create is answered later, with a
-            # later zxid than its own).
-            stat = client.exists(created)
+            # Both reads at once (they are answered in order, on one connection):
+            # our node's czxid — the transaction that created it, read back rather
+            # than taken from the create's reply, since a retried create is
+            # answered later, with a later zxid — and the contenders.
+            stat_future = client.exists_async(created)
+            names_future = client.get_children_async(self.path)
+            stat = client._wait(stat_future)
             if stat is None:
                 raise NoNodeError("our lock node is gone: the session ended", created)
             self.token = stat.czxid
+            names = self._contenders_in_order(client._wait(names_future))
         for _ in range(1_000_000):  # each pass: someone ahead of us left
             if self._cancelled.is_set():
                 raise CancelledError(f"acquire of {self.path} cancelled")
-            ahead = self._ahead()
+            ahead = self._ahead(names)
+            names = None
             if ahead is None:
                 self.is_acquired = True
                 return True
@@ -121,10 +127,11 @@ class Lock:
                     return False
         raise RuntimeError("lock acquire: too many rounds")  # pragma: no cover
 
-    def _ahead(self) -> str | None:
+    def _ahead(self, names: list[str] | None = None) -> str | None:
         """The contender just ahead of us, or None if we are first. NoNodeError
         if our node is gone (our session ended)."""
-        names = self._sorted_contenders()
+        if names is None:
+            names = self._sorted_contenders()
         if self.node not in names:
             raise NoNodeError(f"our lock node {self.path}/{self.node} is gone: the "
                               "session ended", f"{self.path}/{self.node}")
@@ -132,8 +139,11 @@ class Lock:
         return None if position == 0 else names[position - 1]
 
     def _sorted_contenders(self) -> list[str]:
-        names = [n for n in self.client.get_children(self.path) if LOCK_MARK in n]
-        return sorted(names, key=sequence_of)
+        return self._contenders_in_order(self.client.get_children(self.path))
+
+    @staticmethod
+    def _contenders_in_order(children: list[str]) -> list[str]:
+        return sorted((n for n in children if LOCK_MARK in n), key=sequence_of)
 
     # ------------------------------------------------------------ release
     def release(self) -> bool:
