@@ -208,3 +208,119 @@ def test_election_cancel_ends_the_wait(ensemble):
         thread.join(5)
         assert outcome == [None] and holder.contenders() == ["holder"]
         holder.release()
+
+
+def test_read_locks_share_and_write_locks_exclude(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two, \
+            Client(ensemble.hosts) as three:
+        r1, r2 = one.ReadLock("/rw", "r1"), two.ReadLock("/rw", "r2")
+        assert r1.acquire(timeout=5) and r2.acquire(timeout=5)  # together
+        writer = three.WriteLock("/rw", "w")
+        assert not writer.acquire(blocking=False)  # readers hold it
+        got = threading.Event()
+        thread = threading.Thread(target=lambda: writer.acquire() and got.set())
+        thread.start()
+        wait_for(lambda: len(r1.contenders()) == 3, 5, "the writer to queue")
+        late_reader = one.ReadLock("/rw", "r3")
+        assert not late_reader.acquire(blocking=False)  # behind a waiting writer
+        r1.release()
+        assert not got.wait(0.3)
+        r2.release()
+        assert got.wait(5)
+        thread.join(5)
+        assert writer.token > max(r1.token, r2.token)
+        writer.release()
+        assert late_reader.acquire(timeout=5)
+        late_reader.release()
+
+
+def test_a_semaphore_never_has_more_holders_than_leases(ensemble):
+    holding, most = [0], [0]
+    mutex = threading.Lock()
+    clients = [Client(ensemble.hosts) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        def work(k: int) -> None:
+            semaphore = clients[k].Semaphore("/sem", f"c{k}", max_leases=2)
+            for _ in range(5):
+                with semaphore:
+                    with mutex:
+                        holding[0] += 1
+                        most[0] = max(most[0], holding[0])
+                    time.sleep(0.01)
+                    with mutex:
+                        holding[0] -= 1
+
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert most[0] == 2  # full use, never more
+        first = clients[0].Semaphore("/sem", "a", max_leases=2)
+        second = clients[1].Semaphore("/sem", "b", max_leases=2)
+        assert first.acquire() and second.acquire()
+        assert sorted(first.lease_holders()) == ["a", "b"]
+        third = clients[2].Semaphore("/sem", "c", max_leases=2)
+        assert not third.acquire(blocking=False)
+        assert not third.acquire(timeout=0.3)
+        first.release()
+        assert third.acquire(timeout=5)
+        with pytest.raises(ValueError):
+            clients[3].Semaphore("/sem", "d", max_leases=3).acquire()
+    finally:
+        for client in clients:
+            client.stop()
+
+
+def test_a_counter_loses_no_concurrent_change(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two:
+        counters = [one.Counter("/count"), two.Counter("/count")]
+
+        def bump(counter) -> None:
+            for _ in range(25):
+                counter += 1
+
+        threads = [threading.Thread(target=bump, args=(c,)) for c in counters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert counters[0].value == 50
+        counter = counters[1] - 8
+        assert (counter.pre_value, counter.post_value) == (50, 42)
+        floats = one.Counter("/fcount", default=0.5)
+        floats += 1.25
+        assert floats.value == 1.75
+        with pytest.raises(TypeError):
+            counters[0] + "1"
+
+
+def test_a_party_knows_its_members_and_a_dead_one_leaves(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts, timeout=1.5) as two:
+        a, b = one.Party("/party", "a"), two.Party("/party", "b")
+        a.join()
+        b.join()
+        assert sorted(a) == ["a", "b"] and len(a) == 2
+        shallow = one.ShallowParty("/shallow", "x-1")
+        shallow.join()
+        assert list(one.ShallowParty("/shallow")) == ["x-1"]
+        assert a.leave() and not a.leave()
+        assert list(b) == ["b"]
+    with Client(ensemble.hosts) as three:  # stop() ended their sessions
+        assert three.get_children("/party") == []
+
+
+def test_a_barrier_holds_waiters_until_removed(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two:
+        barrier = one.Barrier("/gate")
+        barrier.create()
+        assert not two.Barrier("/gate").wait(timeout=0.3)
+        through = threading.Event()
+        thread = threading.Thread(target=lambda: two.Barrier("/gate").wait() and through.set())
+        thread.start()
+        assert not through.wait(0.3)
+        assert barrier.remove() and not barrier.remove()
+        assert through.wait(5)
+        thread.join(5)

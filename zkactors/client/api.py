@@ -392,17 +392,52 @@ class Client:
         (closed by :meth:`stop`, or expired); it may not have children."""
         return self._wait(self.create_async(path, value, makepath, sequence, ephemeral))
 
+    # kazoo's recipe accessors: client.Lock(path, ...), client.Counter(path), …
     def Lock(self, path: str, identifier: str | None = None) -> Any:
-        """A :class:`zkactors.recipe.Lock` on ``path``."""
         from zkactors.recipe import Lock
 
         return Lock(self, path, identifier)
 
+    def ReadLock(self, path: str, identifier: str | None = None) -> Any:
+        from zkactors.recipe import ReadLock
+
+        return ReadLock(self, path, identifier)
+
+    def WriteLock(self, path: str, identifier: str | None = None) -> Any:
+        from zkactors.recipe import WriteLock
+
+        return WriteLock(self, path, identifier)
+
+    def Semaphore(self, path: str, identifier: str | None = None,
+                  max_leases: int = 1) -> Any:
+        from zkactors.recipe import Semaphore
+
+        return Semaphore(self, path, identifier, max_leases)
+
     def Election(self, path: str, identifier: str | None = None) -> Any:
-        """A :class:`zkactors.recipe.Election` on ``path``."""
         from zkactors.recipe import Election
 
         return Election(self, path, identifier)
+
+    def Barrier(self, path: str) -> Any:
+        from zkactors.recipe import Barrier
+
+        return Barrier(self, path)
+
+    def Counter(self, path: str, default: float = 0) -> Any:
+        from zkactors.recipe import Counter
+
+        return Counter(self, path, default)
+
+    def Party(self, path: str, identifier: str | None = None) -> Any:
+        from zkactors.recipe import Party
+
+        return Party(self, path, identifier)
+
+    def ShallowParty(self, path: str, identifier: str | None = None) -> Any:
+        from zkactors.recipe import ShallowParty
+
+        return ShallowParty(self, path, identifier)
 
     def transaction(self) -> TransactionRequest:
         """Several writes and checks, committed as one (see

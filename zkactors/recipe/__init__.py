@@ -1,8 +1,14 @@
 """Coordination recipes on top of the client, with kazoo's names and semantics:
-``Lock`` (with a fencing token) and ``Election``. Reachable as ``client.Lock(...)``
-and ``client.Election(...)`` too."""
+``Lock`` (with a fencing token), ``ReadLock``/``WriteLock``, ``Semaphore``,
+``Election``, ``Barrier``, ``Counter``, ``Party``/``ShallowParty``. Reachable as
+``client.Lock(...)`` etc. too."""
 
+from zkactors.recipe.barrier import Barrier
+from zkactors.recipe.counter import Counter
 from zkactors.recipe.election import Election
-from zkactors.recipe.lock import CancelledError, Lock, LockTimeout
+from zkactors.recipe.lock import CancelledError, Lock, LockTimeout, ReadLock, WriteLock
+from zkactors.recipe.party import Party, ShallowParty
+from zkactors.recipe.semaphore import Semaphore
 
-__all__ = ["CancelledError", "Election", "Lock", "LockTimeout"]
+__all__ = ["Barrier", "CancelledError", "Counter", "Election", "Lock", "LockTimeout", "Party",
+           "ReadLock", "Semaphore", "ShallowParty", "WriteLock"]

@@ -27,8 +27,10 @@ from zkactors.errors import NoNodeError, ZkactorsError
 if TYPE_CHECKING:
     from zkactors.client.api import Client
 
-#: The part of a contender's node name between its id and its sequence number.
+#: The part of a contender's node name between its id and its sequence number:
+#: an exclusive (write) contender's, and a shared (read) one's (kazoo's names).
 LOCK_MARK = "__lock__"
+READ_MARK = "__rlock__"
 
 
 class LockTimeout(ZkactorsError):
@@ -48,11 +50,15 @@ class Lock:
     """A mutual-exclusion lock on ``path`` (kazoo's ``Lock``); ``identifier`` is
     stored in the contender's node, for :meth:`contenders`."""
 
+    #: This contender's mark, and the marks of the earlier contenders it waits for.
+    node_mark = LOCK_MARK
+    blocked_by: tuple[str, ...] = (LOCK_MARK, READ_MARK)
+
     def __init__(self, client: Client, path: str, identifier: str | None = None) -> None:
         self.client = client
         self.path = path.rstrip("/") or "/"
         self.identifier = identifier or ""
-        self.prefix = uuid.uuid4().hex + LOCK_MARK
+        self.prefix = uuid.uuid4().hex + self.node_mark
         self.node: str | None = None
         self.is_acquired = False
         #: The fencing token of the current acquisition (see the module's doc).
@@ -135,15 +141,17 @@ class Lock:
         if self.node not in names:
             raise NoNodeError(f"our lock node {self.path}/{self.node} is gone: the "
                               "session ended", f"{self.path}/{self.node}")
-        position = names.index(self.node)
-        return None if position == 0 else names[position - 1]
+        blocking = [name for name in names[:names.index(self.node)]
+                    if any(mark in name for mark in self.blocked_by)]
+        return blocking[-1] if blocking else None
 
     def _sorted_contenders(self) -> list[str]:
         return self._contenders_in_order(self.client.get_children(self.path))
 
     @staticmethod
     def _contenders_in_order(children: list[str]) -> list[str]:
-        return sorted((n for n in children if LOCK_MARK in n), key=sequence_of)
+        return sorted((n for n in children if LOCK_MARK in n or READ_MARK in n),
+                      key=sequence_of)
 
     # ------------------------------------------------------------ release
     def release(self) -> bool:
@@ -183,3 +191,16 @@ class Lock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class WriteLock(Lock):
+    """The exclusive side of a read/write lock (kazoo's ``WriteLock``): it waits
+    for every earlier contender, readers and writers."""
+
+
+class ReadLock(Lock):
+    """The shared side (kazoo's ``ReadLock``): held together with other readers,
+    it waits only for earlier writers."""
+
+    node_mark = READ_MARK
+    blocked_by = (LOCK_MARK,)
