@@ -519,7 +519,7 @@ def test_an_ended_session_is_lost_then_a_new_id_opens_the_next_one():
 def test_a_ping_answered_session_expired_ends_the_session_too():
     wire = session_wire(connect_timeout=1.0)
     opened(wire)
-    wire.advance(1.1)
+    wire.advance(1.4)  # a third of the 4 s granted
     ping = [m for m in wire.sent if m[1] == OP_PING][-1]
     wire.reply(ping[0], Code.SESSION_EXPIRED, "ended")
     assert wire.states()[-1] == LOST and wire.session.client_id != 42
@@ -556,3 +556,14 @@ def test_a_session_taken_for_lost_locally_is_renewed_on_reconnection():
         if LOST in wire.states():
             break
     assert wire.session.session_id is None and wire.session.client_id != 42
+
+
+def test_with_a_session_open_idle_pings_come_at_a_third_of_the_granted_timeout():
+    wire = session_wire(connect_timeout=1.0, session_timeout=9.0)
+    create = take_ephemeral(wire)
+    wire.reply(opens(wire)[-1][0], Code.OK, 9000)
+    wire.reply(create.rid, Code.OK, "/e")
+    wire.advance(2.9)
+    assert not [m for m in wire.sent if m[1] == OP_PING]  # not at connect_timeout
+    wire.advance(0.2)
+    assert [m for m in wire.sent if m[1] == OP_PING]

@@ -279,3 +279,15 @@ def test_the_store_answers_a_multi_per_operation_and_refuses_a_dead_sessions_eph
                                                 ephemeral("/e", S1)]])
     assert result[:3] == ["failed", 1, int(Code.SESSION_EXPIRED)] and events == []
     assert log.store.tree.get("/cfg")[0] == b"v1"
+
+
+def test_a_touch_moves_the_deadline_and_many_sessions_are_tracked_apart():
+    tracker = ExpiryTracker()
+    sessions = {i: 1000 for i in range(1, 2001)}
+    tracker.lead(sessions, 0)
+    tracker.touch(list(range(1, 1001)), 900)  # half of them heard from
+    assert tracker.expired(sessions, 1001) == list(range(1001, 2001))
+    for session_id in range(1001, 2001):
+        del sessions[session_id]  # their expiry applied
+    assert tracker.expired(sessions, 1900) == []
+    assert tracker.expired(sessions, 1901) == list(range(1, 1001))

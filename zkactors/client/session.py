@@ -228,9 +228,8 @@ class Session:
         #: The session timeouts the ensemble grants (from hello): ours is asked
         #: for within them, as ZooKeeper negotiates it.
         self.session_bounds_ms: tuple[int, int] | None = None
-        #: An idle line is pinged this often: a third of the session timeout at
-        #: most, so the leader hears of us well within it.
-        self.ping_after = min(connect_timeout, session_timeout / 3)
+        #: The timeout the ensemble granted our open session (ms), if one is open.
+        self.granted_timeout_ms: int | None = None
         self.rng = rng or random.Random()
         self.reconnect_base = reconnect_base
         self.reconnect_max = max(reconnect_max, reconnect_base)
@@ -599,6 +598,8 @@ class Session:
         if code == Code.OK:
             if request.op == OP_SESSION:
                 self.session_id = self.client_id
+                self.granted_timeout_ms = result if type(result) is int and result > 0 \
+                    else self.negotiated_timeout_ms()
             try:
                 value = request.transform(result)
             except Exception as exc:  # noqa: BLE001 - a malformed reply fails its request only
@@ -647,6 +648,16 @@ class Session:
                 self.redirect_to = (self.endpoint_index + 1) % len(self.endpoints)
             return
         self._settle(request, error=error_for(code, result, request.path), zxid=zxid)
+
+    @property
+    def ping_after(self) -> float:
+        """How long an idle line stays silent before a ping. With a session open:
+        a third of its timeout (ZooKeeper's rhythm: the leader hears of us three
+        times per timeout). Without: ``connect_timeout`` (or less), which is
+        what proves an idle node still there."""
+        if self.session_id is not None and self.granted_timeout_ms:
+            return self.granted_timeout_ms / 3000
+        return min(self.connect_timeout, self.session_timeout / 3)
 
     def negotiated_timeout_ms(self) -> int:
         """Our session timeout, within the bounds the ensemble grants."""
