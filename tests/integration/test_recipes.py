@@ -324,3 +324,84 @@ def test_a_barrier_holds_waiters_until_removed(ensemble):
         assert barrier.remove() and not barrier.remove()
         assert through.wait(5)
         thread.join(5)
+
+
+def test_a_queue_hands_each_item_out_once_by_priority_then_arrival(ensemble):
+    with Client(ensemble.hosts) as one, Client(ensemble.hosts) as two:
+        queue = one.Queue("/q")
+        for i in range(20):
+            queue.put(b"%d" % i)
+        queue.put(b"urgent", priority=1)
+        assert len(queue) == 21
+        got: list[bytes] = []
+        mutex = threading.Lock()
+
+        def drain(q) -> None:
+            while (item := q.get()) is not None:
+                with mutex:
+                    got.append(item)
+
+        threads = [threading.Thread(target=drain, args=(q,))
+                   for q in (queue, two.Queue("/q"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(got) == sorted([b"urgent"] + [b"%d" % i for i in range(20)])
+        assert len(got) == 21 and queue.get() is None
+        queue.put(b"b", priority=50)
+        queue.put(b"a", priority=10)
+        assert queue.get() == b"a"
+        with pytest.raises(ValueError):
+            queue.put(b"x", priority=1000)
+
+
+def test_a_locking_queue_keeps_an_item_a_dead_consumer_held(ensemble):
+    with Client(ensemble.hosts) as producer:
+        queue = producer.LockingQueue("/lq")
+        queue.put_all([b"one", b"two"])
+        assert len(queue) == 2
+        dying = Client(ensemble.hosts, timeout=1.5)
+        dying.start()
+        held = dying.LockingQueue("/lq")
+        assert held.get(timeout=5) == b"one" and held.holds_lock()
+        other = producer.LockingQueue("/lq")
+        assert other.get(timeout=5) == b"two"  # "one" is locked: the next free one
+        other.release()
+        assert other.get(timeout=5) == b"two"
+        assert other.consume() and len(queue) == 1
+        dying._agent.session.session_id = None  # dies without ending its session
+        dying.stop()
+        assert other.get(timeout=1.5 + 5) == b"one"  # its lock went with its session
+        assert other.consume()
+        assert len(queue) == 0 and other.get(timeout=0.2) is None
+
+
+def test_a_double_barrier_lets_all_in_together_and_all_out_together(ensemble):
+    clients = [Client(ensemble.hosts) for _ in range(3)]
+    for client in clients:
+        client.start()
+    try:
+        barriers = [c.DoubleBarrier("/db", 3, f"m{i}") for i, c in enumerate(clients)]
+        entered = []
+        threads = [threading.Thread(target=lambda b=b: entered.append(b.enter(timeout=10)))
+                   for b in barriers[:2]]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(clients[0].get_children("/db")) == 2, 5, "two members inside")
+        assert entered == []  # both still waiting for the third
+        assert barriers[2].enter(timeout=10)
+        for thread in threads:
+            thread.join(10)
+        assert entered == [True, True]
+        assert not barriers[0].leave(timeout=0.3)  # the others are still in
+        left = []
+        thread = threading.Thread(target=lambda: left.append(barriers[1].leave(timeout=10)))
+        thread.start()
+        assert barriers[2].leave(timeout=10)
+        thread.join(10)
+        assert left == [True]
+        assert not barriers[0].enter(timeout=0.3)  # a new round needs all three again
+    finally:
+        for client in clients:
+            client.stop()

@@ -424,6 +424,22 @@ class Client:
 
         return Barrier(self, path)
 
+    def DoubleBarrier(self, path: str, num_clients: int,
+                      identifier: str | None = None) -> Any:
+        from zkactors.recipe import DoubleBarrier
+
+        return DoubleBarrier(self, path, num_clients, identifier)
+
+    def Queue(self, path: str) -> Any:
+        from zkactors.recipe import Queue
+
+        return Queue(self, path)
+
+    def LockingQueue(self, path: str) -> Any:
+        from zkactors.recipe import LockingQueue
+
+        return LockingQueue(self, path)
+
     def Counter(self, path: str, default: float = 0) -> Any:
         from zkactors.recipe import Counter
 

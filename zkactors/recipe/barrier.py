@@ -1,10 +1,12 @@
 """``Barrier``: kazoo's barrier — clients :meth:`wait` while the barrier's node
-exists; whoever holds it :meth:`remove`-s it to let them all through."""
+exists; whoever holds it :meth:`remove`-s it to let them all through. And
+``DoubleBarrier``: all in before any starts, all out before any goes on."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 from zkactors.errors import NodeExistsError, NoNodeError
@@ -46,3 +48,72 @@ class Barrier:
             if not changed.wait(left):
                 return False
         raise RuntimeError("barrier wait: too many rounds")  # pragma: no cover
+
+
+class DoubleBarrier:
+    """kazoo's double barrier: :meth:`enter` waits until ``num_clients`` have
+    entered; :meth:`leave` waits until every one of them has left. Members are
+    ephemeral nodes, so one that dies stops counting."""
+
+    READY = "ready"
+
+    def __init__(self, client: Client, path: str, num_clients: int,
+                 identifier: str | None = None) -> None:
+        if not isinstance(num_clients, int) or num_clients < 1:
+            raise ValueError(f"num_clients must be a positive int, not {num_clients!r}")
+        self.client = client
+        self.path = path
+        self.num_clients = num_clients
+        self.identifier = identifier or ""
+        self.node = f"{path}/{uuid.uuid4().hex}"
+        self.participating = False
+
+    def _members(self, watch: threading.Event | None = None) -> list[str]:
+        children = self.client.get_children(
+            self.path, watch=None if watch is None else (lambda _, w=watch: w.set()))
+        return [child for child in children if child != self.READY]
+
+    def enter(self, timeout: float | None = None) -> bool:
+        """Join, and wait for the others: True once all are in, False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.client.create(self.node, self.identifier.encode(), ephemeral=True,
+                           makepath=True)
+        self.participating = True
+        ready = f"{self.path}/{self.READY}"
+        for _ in range(1_000_000):
+            opened = threading.Event()
+            if self.client.exists(ready, watch=lambda _, o=opened: o.set()) is not None:
+                return True
+            if len(self._members()) >= self.num_clients:
+                try:
+                    self.client.create(ready, b"")
+                except NodeExistsError:
+                    pass
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            opened.wait(left)
+        raise RuntimeError("double barrier enter: too many rounds")  # pragma: no cover
+
+    def leave(self, timeout: float | None = None) -> bool:
+        """Leave, and wait for the others to: True once all are out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self.client.delete(self.node)
+        except NoNodeError:
+            pass
+        self.participating = False
+        for _ in range(1_000_000):
+            changed = threading.Event()
+            if not self._members(changed):
+                try:
+                    self.client.delete(f"{self.path}/{self.READY}")
+                except NoNodeError:
+                    pass
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            changed.wait(left)
+        raise RuntimeError("double barrier leave: too many rounds")  # pragma: no cover
