@@ -291,3 +291,55 @@ def test_a_touch_moves_the_deadline_and_many_sessions_are_tracked_apart():
         del sessions[session_id]  # their expiry applied
     assert tracker.expired(sessions, 1900) == []
     assert tracker.expired(sessions, 1901) == list(range(1, 1001))
+
+
+# ------------------------------------------------ sessions, as a state machine
+session_ids = st.sampled_from([S1, S2, 0x3333])
+store_ops = st.one_of(
+    st.builds(lambda s: ["session_open", s, 4000], session_ids),
+    st.builds(lambda s: ["session_close", s], session_ids),
+    st.builds(lambda ss: ["session_expire", ss], st.lists(session_ids, max_size=3)),
+    st.builds(lambda p, s, q: ["create", p, b"e", CREATE_EPHEMERAL | (2 if q else 0), s],
+              st.sampled_from(["/e1", "/e2", "/a/e3", "/p"]), session_ids, st.booleans()),
+    st.builds(lambda p: ["create", p, b"", 1], st.sampled_from(["/a", "/p", "/e1/x"])),
+    st.builds(lambda p, r: ["delete", p, -1, r], st.sampled_from(["/e1", "/a", "/p"]),
+              st.booleans()),
+    st.builds(lambda p, s: ["multi", [["create", p, b"", CREATE_EPHEMERAL, s],
+                                      ["check", "/a", 0]]],
+              st.sampled_from(["/m1", "/a/m2"]), session_ids),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(store_ops, max_size=25))
+def test_ephemerals_live_exactly_as_long_as_their_sessions(txns):
+    """After every transaction: each ephemeral belongs to an open session, the
+    tree's index of them agrees with the nodes, and a session that ended took
+    exactly its own ephemerals with it, in that transaction."""
+    log = Log()
+    for txn in txns:
+        store, tree = log.store, log.store.tree
+        before_owned = {owner: set(tree.ephemerals(owner)) for owner in (S1, S2, 0x3333)}
+        open_before = set(store.sessions)
+        code, result, events = log.apply(txn)
+        owners = tree.owners()
+        assert set(owners) <= set(store.sessions), (txn, owners, store.sessions)
+        for owner in (S1, S2, 0x3333):
+            for path in tree.ephemerals(owner):
+                assert tree.exists(path).ephemeralOwner == owner
+        if txn[0] in ("session_close", "session_expire") and code == Code.OK:
+            deleted = {e.path for e in events if e.type == NODE_DELETED}
+            expected = set().union(*(before_owned[s] for s in result))
+            assert deleted == expected
+            assert set(result) <= open_before and not set(result) & set(store.sessions)
+
+
+def test_an_expiry_naming_a_session_twice_ends_it_once():
+    """Found by the property test above: it used to raise KeyError in the store,
+    which would have stopped the node."""
+    log = Log()
+    log.apply(["session_open", S1, 4000])
+    log.apply(ephemeral("/a", S1))
+    code, ended, events = log.apply(["session_expire", [S1, S1]])
+    assert (code, ended) == (Code.OK, [S1])
+    assert [e.path for e in events if e.type == NODE_DELETED] == ["/a"]

@@ -228,7 +228,8 @@ class StoreCore:
             ended = [txn[1]] if txn[1] in self.sessions else []
         elif op == TXN_SESSION_EXPIRE and len(txn) == 2 and isinstance(txn[1], list) \
                 and all(_session_id(s) for s in txn[1]):
-            ended = [s for s in txn[1] if s in self.sessions]
+            # (Each once: a repeated id must not be ended twice.)
+            ended = [s for s in dict.fromkeys(txn[1]) if s in self.sessions]
         else:
             raise BadArgumentsError(f"malformed session txn {txn!r:.100}")
         for session_id in ended:
