@@ -388,7 +388,8 @@ def test_a_double_barrier_lets_all_in_together_and_all_out_together(ensemble):
                    for b in barriers[:2]]
         for thread in threads:
             thread.start()
-        wait_for(lambda: len(clients[0].get_children("/db")) == 2, 5, "two members inside")
+        wait_for(lambda: clients[0].exists("/db") is not None
+                 and len(clients[0].get_children("/db")) == 2, 5, "two members inside")
         assert entered == []  # both still waiting for the third
         assert barriers[2].enter(timeout=10)
         for thread in threads:
