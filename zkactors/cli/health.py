@@ -8,13 +8,14 @@ not serving, with the reason; the command succeeds only if every node serves.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from typing import Any
 
+from zkactors.cli.zkctl_status import ask_all
 from zkactors.config import NodeConfig
 
+#: The longest a node's endpoint is given to answer.
 NODE_TIMEOUT_S = 1.0
 
 
@@ -49,17 +50,7 @@ def ask(config: NodeConfig, timeout: float) -> dict[str, Any]:
 def health(configs: list[NodeConfig], timeout: float) -> list[dict[str, Any]]:
     """One row per node (node, serving, reason, url), in node order."""
     per_node = min(timeout, NODE_TIMEOUT_S)
-    rows: list[dict[str, Any] | None] = [None] * len(configs)
-
-    def run(i: int, config: NodeConfig) -> None:
-        rows[i] = ask(config, per_node)
-
-    threads = [threading.Thread(target=run, args=(i, config), daemon=True)
-               for i, config in enumerate(configs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(per_node + 1.0)
+    rows = ask_all(lambda config: ask(config, per_node), configs, per_node + 1.0)
     return [row if row is not None else
             {"node": config.node_id, "serving": False, "url": f"http://{config.admin.http}",
              "reason": f"no answer within {per_node} s"}

@@ -19,11 +19,33 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from zkactors.config import load_ensemble
 
 NODE_TIMEOUT_S = 1.0
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def ask_all(ask: Callable[[T], R], items: list[T], within: float) -> list[R | None]:
+    """``ask(item)`` for every item at once, each on a thread of its own; the
+    answers in order, None for one not back ``within`` seconds (a thread still
+    asking is left to finish on its own: daemon, and bounded by its own timeouts)."""
+    answers: list[R | None] = [None] * len(items)
+
+    def run(i: int, item: T) -> None:
+        answers[i] = ask(item)
+
+    threads = [threading.Thread(target=run, args=(i, item), daemon=True)
+               for i, item in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + within
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return answers
 
 
 def targets(conf_dir: str, hosts: str | None) -> list[tuple[int | None, str]]:
@@ -91,20 +113,8 @@ def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, A
     node that is down)."""
     per_node = min(timeout, NODE_TIMEOUT_S)
     nodes = targets(conf_dir, hosts)
-    answers: list[dict[str, Any] | None] = [None] * len(nodes)
-
-    def run(i: int, endpoint: str) -> None:
-        answers[i] = ask(endpoint, per_node)
-
-    threads = [threading.Thread(target=run, args=(i, endpoint), daemon=True,
-                                name=f"zkctl-status-{endpoint}")
-               for i, (_, endpoint) in enumerate(nodes)]
-    for thread in threads:
-        thread.start()
     # Connect, ask, stop: a client's stop is quick, but is given a little room.
-    deadline = time.monotonic() + per_node + 2.0
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    answers = ask_all(lambda node: ask(node[1], per_node), nodes, per_node + 2.0)
     rows = []
     for (node_id, endpoint), answer in zip(nodes, answers, strict=True):
         if answer is None:
@@ -124,29 +134,21 @@ def sessions(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str,
     from zkactors.client import Client
 
     per_node = min(timeout, NODE_TIMEOUT_S)
-    nodes = targets(conf_dir, hosts)
-    answers: list[tuple[dict[str, Any], int] | None] = [None] * len(nodes)
 
-    def run(i: int, endpoint: str) -> None:
+    def one(endpoint: str) -> tuple[dict[str, Any], int] | None:
         if refused(endpoint, per_node) is not None:
-            return
+            return None
         client = Client(endpoint, request_timeout=per_node, connect_timeout=per_node,
                         name="zkctl-sessions", session=False)
         try:
             client.start(timeout=per_node)
-            answers[i] = (client.server_sessions(), client.last_zxid)
+            return client.server_sessions(), client.last_zxid
         except Exception:  # noqa: BLE001 - a node that does not answer is left out
-            answers[i] = None
+            return None
         finally:
             client.stop()
 
-    threads = [threading.Thread(target=run, args=(i, endpoint), daemon=True)
-               for i, (_, endpoint) in enumerate(nodes)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + per_node + 2.0
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    answers = ask_all(lambda node: one(node[1]), targets(conf_dir, hosts), per_node + 2.0)
     answered = [a for a in answers if a is not None]
     if not answered:
         raise TimeoutError(f"no node answered within {per_node} s")
