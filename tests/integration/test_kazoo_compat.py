@@ -143,6 +143,7 @@ def test_watch_events_come_back_without_the_chroot(client, rooted):
     assert rooted.remove_watch("/w", plain) is True
     assert rooted.remove_watch("/w", handle) is False  # not the handle's path
     assert rooted.remove_watch("/", handle) is True
+    assert rooted.remove_watch("/", handle) is False  # removed already
     marker = Events()
     rooted.add_watch("/w", marker)
     rooted.set("/w", b"2")

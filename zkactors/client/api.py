@@ -598,7 +598,8 @@ class Client:
         """Remove the persistent watch(es) on ``path`` with this callback (or this
         handle); True if there was one."""
         if isinstance(callback, Watch):
-            found = [callback] if callback.path == self._full(path) else []
+            found = [callback] if callback.path == self._full(path) \
+                and self._watches.holds(callback) else []
         else:
             found = self._watches.find(self._full(path), callback)
         for watch in found:

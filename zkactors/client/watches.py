@@ -365,6 +365,11 @@ class WatchStream:
             self._resync(settle=True)
         return step
 
+    def holds(self, watch: Watch) -> bool:
+        """Whether ``watch`` is still registered (not removed, not fired once)."""
+        with self.lock:
+            return self.stream.watches.get(watch.wid) is watch
+
     def find(self, path: str, callback: Callable) -> list[Watch]:
         return [w for w in self.watches.values() if w.path == path and w.callback == callback
                 and not w.once]
@@ -876,6 +881,11 @@ class WatchService:
     def remove(self, watch: Watch) -> None:
         with self.lock:
             self._apply(self.stream.remove(watch.wid))
+
+    def holds(self, watch: Watch) -> bool:
+        """Whether ``watch`` is still registered (not removed, not fired once)."""
+        with self.lock:
+            return self.stream.watches.get(watch.wid) is watch
 
     def find(self, path: str, callback: Callable) -> list[Watch]:
         with self.lock:
