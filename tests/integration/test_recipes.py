@@ -32,7 +32,7 @@ with Client(hosts, timeout=5.0) as client:
     while time.monotonic() < ended:
         with lock:
             os.write(fd, f"{os.getpid()} {lock.token} start\\n".encode())
-            time.sleep(0.002)
+            time.sleep(0.002)  # the point: held a while, so an overlap would show
             os.write(fd, f"{os.getpid()} {lock.token} end\\n".encode())
 """
 
@@ -248,7 +248,7 @@ def test_a_semaphore_never_has_more_holders_than_leases(ensemble):
                     with mutex:
                         holding[0] += 1
                         most[0] = max(most[0], holding[0])
-                    time.sleep(0.01)
+                    time.sleep(0.01)  # the point: held a while, so a 3rd holder would show
                     with mutex:
                         holding[0] -= 1
 
