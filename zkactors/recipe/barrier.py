@@ -5,11 +5,11 @@ exists; whoever holds it :meth:`remove`-s it to let them all through. And
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING
 
 from zkactors.errors import NodeExistsError, NoNodeError
+from zkactors.recipe.waiting import deadline_after, wait_before
 
 if TYPE_CHECKING:
     from zkactors.client.api import Client
@@ -37,15 +37,12 @@ class Barrier:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until the barrier is down: True; False if ``timeout`` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         for _ in range(1_000_000):
             changed = threading.Event()
             if self.client.exists(self.path, watch=lambda _, c=changed: c.set()) is None:
                 return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            if not changed.wait(left):
+            if not wait_before(changed, deadline):
                 return False
         raise RuntimeError("barrier wait: too many rounds")  # pragma: no cover
 
@@ -75,7 +72,7 @@ class DoubleBarrier:
 
     def enter(self, timeout: float | None = None) -> bool:
         """Join, and wait for the others: True once all are in, False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         self.client.create(self.node, self.identifier.encode(), ephemeral=True,
                            makepath=True)
         self.participating = True
@@ -90,15 +87,13 @@ class DoubleBarrier:
                 except NodeExistsError:
                     pass
                 return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            if not wait_before(opened, deadline):
                 return False
-            opened.wait(left)
         raise RuntimeError("double barrier enter: too many rounds")  # pragma: no cover
 
     def leave(self, timeout: float | None = None) -> bool:
         """Leave, and wait for the others to: True once all are out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         try:
             self.client.delete(self.node)
         except NoNodeError:
@@ -112,8 +107,6 @@ class DoubleBarrier:
                 except NoNodeError:
                     pass
                 return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            if not wait_before(changed, deadline):
                 return False
-            changed.wait(left)
         raise RuntimeError("double barrier leave: too many rounds")  # pragma: no cover

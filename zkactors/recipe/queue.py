@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from zkactors.errors import NodeExistsError, NoNodeError
+from zkactors.recipe.waiting import deadline_after, wait_before
 
 if TYPE_CHECKING:
     from zkactors.client.api import Client
@@ -104,7 +105,7 @@ class LockingQueue:
             raise ValueError("consume() or release() the item held first")
         self.client.ensure_path(self.entries)
         self.client.ensure_path(self.taken)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         for _ in range(1_000_000):
             changed = threading.Event()
             names = sorted(self.client.get_children(
@@ -124,10 +125,12 @@ class LockingQueue:
                     continue
                 self.processing = name
                 return value
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            if deadline is not None and time.monotonic() >= deadline:
                 return None
-            changed.wait(left if left is None else min(left, 1.0))
+            # (At most a second at a time: a lock freed by a session's end
+            # changes taken/, not entries/, which is what is watched.)
+            wait_before(changed, deadline_after(1.0) if deadline is None
+                        else min(deadline, time.monotonic() + 1.0))
         raise RuntimeError("locking queue get: too many rounds")  # pragma: no cover
 
     def consume(self) -> bool:

@@ -7,12 +7,12 @@ contenders arrived."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING, Self
 
 from zkactors.errors import NodeExistsError, NoNodeError
 from zkactors.recipe.lock import Lock, LockTimeout
+from zkactors.recipe.waiting import deadline_after, wait_before
 
 if TYPE_CHECKING:
     from zkactors.client.api import Client
@@ -47,7 +47,7 @@ class Semaphore:
         came free within ``timeout``."""
         if self.is_acquired:
             return True
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         self._check_max_leases()
         try:
             if not self.lock.acquire(blocking, timeout):
@@ -69,10 +69,8 @@ class Semaphore:
                     return True
                 if not blocking:
                     return False
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if not wait_before(freed, deadline):
                     return False
-                freed.wait(left)
             raise RuntimeError("semaphore acquire: too many rounds")  # pragma: no cover
         finally:
             self.lock.release()
