@@ -13,6 +13,7 @@ from zkactors.core.messages import (
     AppendEntries,
     AppendResponse,
     Campaign,
+    InstallSnapshot,
     RequestVote,
     RoleChanged,
     VoteResponse,
@@ -244,3 +245,16 @@ def test_a_restore_overtaken_by_newer_installs_loads_the_newest_and_skips_what_i
     assert (replies, events, store.applied_index) == ([], [], 9)
     store.apply([Committed(Entry(10, 1, 0, ["create", "/n10", b"", 0]), None, 0)], 10, 1)
     assert store.applied_index == 10
+
+
+def test_a_snapshot_older_than_one_held_is_answered_with_the_held_one():
+    """An install that completed after the core had moved to a new term stays on
+    disk; a newer leader offering an older snapshot must not crash the log actor
+    (snapshots never go backwards): the newer one, committed state too, is
+    installed instead. (The simulator found this: swarm seed 20039.)"""
+    node, trace = replica(term=5)
+    node.snapshots.save(14, 4, b"state at 14", [1, 2, 3])
+    node.handle([InstallSnapshot(5, 1, 8, 3, 0, b"the leader's state at 8", False)], now_ms=0)
+    assert ("restore", 14) in trace and ("send", "InstallSnapshotResponse") in trace
+    assert (node.core.base_index, node.core.base_term, node.core.commit_index) == (14, 4, 14)
+    assert node.snapshots.latest_meta().index == 14

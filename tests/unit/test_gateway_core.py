@@ -946,6 +946,15 @@ def test_sessions_heard_from_are_reported_once():
     assert gw.take_touched() == []
 
 
+def test_a_client_saying_hello_with_its_id_is_heard_from():
+    """A reconnect is a sign of life, and the requests sharing the hello's frame
+    found no session to touch (the simulator found a session expired while its
+    client reconnected and pinged in one frame, every time, at a new node)."""
+    gw = gateway()
+    hello_with_id(gw, A)
+    assert gw.take_touched() == [CLIENT_ID]
+
+
 def test_the_client_of_an_ended_session_hears_session_expired():
     gw = gateway()
     hello_with_id(gw, A)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zkactors.core.replog import Committed, Entry
-from zkactors.core.sessions import REPROPOSE_MS, ExpiryTracker
+from zkactors.core.sessions import REPROPOSE_MS, ExpiryTracker, touch_route
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import (
     CREATE_EPHEMERAL,
@@ -154,8 +154,10 @@ def test_a_version_1_state_still_loads_with_no_sessions():
 
 
 # ------------------------------------------------------------------ tracker
+# (These step time by hand, in leaps a live tracker would take for its own stalls:
+# stall_ms=None. The stall rule has tests of its own below.)
 def test_the_tracker_expires_only_when_leading_and_silent_past_the_timeout():
-    tracker = ExpiryTracker()
+    tracker = ExpiryTracker(stall_ms=None)  # time stepped by hand
     sessions = {S1: 1000, S2: 5000}
     assert tracker.expired(sessions, 10_000) == []  # not leading
     tracker.lead(sessions, 0)
@@ -169,7 +171,7 @@ def test_the_tracker_expires_only_when_leading_and_silent_past_the_timeout():
 
 
 def test_a_new_leader_gives_every_session_a_full_timeout():
-    tracker = ExpiryTracker()
+    tracker = ExpiryTracker(stall_ms=None)  # time stepped by hand
     sessions = {S1: 1000}
     tracker.lead(sessions, 0)
     tracker.follow()
@@ -180,7 +182,7 @@ def test_a_new_leader_gives_every_session_a_full_timeout():
 
 
 def test_a_lost_proposal_is_made_again_and_a_gone_session_forgotten():
-    tracker = ExpiryTracker()
+    tracker = ExpiryTracker(stall_ms=None)  # time stepped by hand
     sessions = {S1: 1000}
     tracker.lead(sessions, 0)
     assert tracker.expired(sessions, 2000) == [S1]
@@ -191,11 +193,59 @@ def test_a_lost_proposal_is_made_again_and_a_gone_session_forgotten():
 
 
 def test_a_session_opened_while_leading_starts_with_a_full_timeout():
-    tracker = ExpiryTracker()
+    tracker = ExpiryTracker(stall_ms=None)  # time stepped by hand
     tracker.lead({}, 0)
     tracker.opened(S1, 10_000)
     assert tracker.expired({S1: 1000}, 10_900) == []
     assert tracker.expired({S1: 1000}, 11_001) == [S1]
+
+
+def test_time_the_leader_could_not_watch_is_not_counted_against_sessions():
+    tracker = ExpiryTracker(stall_ms=300)
+    sessions = {S1: 1000, S2: 1000}
+    tracker.lead(sessions, 0)
+    for now in range(100, 801, 100):  # checking every 100 ms, as the store does
+        assert tracker.expired(sessions, now) == []
+    tracker.touch([S1, S2], 800)
+    # Then a stall of 2 s (a paused process, a clock that leapt): what arrived
+    # meanwhile, the touches included, is seen only after this check.
+    assert tracker.expired(sessions, 2800) == []
+    tracker.touch([S2], 2800)
+    now = 2800
+    while now < 3500:  # S1: 300 ms of the stall counted, then 700 ms watched
+        now += 100
+        assert tracker.expired(sessions, now) == []
+    assert tracker.expired(sessions, 3600) == [S1]  # silent > 1000 ms counted
+
+
+def test_a_silent_session_still_expires_under_steady_small_stalls():
+    tracker = ExpiryTracker(stall_ms=300)
+    sessions = {S1: 1000}
+    tracker.lead(sessions, 0)
+    now, due = 0, []
+    for _ in range(20):  # checks every 400 ms: 100 ms of each gap forgiven
+        now += 400
+        due = tracker.expired(sessions, now)
+        if due:
+            break
+    assert due == [S1] and 1000 < now <= 1600
+
+
+def test_a_stall_shorter_than_the_limit_counts_as_silence():
+    tracker = ExpiryTracker(stall_ms=300)
+    sessions = {S1: 1000}
+    tracker.lead(sessions, 0)
+    for now in range(100, 1001, 250):
+        assert tracker.expired(sessions, now) == []
+    assert tracker.expired(sessions, 1101) == [S1]
+
+
+def test_touches_go_to_the_own_store_when_leading_else_to_the_known_leader():
+    assert touch_route(True, 1, 1) == "store"
+    assert touch_route(False, 3, 1) == 3
+    assert touch_route(False, 0, 1) is None  # no leader known: dropped
+    assert touch_route(False, 1, 1) is None  # a stale idea of itself leading
+
 
 
 # ------------------------------------------------------------------- multi
@@ -282,7 +332,7 @@ def test_the_store_answers_a_multi_per_operation_and_refuses_a_dead_sessions_eph
 
 
 def test_a_touch_moves_the_deadline_and_many_sessions_are_tracked_apart():
-    tracker = ExpiryTracker()
+    tracker = ExpiryTracker(stall_ms=None)  # time stepped by hand
     sessions = {i: 1000 for i in range(1, 2001)}
     tracker.lead(sessions, 0)
     tracker.touch(list(range(1, 1001)), 900)  # half of them heard from
@@ -343,3 +393,15 @@ def test_an_expiry_naming_a_session_twice_ends_it_once():
     code, ended, events = log.apply(["session_expire", [S1, S1]])
     assert (code, ended) == (Code.OK, [S1])
     assert [e.path for e in events if e.type == NODE_DELETED] == ["/a"]
+
+
+def test_clients_without_a_session_are_not_tracked():
+    """Gateways report every client id they hear from; a leader that kept them all
+    would grow without bound with short-lived clients (zkctl, scripts)."""
+    tracker = ExpiryTracker(stall_ms=None)
+    tracker.lead({S1: 1000}, 0)
+    tracker.touch([S1, 77, 78], 100)
+    assert set(tracker.last_heard) == {S1}
+    tracker.opened(S2, 200)
+    tracker.touch([S2], 300)
+    assert tracker.last_heard == {S1: 100, S2: 300}

@@ -287,6 +287,10 @@ class GatewayCore:
             # Hello again with a new id: the client started a new session (its
             # last one ended); its writes are deduplicated under the new id.
             session.client_id = client_id
+        if client_id:
+            # A client (re)connecting is alive: the leader hears of it too. (The
+            # requests sharing this frame found no session to touch yet.)
+            self.touched.add(client_id)
         return rid, int(Code.OK), {
             "protocol": PROTOCOL_VERSION,
             "node": self.node_id,

@@ -44,7 +44,7 @@ from zkactors.core.replog import (
 )
 from zkactors.engine.storage import LogStore, SnapshotFiles, SnapshotInstall, TermStore
 from zkactors.protocol import pack, unpack
-from zkactors.storage.snapshot import SnapshotError
+from zkactors.storage.snapshot import SnapshotError, SnapshotMeta
 
 #: How often, at most, the election actor hears that only our log end moved.
 LOG_END_REPORT_MS = 50
@@ -206,6 +206,9 @@ class Replica:
     def _store_chunk(self, chunk: InstallSnapshot) -> Ready:
         installer = self._installer
         if chunk.offset == 0:
+            held = self.snapshots.latest_meta()
+            if held is not None and (held.index, held.term) > (chunk.index, chunk.last_term):
+                return self._adopt_held(chunk, held)
             installer = self._installer = self.snapshots.begin_install(chunk.index,
                                                                        chunk.last_term)
         if installer is None or installer.index != chunk.index:
@@ -224,6 +227,17 @@ class Replica:
         self._installer = None
         self.logger.info("snapshot_installed", index=chunk.index, term=chunk.last_term)
         return self.core.snapshot_chunk_stored(chunk, installer.offset, True)
+
+    def _adopt_held(self, chunk: InstallSnapshot, held: SnapshotMeta) -> Ready:
+        """The leader sends a snapshot older than one we hold already: an install
+        that completed after our core had moved on to a new term (it ignored it).
+        What a snapshot holds is committed, so the newer one serves as well: it
+        is installed instead, and the leader told so. (Installing the older one
+        is refused by the snapshot store: snapshots never go backwards.)"""
+        self.logger.info("snapshot_adopted", index=held.index, term=held.term,
+                         offered=chunk.index)
+        newer = InstallSnapshot(chunk.term, chunk.leader, held.index, held.term, 0, b"", True)
+        return self.core.snapshot_chunk_stored(newer, held.size, True)
 
     def _restart_log_after(self, index: int) -> None:
         """A snapshot through ``index`` replaced our log: continue the log after it."""

@@ -14,6 +14,7 @@ import zmq
 
 from zkactors.core.dedup import TXN_TAGGED
 from zkactors.core.gateway import GatewayCore
+from zkactors.core.sessions import TOUCH_EVERY_MS
 from zkactors.protocol import (
     MSG_ENDED,
     MSG_HEALTH,
@@ -28,10 +29,6 @@ from zkactors.protocol import (
 )
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.metrics import RequestMetrics
-
-#: How often the sessions heard from are reported to the leader: well under the
-#: shortest session timeout allowed ([session] min_timeout_ms, 1 s by default).
-TOUCH_EVERY_MS = 100
 
 
 class GatewayActor(Actor):

@@ -16,6 +16,7 @@ from typing import Any
 
 from zkactors.core.messages import LEADER, RoleChanged, SessionTouch, from_wire, to_wire
 from zkactors.core.replog import Committed, ReplicatedLog
+from zkactors.core.sessions import touch_route
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.storage import SnapshotFiles
 from zkactors.errors import Code
@@ -102,10 +103,11 @@ class LogActor(Actor):
         """Sessions heard from, here or at a follower: to the leader's store (its
         expiry tracker), over the peer link if the leader is another node."""
         core = self.core
-        if core.role == LEADER:
+        route = touch_route(core.role == LEADER, core.leader, self.node_id)
+        if route == "store":
             self.send("store", [MSG_TOUCH, ids])
-        elif core.leader and core.leader != self.node_id:
-            self.links.send(core.leader, SessionTouch(self.node_id, ids))
+        elif route is not None:
+            self.links.send(route, SessionTouch(self.node_id, ids))
 
     def on_tick(self, now: int) -> None:
         self.links.maintain(now)

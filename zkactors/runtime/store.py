@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from zkactors.core.replog import Committed, Entry
-from zkactors.core.sessions import TXN_SESSION_EXPIRE, ExpiryTracker
+from zkactors.core.sessions import EXPIRY_CHECK_MS, TXN_SESSION_EXPIRE, ExpiryTracker
 from zkactors.core.store import StoreCore
 from zkactors.engine.state import load_snapshot, save_snapshot
 from zkactors.engine.storage import SnapshotFiles
@@ -30,9 +30,6 @@ from zkactors.protocol import (
     MSG_WRITE,
 )
 from zkactors.runtime.actor import Actor, now_ms
-
-#: How often the leader looks for sessions silent past their timeout.
-EXPIRY_CHECK_MS = 100
 
 
 class StoreActor(Actor):

@@ -41,7 +41,11 @@ sent and their reads answered from a state at least as new as they have seen.
 Others send ``sync`` + ``get`` at any node and check that the get sees every
 write acknowledged before the sync was sent; plain reads go to any node, and no
 node may answer one from a state older than what was committed before it
-(re)started.
+(re)started. Clients with sessions (:mod:`zkactors.sim.sessions`) contend for
+one lock with ephemeral nodes, ping, pause and lose their sessions; the nodes run
+the sessions' wiring as the runtime does (gateway reports, touches carried to the
+leader, the leader's expiry tracker proposing expiries through the log), and
+:mod:`zkactors.sim.session_checks` checks it.
 
 Everything random comes from one ``random.Random(seed)``, so a seed replays
 exactly. :mod:`zkactors.sim.invariants` is checked after every event.
@@ -59,23 +63,32 @@ from typing import Any, ClassVar
 from zkactors.core.dedup import FORGOTTEN
 from zkactors.core.election import ElectionCore, Send, ToLog
 from zkactors.core.gateway import GatewayCore
-from zkactors.core.messages import LEADER, RoleChanged
+from zkactors.core.messages import LEADER, RoleChanged, SessionTouch
 from zkactors.core.replog import Committed, Entry, Ready, ReplicatedLog
+from zkactors.core.sessions import (
+    TOUCH_EVERY_MS,
+    TXN_SESSION_EXPIRE,
+    ExpiryTracker,
+    touch_route,
+)
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
 from zkactors.engine.memory import MemoryDisk
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.state import load_snapshot, recover, save_snapshot
 from zkactors.errors import Code
-from zkactors.protocol import OP_HELLO, PROTOCOL_VERSION, pack, unpack
+from zkactors.protocol import OP_HELLO, OP_PING, PROTOCOL_VERSION, pack, unpack
 from zkactors.sim.clock import EPOCH_MS, NodeClock
 from zkactors.sim.faults import Faults
 from zkactors.sim.invariants import Checker
 from zkactors.sim.pipelined import PipelinedClient
+from zkactors.sim.session_checks import SessionChecker
+from zkactors.sim.sessions import Hold, LockClient, Resource
 
 #: Events addressed to one node, and where their payload names it: a paused node
 #: takes none of them until it resumes.
-_NODE_EVENTS = frozenset(("tick", "deliver", "drain", "fsynced", "client_frame"))
+_NODE_EVENTS = frozenset(("tick", "deliver", "drain", "fsynced", "client_frame",
+                          "lock_frame"))
 
 #: Answers after which a client does not know whether its write took effect.
 RETRY_CODES = frozenset((int(Code.NOT_LEADER), int(Code.CONNECTION_LOSS), int(Code.NOT_READY)))
@@ -161,6 +174,12 @@ class SimOutputs:
         self._out(("election", role))
 
     def tell_gateway(self, role: RoleChanged) -> None:
+        leading = role.role == LEADER
+        if leading != self.node.leading:
+            # The store's expiry tracker runs while this node leads (as the log
+            # actor's outputs tell it in zkactors/runtime/log.py).
+            self.node.leading = leading
+            self._out(("store", ("leading", leading)))
         self._out(("gateway", ("role", role)))
 
 
@@ -215,7 +234,12 @@ class SimNode:
                                observe=partial(sim._observe, self), logger=sim.counter)
         self.gateway = GatewayCore(self.id, max_data_bytes=1 << 20, max_path_bytes=4096,
                                    max_inflight=1024, max_clients=4096,
-                                   session_timeout_ms=1 << 40)
+                                   session_timeout_ms=1 << 40, min_session_timeout_ms=100)
+        #: Sessions: the store's expiry tracker (while this node leads), whether
+        #: the log told it so, and when the gateway next reports whom it heard.
+        self.expiry = ExpiryTracker(stall_ms=sim.expiry_stall_ms)
+        self.leading = False
+        self.touch_due = 0
         #: The log actor's inbox, and its effects waiting for an fsync.
         self.inbox: deque = deque()
         self.draining = False
@@ -298,6 +322,11 @@ class Simulation:
         #: Clients give up retrying from then on (set near the end of the settling).
         self.clients_stop_at = 1 << 62
         self.chunk_bytes = self.rng.randint(*self.faults.chunk_bytes)
+        #: Sessions: the leader's expiry check runs every tick; a longer gap is a
+        #: stall of its own, forgiven (core.sessions.ExpiryTracker).
+        self.expiry_stall_ms = 4 * tick_ms
+        self.sessions = SessionChecker(self)
+        self.resource = Resource()
         #: When the last message on each FIFO pipe (node, from, to) is delivered.
         self._pipes: dict[tuple[int, str, str], int] = {}
         self.stats = dict.fromkeys((
@@ -306,11 +335,14 @@ class Simulation:
             "syncs_ok", "syncs_failed", "reads_checked", "reads_refused", "retries",
             "unknown_outcome_retries", "timeouts",
             "duplicates_suppressed", "forgotten", "lost_replies", "crashes_of_all",
-            "out_of_order_refused"), 0)
+            "out_of_order_refused", "sessions_opened", "sessions_lost", "client_pauses",
+            "lock_acquisitions", "fenced"), 0)
         self.counter = _Counter(self.stats)
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.members:
             self.nodes[node_id] = SimNode(node_id, self.members, self)
+        self.lock_clients = [LockClient(self, i, self.rng.randint(*f.session_timeout_ms))
+                             for i in range(f.lock_clients)]
         for node_id in self.members:
             self._schedule(self.rng.randint(0, tick_ms), "tick", node_id)
         self._schedule(1, "chaos", None)
@@ -431,6 +463,7 @@ class Simulation:
         """Every Ready the replica carries out, before it does."""
         if ready.role is not None and ready.role.role == LEADER:
             self.checker.became_leader(node, ready.role.term)
+            self.sessions.became_leader(node.id, ready.role.term)
             if self.chaos and self.rng.random() < self.faults.crash_young_leader:
                 self._schedule(self.rng.randint(*self.faults.young_ms), "kill",
                                (node.id, node.incarnation))
@@ -438,6 +471,7 @@ class Simulation:
                 pairs = [frozenset((node.id, peer)) for peer in self.members if peer != node.id]
                 for pair in pairs:
                     self.partitioned.add(pair)
+                    self.sessions.link_cut(*pair)
                     self._schedule(self.rng.randint(*self.faults.heal_after_ms), "heal", pair)
         if ready.committed:
             self.checker.committed(node, ready.committed)
@@ -466,18 +500,61 @@ class Simulation:
             replies, _ = store.apply(committed, commit_index, term, node.mono())
             self.stats["duplicates_suppressed"] += store.duplicate_writes - duplicates
             self.checker.applied(node, committed)
+            self.sessions.applied(node, committed)
             if store.applied_index in self.checker.digests:
                 self.checker.state_at(node, "applied")
         elif kind == "restore":
             load_snapshot(store, node.disk.snapshots, message[1], message[2])
             self.checker.state_at(node, "installed the leader's snapshot")
             replies = []
+        elif kind == "touch":
+            node.expiry.touch(message[1], node.mono())
+            replies = []
+        elif kind == "leading":
+            if message[1]:
+                node.expiry.lead(store.sessions, node.mono())
+            else:
+                node.expiry.follow()
+            replies = []
         else:  # "read"
             replies = store.read(message[1], node.mono())
             if any(reply[2] != Code.NOT_READY for reply in replies):
                 self.checker.read_not_older(node, store.applied_index, node.read_floor)
+        # As the store actor does after each batch: opened sessions start their
+        # timeout at the leader's tracker, and the gateway hears of ended ones.
+        for session_id in store.take_opened():
+            node.expiry.opened(session_id, node.mono())
+        ended = store.take_ended()
+        if ended:
+            self._send_pipe(node, "store", "gateway", ("ended", ended))
         if replies:
             self._send_pipe(node, "store", "gateway", ("replies", replies))
+
+    def _store_tick(self, node: SimNode, now: int) -> None:
+        """The store actor's tick: the leader turns silence into expiry proposals,
+        a write of the node's own through the log (no client waits for it)."""
+        if node.expiry.leading:
+            due = node.expiry.expired(node.store.sessions, now)
+            if due:
+                self.sessions.expiry_proposed(node, due)
+                self._send_pipe(node, "store", "log",
+                                Propose([[b"", 0, [TXN_SESSION_EXPIRE, due], None]]))
+        expired = node.store.tick(now)
+        if expired:
+            self._send_pipe(node, "store", "gateway", ("replies", expired))
+
+    def _relay_touch(self, node: SimNode, ids: list[int]) -> None:
+        """The log actor carries sessions heard from to the leader's store. Not
+        dropped at random as Raft's messages are: a touch has no retry of its own,
+        and between two live processes on a working network TCP loses nothing
+        (partitions and cuts still stop it)."""
+        route = touch_route(node.log.role == LEADER, node.log.leader, node.id)
+        if route == "store":
+            self._send_pipe(node, "log", "store", ("touch", ids))
+        elif route is not None and frozenset((node.id, route)) not in self.partitioned \
+                and (node.id, route) not in self.cut:
+            self._schedule(self.rng.randint(1, self.faults.max_delay_ms), "deliver",
+                           (route, None, "log", SessionTouch(node.id, ids)))
 
     def _take_snapshot(self, node: SimNode) -> None:
         """``node``'s store snapshots what it applied, then tells the log."""
@@ -505,6 +582,8 @@ class Simulation:
                             role.read_floor)
         elif kind == "health":
             gateway.serving_reads = message[1]
+        elif kind == "ended":
+            gateway.on_sessions_ended(message[1])
         else:  # "replies"
             replies = message[1]
             gateway.on_replies(replies)
@@ -549,6 +628,47 @@ class Simulation:
         index, *answer = payload
         self.pipelined[index].on_reply(*answer)
 
+    # ------------------------------------------------- clients with sessions
+    def next_rid(self) -> int:
+        self._rid += 1
+        return self._rid
+
+    def lock_frame(self, client: LockClient, requests: list[list]) -> None:
+        """A lock client's frame, over its connection to its node."""
+        for request in requests:
+            self._inflight[request[0]] = ("lock", client, request[1])
+        at = self._pipe_time(("lconn", client.index, client.conn), 1,
+                             self.faults.max_delay_ms)
+        self._schedule(at - self.now, "lock_frame",
+                       (client.node, client.index, client.conn, requests))
+
+    def _on_lock_frame(self, payload: tuple) -> None:
+        node_id, index, conn, requests = payload
+        node = self.nodes[node_id]
+        if not node.up:
+            return  # its connection died with the process
+        client = self.lock_clients[index]
+        self._client_frame(node, f"l{index}-{conn}".encode(), client.session, requests)
+
+    def _on_lock_reply(self, payload: tuple) -> None:
+        index, *answer = payload
+        client = self.lock_clients[index]
+        if client.paused_until > self.now:  # it reads its socket when it resumes
+            self._schedule(client.paused_until - self.now, "lock_reply", payload)
+            return
+        client.on_reply(*answer)
+
+    def lock_acquired(self, hold: Hold) -> None:
+        self.sessions.acquired(hold)
+
+    def ephemeral_acked(self, client: LockClient, path: str, zxid: int) -> None:
+        """``client`` was told it created ``path``, by a node that had applied
+        ``zxid``."""
+        self.sessions.ephemeral_acked(client.session, path, zxid)
+
+    def ephemeral_released(self, client: LockClient, path: str | None) -> None:
+        self.sessions.ephemeral_released(path)
+
     # --------------------------------------------------------------- events
     def _on_tick(self, node_id: int) -> None:
         node = self.nodes[node_id]
@@ -558,9 +678,13 @@ class Simulation:
             if not node.disk.sync_pending:  # (blocked in fsync: it ticks when done)
                 node.replica.tick(now)
                 self._after_log_step(node)
-            expired = node.store.tick(now)
-            if expired:
-                self._send_pipe(node, "store", "gateway", ("replies", expired))
+            self._store_tick(node, now)
+            if now >= node.touch_due:
+                # The gateway reports the sessions it heard from to its log actor.
+                node.touch_due = now + TOUCH_EVERY_MS
+                touched = node.gateway.take_touched()
+                if touched:
+                    self._send_pipe(node, "gateway", "log", ("touch", touched))
         self._schedule(self.tick_ms, "tick", node_id)
 
     def _on_deliver(self, payload: tuple) -> None:
@@ -575,7 +699,12 @@ class Simulation:
             else:
                 self.handle_election(node, node.election.on_peer(message, now))
         elif actor == "log":
-            self._to_log(node, message)
+            if isinstance(message, SessionTouch):
+                self._relay_touch(node, message.ids)
+            elif isinstance(message, tuple) and message[0] == "touch":
+                self._relay_touch(node, message[1])
+            else:
+                self._to_log(node, message)
         elif actor == "store":
             self._on_store(node, message)
         else:
@@ -600,6 +729,7 @@ class Simulation:
             if rng.random() < f.partition:
                 a, b = rng.sample(self.members, 2)
                 self.partitioned.add(frozenset((a, b)))
+                self.sessions.link_cut(a, b)
                 self._schedule(rng.randint(*f.heal_after_ms), "heal", frozenset((a, b)))
             if rng.random() < f.oneway:
                 self._cut_one_way()
@@ -620,6 +750,15 @@ class Simulation:
                 if rng.random() < f.pipelined_read:
                     pipelined.read()
                 pipelined.step()
+        for lock_client in self.lock_clients:
+            lock_client.step()
+        if self.chaos and self.lock_clients and rng.random() < f.client_pause:
+            # The holder, mostly: a holder that stalls past its timeout is the case
+            # the fencing token exists for.
+            holders = [c for c in self.lock_clients if c.hold is not None]
+            victim = holders[0] if holders and rng.random() < 0.7 else \
+                rng.choice(self.lock_clients)
+            victim.pause(rng.randint(*f.client_pause_ms), rng.random() < f.client_clock_stops)
         if rng.random() < f.read:
             self._client_read()
         if rng.random() < f.sync:
@@ -688,6 +827,8 @@ class Simulation:
         pairs = [(peer, victim) if inbound else (victim, peer)
                  for peer in self.members if peer != victim]
         self.cut.update(pairs)
+        for pair in pairs:
+            self.sessions.link_cut(*pair)
         self.cut_off.append(victim)
         self._schedule(rng.randint(*self.faults.oneway_ms), "mend", (victim, tuple(pairs)))
 
@@ -842,6 +983,17 @@ class Simulation:
         if waiting is None:
             return  # an attempt the client gave up on, or a reply nobody waits for
         kind = waiting[0]
+        if kind == "lock":
+            client, op = waiting[1], waiting[2]
+            if op == OP_PING and code == 0:
+                self.sessions.ping_taken(client.session, node)
+            conn = int(ident.rsplit(b"-", 1)[1])
+            at = self._pipe_time(("lreply", client.index, conn), 1, self.faults.max_delay_ms)
+            leader = node.log.leader if code == Code.NOT_LEADER else 0
+            self._schedule(at - self.now, "lock_reply",
+                           (client.index, conn, rid, code, result, leader,
+                            node.store.applied_zxid))
+            return
         if kind == "pipe":
             # Back over the client's connection to this node (whichever it was).
             client = waiting[1]
@@ -990,6 +1142,8 @@ class Simulation:
             self.resume(node)
             if not node.up:
                 node.start()
+        for lock_client in self.lock_clients:
+            lock_client.wake()
         self.faults = self.faults.calm()
         # Clients still retrying stop half a second before the end, so the last of
         # their writes can commit before convergence is judged.

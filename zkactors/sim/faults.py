@@ -99,6 +99,16 @@ class Faults:
     pause: float = 0.0005
     pause_ms: tuple[int, int] = (20, 2000)
     pause_clock_stops: float = 0.3
+    #: Clients with sessions contending for one lock (zkactors.sim.sessions), their
+    #: session timeouts, and their own pauses (per ms: one of them freezes for
+    #: ``client_pause_ms``; with ``client_clock_stops`` its clock stands still).
+    lock_clients: int = 3
+    session_timeout_ms: tuple[int, int] = (200, 800)
+    #: How long a lock client waits between releasing the lock and asking again.
+    lock_idle_ms: tuple[int, int] = (5, 200)
+    client_pause: float = 0.001
+    client_pause_ms: tuple[int, int] = (100, 2500)
+    client_clock_stops: float = 0.5
 
     @classmethod
     def swarm(cls, rng: random.Random) -> Faults:
@@ -153,7 +163,12 @@ class Faults:
             log_batch=batch, log_inflight=inflight,
             drift=pick(0, 0.05), clock_jump=pick(0, 0.001, 0.003),
             wall_step=pick(0, 0.001), pause=pick(0, 0.001, 0.003),
-            pause_clock_stops=pick(0.3, 0.8))
+            pause_clock_stops=pick(0.3, 0.8),
+            # Each lock client writes twice a cycle: only where replication has room.
+            lock_clients=pick(0, 2, 4) if capacity > 0.1 else pick(0, 1),
+            lock_idle_ms=(5, 200) if capacity > 0.1 else (500, 1500),
+            session_timeout_ms=pick((400, 1500), (200, 400)),
+            client_pause=pick(0, 0.0005, 0.002))
 
     @classmethod
     def young_leaders(cls, rng: random.Random) -> Faults:
@@ -197,4 +212,5 @@ class Faults:
                        crash_leader=0, crash_young_leader=0, crash_on_commit=0,
                        isolate_new_leader=0, crash_in_fsync=0,
                        partition=0, oneway=0, write=0, read=0, sync=0, pipelined_write=0,
-                       pipelined_read=0, clock_jump=0, wall_step=0, pause=0)
+                       pipelined_read=0, clock_jump=0, wall_step=0, pause=0,
+                       client_pause=0)

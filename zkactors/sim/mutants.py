@@ -118,6 +118,25 @@ MUTANTS = (
              "return (len(args) > 1 and args[-1] > self.applied_zxid) or \\\n"
              "            (len(request) > 4 and request[4] > self.applied_index)",
              "return False"),)),
+    Mutant("session-no-grace", "a new leader expires sessions it never heard from, at once", (
+        Edit("zkactors.core.sessions:ExpiryTracker.lead",
+             "self.last_heard = dict.fromkeys(sessions, now_ms)",
+             "self.last_heard = dict.fromkeys(sessions, now_ms - 10**6)"),
+        Edit("zkactors.core.sessions:ExpiryTracker.lead",
+             "self._due = [(now_ms + timeout, session_id)",
+             "self._due = [(now_ms, session_id)"))),
+    Mutant("session-touch-dropped", "a follower keeps to itself the sessions it heard from", (
+        Edit("zkactors.core.sessions:touch_route",
+             "if leader and leader != node_id:", "if False:"),)),
+    Mutant("session-stall-counted", "a leader's own stall counts as its clients' silence", (
+        Edit("zkactors.core.sessions:ExpiryTracker._forgive_stall",
+             "if excess > 0:", "if False:"),)),
+    Mutant("ephemerals-outlive-session", "ending a session leaves its ephemeral nodes", (
+        Edit("zkactors.core.store:StoreCore._apply_session_txn",
+             "events.extend(self.tree.delete_ephemerals(session_id, zxid))", "pass"),)),
+    Mutant("ephemeral-owner-lost", "an ephemeral node is created without its owner", (
+        Edit("zkactors.core.tree:Tree.create",
+             "self._ephemerals.setdefault(owner, set()).add(path)", "pass"),)),
 )
 
 

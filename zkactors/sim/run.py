@@ -40,6 +40,7 @@ def run_seed(seed: int, nodes: int = 3, chaos_ms: int = 3000,
         "leaders": len(sim.checker.leaders),
         "events": sim.checker.checks,
         "applied_index": next(iter(applied.values())),
+        "session_expiries": sim.sessions.expiries,
         **sim.clock_stats(),
         **sim.stats,
     }
