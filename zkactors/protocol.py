@@ -35,7 +35,8 @@ get        path [, min_zxid]                       [data, stat]
 exists     path [, min_zxid]                       stat or None
 children   path [, min_zxid]                       [names…]
 sync       path [, min_zxid]                       zxid the node has applied
-status     —                                       map of node state
+status     [with_digest]                           map of node state (with the
+                                                   tree digest if asked: costly)
 events     [[path, recursive], ...], since_zxid    a resume answer (see
                                                    :mod:`zkactors.core.watches`)
 evcount    [[path, recursive], ...], since_zxid,   a count answer (idem)
@@ -147,6 +148,8 @@ OPTIONAL_READ_ARGS = (int,)
 #: hello may end with the client's id, writes with (seq, ack_below): see above.
 OPTIONAL_HELLO_ARGS = (int,)
 OPTIONAL_WRITE_ARGS = (int, int)
+#: status may ask for the tree's digest (true): see StoreCore.digest.
+OPTIONAL_STATUS_ARGS = (bool,)
 
 # Actor message kinds (inproc, within one node).
 # gateway -> log: [[ident, rid, txn, None] (a write) or [ident, rid, None, [op, args]]
@@ -266,6 +269,7 @@ _OPTIONAL_ARGS = {
     **{op: OPTIONAL_READ_ARGS for op in READ_OPS},
     **{op: OPTIONAL_WRITE_ARGS for op in WRITE_OPS},
     OP_HELLO: OPTIONAL_HELLO_ARGS,
+    OP_STATUS: OPTIONAL_STATUS_ARGS,
 }
 
 

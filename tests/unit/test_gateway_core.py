@@ -237,6 +237,8 @@ def test_an_op_that_is_not_a_known_string_is_unimplemented(op):
         [1, "delete", "/a", -1, 1],
         [1, "delete", "/a", -1],
         [1, "status", "extra"],
+        [1, "status", 1],
+        [1, "status", True, True],
         [1, "ping", 1],
         [1, "hello", "1", "name"],
         [1, "hello", True, "name"],
@@ -555,6 +557,12 @@ def test_status_goes_to_the_store_even_with_writes_in_flight():
     hello(gw, A)
     send(gw, A, [1, "create", "/a", b"", 0])
     assert send(gw, A, [2, "status"]).reads == [[A, 2, "status", []]]
+
+
+def test_a_status_asking_for_the_tree_digest_says_so_to_the_store():
+    gw = gateway()
+    hello(gw, A)
+    assert send(gw, A, [2, "status", True]).reads == [[A, 2, "status", [True]]]
 
 
 def test_only_the_awaited_status_reply_is_merged():

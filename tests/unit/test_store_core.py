@@ -347,6 +347,51 @@ def test_commit_index_in_status_never_goes_backwards_nor_below_applied():
     assert store.status()["commit_index"] == 5
 
 
+
+def test_status_gives_the_tree_digest_and_its_zxid_only_when_asked():
+    store = populated()
+    assert "digest" not in store.status()
+    [[_, _, code, result, _, _]] = store.read([[A, 1, "status", [True]]])
+    assert code == 0
+    assert result["digest"] == store.tree.digest()
+    assert result["digest_zxid"] == result["applied_zxid"] == make_zxid(1, 3)
+    [[_, _, _, plain, _, _]] = store.read([[A, 2, "status", []]])
+    assert "digest" not in plain and "digest_zxid" not in plain
+
+
+def test_two_stores_that_applied_the_same_entries_report_the_same_digest():
+    one, two = populated(), populated()
+    assert one.status(digest=True) == two.status(digest=True)
+    two.apply([committed(4, ["set", "/a", b"other", -1])], 4, 2)
+    one.apply([committed(4, ["set", "/a", b"differs", -1])], 4, 2)
+    assert one.status(digest=True)["digest"] != two.status(digest=True)["digest"]
+
+
+def test_the_digest_is_computed_once_per_applied_zxid():
+    store = populated()
+    calls = []
+    real = store.tree.digest
+    store.tree.digest = lambda: calls.append(1) or real()
+    first = store.status(digest=True)
+    assert store.status(digest=True) == first
+    assert len(calls) == 1  # the same zxid: the cached digest
+    store.apply([committed(4, create("/new"))], 4, 2)
+    after = store.status(digest=True)
+    assert len(calls) == 2
+    assert after["digest_zxid"] == make_zxid(1, 4) and after["digest"] != first["digest"]
+
+
+def test_a_snapshot_restore_drops_the_cached_digest_even_at_the_same_zxid():
+    store = populated()
+    other = new_store()
+    other.apply([committed(1, create("/z")), committed(2, create("/y")),
+                 committed(3, create("/x"))], 3, 2)
+    before = store.status(digest=True)
+    store.restore_state(msgpack.unpackb(msgpack.packb(other.snapshot_state())), 3, 1)
+    after = store.status(digest=True)
+    assert after["digest_zxid"] == before["digest_zxid"]
+    assert after["digest"] == other.tree.digest() != before["digest"]
+
 # --------------------------------------------------------------------- property
 
 PATHS = ["/a", "/b", "/a/x", "/a/y", "/b/x"]

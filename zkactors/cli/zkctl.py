@@ -289,7 +289,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_zxid, default=None,
                    help="replay changes after this zxid first (decimal or 0x hex)")
     output(p, json_alias=True)
-    p = command("status", cmd_status, "role, term, commit index, applied zxid, lag per node")
+    p = command("status", cmd_status, "role, term, commit index, applied zxid, lag and "
+                                      "tree digest per node")
+    p.add_argument("--no-digest", dest="digest", action="store_false",
+                   help="leave out the tree digest: each node hashes its whole tree for "
+                        "it (about 0.25 s per 100,000 znodes, once per applied zxid)")
     output(p, json_alias=True)
     p = command("leader", cmd_leader, "print the leader's node id")
     output(p)
@@ -561,7 +565,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from zkactors.cli import zkctl_status
 
-    rows = zkctl_status.status(args.conf, args.hosts, args.timeout)
+    rows = zkctl_status.status(args.conf, args.hosts, args.timeout, digest=args.digest)
     if args.output == "json":
         emit_json(rows)
         return 0

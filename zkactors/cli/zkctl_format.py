@@ -129,14 +129,21 @@ def stat_lines(stat: Any) -> list[str]:
 
 
 def status_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The status table; a ``digest`` column when the rows carry one (the tree
+    digest at the applied zxid shown: a node computes both in one step)."""
+    digests = any("digest" in row for row in rows)
     header = (f"{'node':>4}  {'role':<9} {'term':>4} {'commit':>9} {'applied zxid':>14} "
-              f"{'lag':>5} {'clients':>7}  endpoint")
+              f"{'lag':>5} {'clients':>7}  " + (f"{'digest':<16}  " if digests else "")
+              + "endpoint")
     lines = [header]
     for row in rows:
         node = "?" if row.get("node") is None else row["node"]
         line = (f"{node:>4}  {row['role']:<9} {row['term']:>4} {row['commit_index']:>9} "
                 f"{format_zxid(row['applied_zxid']):>14} {row['lag']:>5} "
-                f"{row['clients']:>7}  {row['endpoint']}")
+                f"{row['clients']:>7}  ")
+        if digests:
+            line += f"{row.get('digest') or '-':<16}  "
+        line += row["endpoint"]
         if row.get("error"):
             line += f"  ({one_line(row['error'])})"
         lines.append(line)

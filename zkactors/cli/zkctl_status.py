@@ -87,8 +87,9 @@ def all_refused(endpoints: list[str], timeout: float) -> str | None:
     return None
 
 
-def ask(endpoint: str, timeout: float) -> dict[str, Any]:
-    """One node's status, or a ``down`` row saying why."""
+def ask(endpoint: str, timeout: float, digest: bool = False) -> dict[str, Any]:
+    """One node's status (with its tree digest if ``digest``), or a ``down`` row
+    saying why."""
     from zkactors.client import Client
 
     started = time.monotonic()
@@ -100,21 +101,24 @@ def ask(endpoint: str, timeout: float) -> dict[str, Any]:
     try:
         client.start(timeout=timeout)
         client.request_timeout = max(0.05, timeout - (time.monotonic() - started))
-        return client.server_status()
+        return client.server_status(digest=digest)
     except Exception as err:  # noqa: BLE001 - whatever it is, the node is reported down
         return {"role": "down", "error": f"{type(err).__name__}: {err}"}
     finally:
         client.stop()
 
 
-def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, Any]]:
+def status(conf_dir: str, hosts: str | None, timeout: float,
+           digest: bool = False) -> list[dict[str, Any]]:
     """One row per node, in the order of ``--hosts`` or the conf dir: node, role,
     term, commit_index, applied_zxid, lag, clients, endpoint (and ``error`` for a
-    node that is down)."""
+    node that is down). With ``digest``: ``digest``, the node's tree digest as 16
+    hex digits, and ``digest_zxid``, the applied zxid it is of (None and 0 for a
+    node that is down) — nodes at the same zxid must show the same digest."""
     per_node = min(timeout, NODE_TIMEOUT_S)
     nodes = targets(conf_dir, hosts)
     # Connect, ask, stop: a client's stop is quick, but is given a little room.
-    answers = ask_all(lambda node: ask(node[1], per_node), nodes, per_node + 2.0)
+    answers = ask_all(lambda node: ask(node[1], per_node, digest), nodes, per_node + 2.0)
     rows = []
     for (node_id, endpoint), answer in zip(nodes, answers, strict=True):
         if answer is None:
@@ -123,6 +127,10 @@ def status(conf_dir: str, hosts: str | None, timeout: float) -> list[dict[str, A
             answer = {"node": node_id, "role": "down", "term": 0, "commit_index": 0,
                       "applied_zxid": 0, "lag": 0, "clients": 0, "endpoint": endpoint,
                       "error": answer["error"]}
+            if digest:
+                answer.update(digest=None, digest_zxid=0)
+        elif digest:
+            answer["digest"] = f"{answer['digest']:016x}"
         rows.append(answer)
     return rows
 

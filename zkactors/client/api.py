@@ -658,9 +658,13 @@ class Client:
         :mod:`zkactors.retry`."""
         return self._retry.copy()(func, *args, **kwargs)
 
-    def server_status(self) -> dict[str, Any]:
-        """The connected node's status (role, term, commit index, applied zxid, …)."""
-        return self._wait(self._call(OP_STATUS, [], _identity, None))
+    def server_status(self, digest: bool = False) -> dict[str, Any]:
+        """The connected node's status (role, term, commit index, applied zxid, …);
+        with ``digest``, also ``digest`` (the tree's, see
+        :meth:`zkactors.core.tree.Tree.digest`) and ``digest_zxid`` (the applied
+        zxid it is of). The digest walks the node's whole tree: ask for it when
+        you compare nodes, not when you poll."""
+        return self._wait(self._call(OP_STATUS, [True] if digest else [], _identity, None))
 
     def server_sessions(self) -> dict[str, Any]:
         """The open sessions as the connected node has applied them (``[id,

@@ -225,7 +225,7 @@ class GatewayCore:
             # The store knows the applied state first-hand; the reply is completed
             # with the gateway's own fields on its way back (see on_replies).
             self._status_waiting[(ident, rid)] = op
-            return ROUTE_STORE, [ident, rid, op, []]
+            return ROUTE_STORE, [ident, rid, op, list(args) if op == OP_STATUS else []]
         try:
             if op in WRITE_OPS:
                 txn = self._txn(op, args, session.client_id)
