@@ -20,6 +20,8 @@ from zkactors.storage.snapshot import (
     SnapshotMeta,
     SnapshotStore,
     SnapshotTooLargeError,
+    read_snapshot_file,
+    snapshot_files,
     snapshot_name,
 )
 
@@ -614,3 +616,30 @@ def test_any_single_bit_flip_is_caught(payload: bytes, data: st.DataObject) -> N
         Path(meta.path).write_bytes(bytes(raw))
         with pytest.raises(CorruptSnapshotError):
             SnapshotStore(d).latest()
+
+
+# ------------------------------------------------- read-only check (verify)
+
+
+def test_read_snapshot_file_verifies_one_file_without_a_store(tmp_path: Path) -> None:
+    store = SnapshotStore(str(tmp_path))
+    meta = store.save(10, 2, payload_for(10), MEMBERS)
+    (tmp_path / (snapshot_name(20, 2) + ".tmp")).write_bytes(b"half")
+    before = snap_files(tmp_path)
+    snapshot = read_snapshot_file(meta.path)
+    assert (snapshot.meta.index, snapshot.meta.term, snapshot.payload) == (10, 2, payload_for(10))
+    assert snapshot_files(str(tmp_path)) == (
+        [(10, 2, meta.path)], [str(tmp_path / (snapshot_name(20, 2) + ".tmp"))])
+    assert snap_files(tmp_path) == before  # the temporary file is left where it was
+    flip_byte(Path(meta.path), meta.size - 5)
+    with pytest.raises(CorruptSnapshotError) as info:
+        read_snapshot_file(meta.path)
+    assert (info.value.path, info.value.reason) == (meta.path, "payload checksum mismatch")
+
+
+def test_read_snapshot_file_checks_the_name_against_the_header(tmp_path: Path) -> None:
+    meta = SnapshotStore(str(tmp_path)).save(10, 2, payload_for(10), MEMBERS)
+    renamed = tmp_path / snapshot_name(11, 2)
+    os.rename(meta.path, renamed)
+    with pytest.raises(CorruptSnapshotError, match="header says index 10 term 2"):
+        read_snapshot_file(str(renamed))

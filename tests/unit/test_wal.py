@@ -13,7 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zkactors.storage.wal import CorruptWalError, WalError, WriteAheadLog, segment_name
+from zkactors.storage.wal import (
+    CorruptWalError,
+    ReadOnlyWal,
+    WalError,
+    WalFinding,
+    WriteAheadLog,
+    segment_name,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -370,6 +377,66 @@ def test_missing_middle_segment_raises(tmp_path: Path) -> None:
     files[2].unlink()
     with pytest.raises(CorruptWalError, match="expected"):
         WriteAheadLog(str(tmp_path), segment_bytes=256)
+
+
+# ------------------------------------------------- read-only check (verify)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_read_only_wal_serves_what_the_log_holds_and_changes_nothing(tmp_path: Path) -> None:
+    payloads = [payload_for(i) for i in range(1, 40)]
+    _write(tmp_path, payloads, segment_bytes=256)
+    before = _files(tmp_path)
+    log = ReadOnlyWal(str(tmp_path))
+    assert log.findings == [] and log.notes == []
+    assert (log.first_index, log.last_index) == (1, 39)
+    assert list(log.replay(7)) == list(enumerate(payloads, 1))[6:]
+    second = sorted(tmp_path.glob("wal-*.log"))[1]
+    assert log.path_of(int(second.name[4:24])) == str(second)
+    with pytest.raises(WalError, match="read-only"):
+        log.append_many([b"x"])
+    log.reset(100)  # what a start would do; this view only
+    assert (log.first_index, log.last_index) == (100, 99)
+    assert _files(tmp_path) == before
+
+
+def test_read_only_wal_reports_a_torn_tail_as_repairable_and_leaves_it(tmp_path: Path) -> None:
+    payloads = [b"p" * 50 for _ in range(5)]
+    _write(tmp_path, payloads)
+    os.truncate(seg(tmp_path, 1), offset_of(payloads, 4) + HEADER + 3)
+    before = _files(tmp_path)
+    log = ReadOnlyWal(str(tmp_path))
+    assert log.findings == [WalFinding(
+        str(seg(tmp_path, 1)), offset_of(payloads, 4),
+        "record runs past end of file (a torn last record, 11 bytes: the node drops it "
+        "when it starts)", repairable=True)]
+    assert list(log.replay()) == list(enumerate(payloads[:4], 1))
+    assert _files(tmp_path) == before  # not cut: WriteAheadLog would
+
+
+def test_read_only_wal_reports_corruption_as_the_log_would_refuse_it(tmp_path: Path) -> None:
+    payloads = [payload_for(i) for i in range(1, 11)]
+    _write(tmp_path, payloads)
+    bad = offset_of(payloads, 4)
+    flip_byte(seg(tmp_path, 1), bad + HEADER + 3)
+    [finding] = ReadOnlyWal(str(tmp_path)).findings
+    assert finding == WalFinding(str(seg(tmp_path, 1)), bad, "crc mismatch")
+    with pytest.raises(CorruptWalError) as info:
+        WriteAheadLog(str(tmp_path), segment_bytes=4096)
+    assert (info.value.path, info.value.offset, info.value.reason) == \
+        (finding.path, finding.offset, finding.reason)
+
+
+def test_read_only_wal_reports_a_missing_segment_once(tmp_path: Path) -> None:
+    _write(tmp_path, [payload_for(i) for i in range(1, 40)], segment_bytes=256)
+    files = sorted(tmp_path.glob("wal-*.log"))
+    files[2].unlink()
+    [finding] = ReadOnlyWal(str(tmp_path)).findings
+    assert finding.path == str(files[3]) and "expected" in finding.reason
+    assert not finding.repairable
 
 
 # --------------------------------------------------- truncation, compaction

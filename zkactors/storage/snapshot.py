@@ -78,6 +78,8 @@ __all__ = [
     "SnapshotTooLargeError",
     "decode_snapshot",
     "encode_snapshot",
+    "read_snapshot_file",
+    "snapshot_files",
     "snapshot_name",
 ]
 
@@ -423,6 +425,43 @@ class SnapshotStore:
     def _fsync_dir(self, directory: str | None = None) -> None:
         if self.fsync:
             fsync_dir(directory or self.directory)
+
+
+def snapshot_files(directory: str) -> tuple[list[tuple[int, int, str]], list[str]]:
+    """What a snapshot directory holds, without changing it: ``(index, term, path)``
+    of every snapshot file, oldest first, and the paths of leftover temporary
+    files (a save or install a crash interrupted; a store deletes them when it
+    opens)."""
+    names = sorted(os.listdir(directory))
+    snaps = sorted((int(m.group(1)), int(m.group(2)), os.path.join(directory, name))
+                   for name in names if (m := _NAME_RE.match(name)))
+    temps = [os.path.join(directory, name) for name in names if _TEMP_RE.match(name)]
+    return snaps, temps
+
+
+def read_snapshot_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
+    """Load and fully verify one snapshot file (every check :meth:`SnapshotStore.
+    latest` makes, the file name's index and term included) without a store, so
+    without touching the directory; :class:`CorruptSnapshotError` naming it if a
+    check fails."""
+    m = _NAME_RE.match(os.path.basename(path))
+    if m is None:
+        raise CorruptSnapshotError(path, "not a snapshot file name (snap-INDEX-TERM.snap)")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        meta, head = _read_head(fd, path, int(m.group(1)), int(m.group(2)))
+        if head.payload_len > max_bytes:
+            raise SnapshotTooLargeError(
+                f"snapshot {path} has a payload of {head.payload_len} bytes, more than "
+                f"max_bytes={max_bytes}")
+        payload = _pread_exact(fd, head.payload_len, head.head_size)
+        if zlib.crc32(payload) != head.payload_crc:
+            raise _Invalid("payload checksum mismatch")
+    except _Invalid as exc:
+        raise CorruptSnapshotError(path, str(exc)) from None
+    finally:
+        os.close(fd)
+    return Snapshot(meta, payload)
 
 
 class SnapshotReader:

@@ -82,13 +82,15 @@ import time
 import zlib
 from array import array
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 from zkactors.stats import FSYNC_BUCKETS, Histogram
 from zkactors.storage.fileio import ShortReadError, fsync_dir, pread_exact, pwrite_all
 
-__all__ = ["CorruptWalError", "WalError", "WriteAheadLog", "segment_name"]
+__all__ = ["CorruptWalError", "ReadOnlyWal", "WalError", "WalFinding", "WriteAheadLog",
+           "segment_name"]
 
 _HEADER = struct.Struct("<II")  # length (+1 biased), crc
 _INDEX = struct.Struct("<Q")
@@ -505,34 +507,9 @@ class WriteAheadLog:
         try:
             size = os.fstat(fd).st_size
             data = _pread_exact(fd, size, 0, seg.path)
-            view = memoryview(data)
-            offsets = seg.offsets
-            index = seg.first
-            off = 0
-            problem = ""
-            bad_end = 0  # end of the bad record, as far as its header claims
-            while True:
-                if off + _HEADER_SIZE > size:
-                    if data.count(0, off) != size - off:
-                        problem, bad_end = "record header runs past end of file", size
-                    break
-                length, crc = _HEADER.unpack_from(data, off)
-                if length == 0:
-                    if crc != 0 or data.count(0, off) != size - off:
-                        problem, bad_end = "zero-length record header followed by data", off + _HEADER_SIZE
-                    break
-                end = off + _HEADER_SIZE + length - 1
-                if end > size:
-                    problem, bad_end = "record runs past end of file", size
-                    break
-                if zlib.crc32(view[off + _HEADER_SIZE:end], zlib.crc32(_INDEX.pack(index))) != crc:
-                    problem, bad_end = "crc mismatch", end
-                    break
-                offsets.append(off)
-                off = end
-                index += 1
+            off, problem, torn = _check_records(data, seg.first, seg.offsets)
             if problem:
-                if not is_last or data.count(0, bad_end) != size - bad_end:
+                if not is_last or not torn:
                     raise CorruptWalError(seg.path, off, problem)
                 # Torn tail: never synced, so never acknowledged. Drop it.
                 self.repaired_bytes += len(data.rstrip(b"\0")) - off
@@ -540,13 +517,162 @@ class WriteAheadLog:
                 seg.allocated = size
                 self._cut(seg, off)
             seg.end = seg.durable_end = off
-            seg.durable_count = len(offsets)
+            seg.durable_count = len(seg.offsets)
             seg.allocated = seg.size = max(size, seg.allocated)
             if is_last and fd >= 0:
                 seg.fd, fd = fd, -1  # the segment appends go to
         finally:
             if fd >= 0:
                 os.close(fd)
+
+
+def _check_records(data: bytes, first: int, offsets: array) -> tuple[int, str, bool]:
+    """Check the records of a segment's bytes ``data`` whose first index is
+    ``first``, appending the offset of each good one to ``offsets``.
+
+    Returns ``(end, problem, torn)``: the offset past the last good record, why the
+    record there is bad ("" if there is none: the rest is the zero tail), and
+    whether only zero bytes follow the bad record (as far as its header claims
+    it extends) — a torn write, if this is the last segment (see the module
+    docstring). Changes nothing on disk."""
+    size = len(data)
+    view = memoryview(data)
+    index = first
+    off = 0
+    problem = ""
+    bad_end = 0  # end of the bad record, as far as its header claims
+    while True:
+        if off + _HEADER_SIZE > size:
+            if data.count(0, off) != size - off:
+                problem, bad_end = "record header runs past end of file", size
+            break
+        length, crc = _HEADER.unpack_from(data, off)
+        if length == 0:
+            if crc != 0 or data.count(0, off) != size - off:
+                problem, bad_end = "zero-length record header followed by data", off + _HEADER_SIZE
+            break
+        end = off + _HEADER_SIZE + length - 1
+        if end > size:
+            problem, bad_end = "record runs past end of file", size
+            break
+        if zlib.crc32(view[off + _HEADER_SIZE:end], zlib.crc32(_INDEX.pack(index))) != crc:
+            problem, bad_end = "crc mismatch", end
+            break
+        offsets.append(off)
+        off = end
+        index += 1
+    torn = bool(problem) and data.count(0, bad_end) == size - bad_end
+    return off, problem, torn
+
+
+@dataclass(frozen=True, slots=True)
+class WalFinding:
+    """Something wrong in a WAL directory, as :class:`ReadOnlyWal` found it.
+
+    ``repairable``: a torn last record, which opening the log drops (it was never
+    synced if a crash tore it; but a damaged last record looks the same). Anything
+    else makes opening the log fail with :class:`CorruptWalError`."""
+
+    path: str
+    offset: int
+    reason: str
+    repairable: bool = False
+
+
+class ReadOnlyWal:
+    """A WAL directory checked without being changed, for ``zkctl verify``.
+
+    Every segment is read and checked as opening a :class:`WriteAheadLog` would
+    (the same record checks and the same rules for a torn tail and for gaps
+    between segments) but nothing is repaired, preallocated, deleted or created,
+    and the ``LOCK`` is not taken (the caller checks it). What opening the log
+    would refuse or repair is in :attr:`findings`; the records that check out are
+    served by :meth:`replay`, so :func:`zkactors.engine.state.recover` can run on
+    it (as a :class:`~zkactors.engine.storage.LogStore`; :meth:`reset` only
+    changes this view, as a start would change the directory).
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.abspath(directory)
+        self.findings: list[WalFinding] = []
+        #: ``(path, what)``: what opening the log would finish or tidy (not problems).
+        self.notes: list[tuple[str, str]] = []
+        self._segments: list[_Segment] = []
+        self._next_index = 1
+        found = sorted(
+            (int(m.group(1)), name)
+            for name in os.listdir(self.directory)
+            if (m := _SEGMENT_RE.match(name))
+        )
+        segs: list[_Segment] = []
+        for i, (first, name) in enumerate(found):
+            is_last = i == len(found) - 1
+            seg = _Segment(first, os.path.join(self.directory, name), 0)
+            with open(seg.path, "rb") as f:
+                data = f.read()
+            off, problem, torn = _check_records(data, first, seg.offsets)
+            if problem:
+                repairable = is_last and torn
+                if repairable:
+                    problem += (f" (a torn last record, {len(data.rstrip(bytes(1))) - off} "
+                                "bytes: the node drops it when it starts)")
+                self.findings.append(WalFinding(seg.path, off, problem, repairable))
+            seg.end = seg.durable_end = off
+            seg.durable_count = len(seg.offsets)
+            # (After a damaged segment, where the next should start is unknown.)
+            if segs and not (self.findings and self.findings[-1].path == segs[-1].path):
+                expected = segs[-1].first + len(segs[-1].offsets)
+                if first != expected:
+                    if is_last and not seg.offsets and first > expected:
+                        self.notes.append((seg.path, ("an interrupted log reset; the node "
+                                                     "finishes it (deletes the segments before it)")))
+                        segs = []
+                    else:
+                        self.findings.append(WalFinding(
+                            seg.path, 0, f"segment starts at index {first}, expected {expected}"))
+            segs.append(seg)
+        if not segs:
+            segs = [_Segment(1, self._path(1), 0)]
+        self._segments = segs
+        self._next_index = segs[-1].first + len(segs[-1].offsets)
+
+    def _path(self, first_index: int) -> str:
+        return os.path.join(self.directory, segment_name(first_index))
+
+    def path_of(self, index: int) -> str:
+        """The segment file that holds record ``index``."""
+        firsts = [seg.first for seg in self._segments]
+        return self._segments[max(0, bisect.bisect_right(firsts, index) - 1)].path
+
+    @property
+    def first_index(self) -> int:
+        return self._segments[0].first
+
+    @property
+    def last_index(self) -> int:
+        return self._next_index - 1
+
+    def replay(self, from_index: int = 1) -> Iterator[tuple[int, bytes]]:
+        """``(index, payload)`` of the records that check out, from ``from_index``."""
+        start = max(from_index, self.first_index)
+        for seg in self._segments:
+            if seg.first + seg.durable_count <= start:
+                continue
+            yield from _read_records(seg, max(start - seg.first, 0), seg.durable_count)
+
+    def reset(self, next_index: int) -> None:
+        """What a start does to a log that ends before the newest snapshot: drop
+        it and continue at ``next_index``. In this view only."""
+        self.notes.append((self.directory, (f"the log ends at {self.last_index}, before the "
+                                           f"newest snapshot; the node continues it at "
+                                           f"{next_index}")))
+        self._segments = [_Segment(next_index, self._path(next_index), 0)]
+        self._next_index = next_index
+
+    def _read_only(self, *_: object) -> None:
+        raise WalError(f"{self.directory} is open read-only")
+
+    append_many = sync = truncate_after = compact_before = _read_only  # type: ignore[assignment]
 
 
 def _read_records(seg: _Segment, k: int, count: int) -> Iterator[tuple[int, bytes]]:
