@@ -340,8 +340,9 @@ def test_every_record_command_speaks_table_and_json(node, tmp_path):
     # watch runs until Ctrl-C (its --json, the same option, is tested in
     # test_watches.py) and bench for seconds (test_bench_prints_json_figures);
     # health and restore need an ensemble of their own (test_backup.py), sessions
-    # a session to show (test_sessions.py).
-    assert with_w - set(runs) == {"watch", "bench", "health", "restore", "sessions"}
+    # a session to show (test_sessions.py), verify a stopped node's data dir
+    # (test_crash_matrix.py).
+    assert with_w - set(runs) == {"watch", "bench", "health", "restore", "sessions", "verify"}
     for command, args in runs.items():
         table = ctl(node, command, *args, "-w", "table")
         assert table.returncode == 0, (command, table.stderr)

@@ -39,7 +39,7 @@ BAD = {
 #: What a valid positional looks like, by its name (``{command}`` is filled in).
 #: (Files are relative to the worker's scratch directory, its cwd.)
 VALID_POSITIONAL = {"path": "/fz-{command}", "value": "v", "file": "fz-{command}.snap",
-                    "cmd": "true"}
+                    "cmd": "true", "data_dir": "fz-{command}-data"}
 #: Extra arguments that keep a command small while its other arguments are fuzzed.
 #: (create: a sequence node, so that each case makes a new one rather than fail
 #: on the node that exists.)

@@ -318,6 +318,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", default=argparse.SUPPRESS,
                    help="the new ensemble's node INI files (as the global --conf)")
     output(p)
+    p = command("verify", cmd_verify, "check a stopped node's data dir (WAL, snapshots, "
+                                      "term and vote) without starting it or changing a file")
+    p.add_argument("data_dir", help="the node's [node] data_dir; refused while its node runs "
+                                    "(the node holds an flock on DATA_DIR/wal/LOCK)")
+    output(p)
     p = command("up", cmd_up, "start the local ensemble from --conf in the background")
     p.add_argument("--wait", type=_seconds, default=30.0, help="seconds to wait until it serves")
     p = command("down", cmd_down, "stop the local ensemble started by 'up'")
@@ -685,6 +690,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"restored {summary.line()} into nodes "
               f"{', '.join(str(c.node_id) for c in configs)} (start them with 'zkctl up')")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """One line per problem or note, then a summary line; exit 0 when sound."""
+    from zkactors.cli.verify import NotVerifiable, verify
+
+    try:
+        report = verify(args.data_dir)
+    except NotVerifiable as err:
+        raise UsageError(str(err)) from None
+    if args.output == "json":
+        emit_json(report.record())
+    else:
+        for line in report.lines():
+            print(one_line(line, limit=1000))
+    return 0 if report.sound else 1
 
 
 def cmd_up(args: argparse.Namespace) -> int:
