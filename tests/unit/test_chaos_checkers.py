@@ -26,6 +26,7 @@ from zkactors.chaos.history import (
     write_history,
 )
 from zkactors.chaos.linearizability import OK, UNKNOWN, VIOLATION, check, shrink
+from zkactors.chaos.sessions import check_sessions
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -365,3 +366,68 @@ def test_ten_processes_with_many_unknown_outcomes_check_quickly():
     took = time.monotonic() - start
     assert result.ok
     assert took < 20, f"took {took:.1f} s"
+
+
+# --- sessions: plain reads ------------------------------------------------------------
+
+def test_clean_session_history_passes():
+    ops = simulate(random.Random(3), 300, 4, ("/a", "/b"), plain_rate=1.0)
+    stamped = []
+    done = sorted(ops, key=lambda o: (o.complete is None, o.complete or 0))
+    for zxid, o in enumerate(done, start=1):
+        stamped.append(op(o.process, o.f, o.key, o.input, o.output, o.invoke, o.complete,
+                          outcome=o.outcome, zxid=zxid, linearizable=False))
+    assert check_sessions(stamped) == []
+
+
+def test_zxid_going_backwards_is_a_monotonic_reads_violation():
+    ops = [read(0, ("a", 0), 0.0, 1.0, zxid=0x105, linearizable=False),
+           read(0, ("a", 0), 2.0, 3.0, key="/j", zxid=0x103, linearizable=False),
+           read(1, ("a", 0), 2.0, 3.0, zxid=0x101, linearizable=False)]
+    (found,) = check_sessions(ops)
+    assert "p0" in found and "went backwards" in found
+    assert "0x103 < 0x105" in found and "2.000000" in found and "0.000000" in found
+
+
+def test_read_older_than_own_write_is_a_read_your_writes_violation():
+    ops = [created(0, value="a", zxid=1), write(0, "b", 2.0, 3.0, zxid=2),
+           read(0, ("a", 0), 4.0, 5.0, linearizable=False)]
+    (found,) = check_sessions(ops)
+    assert "p0 key /k: read-your-writes" in found and "version 0" in found
+    assert "write /k 'b'" in found
+    # Another process may see the old version: that is a plain read's right.
+    assert check_sessions(ops[:2] + [read(1, ("a", 0), 4.0, 5.0, linearizable=False)]) == []
+
+
+def test_read_of_no_node_after_own_create_is_a_violation():
+    ops = [created(0), read(0, None, 2.0, 3.0, linearizable=False)]
+    (found,) = check_sessions(ops)
+    assert "saw no node" in found
+
+
+def test_versions_seen_never_go_back_within_a_process():
+    ops = [read(0, ("b", 3), 0.0, 1.0, linearizable=False),
+           read(0, ("a", 2), 2.0, 3.0, linearizable=False)]
+    (found,) = check_sessions(ops)
+    assert "monotonic versions" in found
+
+
+def test_write_version_is_known_from_cas_or_reply_and_bounded_otherwise():
+    assert check_sessions([cas(0, 4, "x", 0.0, 1.0),
+                           read(0, ("old", 4), 2.0, 3.0, linearizable=False)])
+    assert check_sessions([write(0, "x", 0.0, 1.0, output=7),
+                           read(0, ("old", 6), 2.0, 3.0, linearizable=False)])
+    # Unknown version: only "newer than what this process had read" is certain.
+    assert check_sessions([read(0, ("a", 5), 0.0, 0.5, linearizable=False),
+                           write(0, "x", 1.0, 2.0),
+                           read(0, ("x", 6), 2.0, 3.0, linearizable=False)]) == []
+    assert check_sessions([read(0, ("a", 5), 0.0, 0.5, linearizable=False),
+                           write(0, "x", 1.0, 2.0),
+                           read(0, ("a", 5), 2.0, 3.0, linearizable=False)])
+
+
+def test_failed_and_unknown_writes_set_no_expectation():
+    ops = [created(0, value="a"), write(0, "b", 2.0, 3.0, outcome="fail"),
+           write(0, "c", 4.0, None, outcome="info"),
+           read(0, ("a", 0), 5.0, 6.0, linearizable=False)]
+    assert check_sessions(ops) == []
