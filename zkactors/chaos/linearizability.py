@@ -1,0 +1,421 @@
+"""Linearizability of versioned registers, one key at a time, and a shrinker.
+
+Owns the rule: a key's history is linearizable if its operations can be put in
+one order that respects real time (an operation that completed before another
+was invoked comes first) and that the register model accepts (Herlihy & Wing
+1990). The search is Wing & Gong's (1993): repeatedly take an operation that no
+pending completion forbids, apply it to the model, and backtrack when some
+operation's completion is reached before it could be placed; with Lowe's
+memoization (2017): a (set of operations placed, model state) pair already
+explored is not explored again. The history is an entry list of calls and
+returns sorted by time, from which placed operations are lifted out and put back
+on backtracking, as Porcupine does; Knossos implements the same search. Written
+here from the papers, not copied.
+
+Keys are independent registers, so each key is checked alone (P-compositionality,
+Horn & Kroening 2015): far smaller searches than the whole history at once.
+
+The register model. State is None (no node) or ``(value, version)``.
+``create(v)`` needs None and gives ``(v, 0)``; ``write(v)`` needs a node and gives
+``(v, version + 1)`` (its output is not checked); ``cas((ev, v))`` needs
+``version == ev`` (or ``ev == -1``, ZooKeeper's "any version") and gives
+``(v, ev + 1)``; a ``read`` must return the state, ``(value, version)`` or None.
+
+Which operations count. A ``fail`` did not take effect: dropped (as Knossos
+does), a cas refused with BadVersion included — it says nothing either way. An
+``info`` write, cas or create may have taken effect at any time after its invoke,
+or never: the search may place it anywhere after its invoke or leave it out. An
+``info`` read observed nothing: dropped. Only linearizable reads
+(``linearizable=True``, sync + get) are checked; plain reads are the session
+checker's (``sessions``). Ties in time count as concurrent.
+
+The search is bounded (``max_states`` explored per key); when the budget is spent
+the key's verdict is ``unknown``, never a guess. No sockets, threads, clock or disk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from zkactors.chaos.history import Operation
+
+OK = "ok"
+VIOLATION = "violation"
+UNKNOWN = "unknown"
+
+DEFAULT_MAX_STATES = 1_000_000
+
+State = tuple[Any, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResult:
+    """The verdict for one key.
+
+    ``checked`` are the key's operations the search considered (after dropping
+    failed operations, info reads and plain reads). For a violation, ``linearized``
+    is the longest order the search could build and ``stuck`` an operation whose
+    completion came before it could be placed after that order; ``shrink`` gives a
+    smaller history that shows the same kind of anomaly.
+    """
+
+    key: str
+    verdict: str
+    checked: tuple[Operation, ...]
+    explored: int
+    linearized: tuple[Operation, ...] = ()
+    stuck: Operation | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == OK
+
+    def describe(self) -> str:
+        if self.verdict == OK:
+            return f"{self.key}: linearizable ({len(self.checked)} operations)"
+        if self.verdict == UNKNOWN:
+            return (f"{self.key}: unknown (search budget spent after {self.explored} "
+                    f"states, {len(self.checked)} operations)")
+        lines = [(f"{self.key}: NOT linearizable ({len(self.checked)} operations); "
+                  f"longest order found ({len(self.linearized)}):")]
+        lines += [f"  {op}" for op in self.linearized]
+        lines.append(f"then could not place, before it completed: {self.stuck}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Verdicts for every key; ``ok`` only if every key is certainly linearizable."""
+
+    keys: dict[str, KeyResult] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(k.verdict == OK for k in self.keys.values())
+
+    @property
+    def verdict(self) -> str:
+        verdicts = {k.verdict for k in self.keys.values()}
+        return VIOLATION if VIOLATION in verdicts else UNKNOWN if UNKNOWN in verdicts else OK
+
+    @property
+    def violations(self) -> list[KeyResult]:
+        return [k for k in self.keys.values() if k.verdict == VIOLATION]
+
+    @property
+    def unknown(self) -> list[KeyResult]:
+        return [k for k in self.keys.values() if k.verdict == UNKNOWN]
+
+
+def check(operations: Iterable[Operation],
+          initial: State | Mapping[str, State] = None,
+          max_states: int = DEFAULT_MAX_STATES) -> Result:
+    """Check every key's operations against a register starting at ``initial``.
+
+    ``initial`` is one state for every key, or a mapping key -> state (absent keys
+    start as None). ``max_states`` bounds each key's search.
+    """
+    by_key: dict[str, list[Operation]] = {}
+    for op in operations:
+        by_key.setdefault(op.key, []).append(op)
+    return Result({key: check_key(ops, _initial_for(initial, key), max_states)
+                   for key, ops in sorted(by_key.items())})
+
+
+def check_key(operations: Iterable[Operation], initial: State = None,
+              max_states: int = DEFAULT_MAX_STATES) -> KeyResult:
+    """Check one key's operations (all must share a key) as one register."""
+    ops = [op for op in operations if _counts(op)]
+    keys = {op.key for op in ops}
+    if len(keys) > 1:
+        raise ValueError(f"check_key given operations on several keys: {sorted(keys)}")
+    key = keys.pop() if keys else ""
+    return _search(key, ops, _state(initial), max_states)
+
+
+def shrink(operations: Iterable[Operation],
+           initial: State | Mapping[str, State] = None,
+           max_states: int = DEFAULT_MAX_STATES) -> list[Operation]:
+    """The smallest sub-history found that is still certainly not linearizable.
+
+    Takes the first key (in key order) that is not linearizable and removes whole
+    operations — chunks first, then one at a time — keeping every removal after
+    which the rest is still a definite violation, until no single removal keeps
+    it one (1-minimal, not necessarily the global minimum). The write that
+    produced a value a kept read saw is kept with it, so a stale read shrinks to
+    the write it saw, the newer write and the read — not to a lone read of a value
+    "never written". A sub-history whose
+    check runs out of budget counts as not shown, so the result is always a
+    definite violation. Raises ValueError if no key is found non-linearizable.
+    """
+    result = check(operations, initial, max_states)
+    if not result.violations:
+        raise ValueError(f"nothing to shrink: history is {result.verdict}")
+    failing = result.violations[0]
+    start = _initial_for(initial, failing.key)
+
+    written = {_written(op) for op in failing.checked if op.f != "read"}
+
+    def violates(ops: list[Operation]) -> bool:
+        # Keep the writer of every value a kept read saw: otherwise a stale read
+        # "shrinks" to a lone read of a value never written, which hides the story.
+        have = {_written(op) for op in ops if op.f != "read"}
+        for op in ops:
+            if op.f == "read" and op.output is not None:
+                value = op.output[0]
+                if value in written and value not in have:
+                    return False
+        return check_key(ops, start, max_states).verdict == VIOLATION
+
+    ops = list(failing.checked)
+    chunk = len(ops) // 2
+    while chunk >= 1:
+        i = 0
+        while i < len(ops):
+            candidate = ops[:i] + ops[i + chunk:]
+            if candidate and violates(candidate):
+                ops = candidate
+            else:
+                i += chunk
+        chunk //= 2
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(ops)):
+            candidate = ops[:i] + ops[i + 1:]
+            if candidate and violates(candidate):
+                ops, changed = candidate, True
+                break
+    return ops
+
+
+def _written(op: Operation) -> Any:
+    return op.input[1] if op.f == "cas" else op.input
+
+
+def _initial_for(initial: State | Mapping[str, State], key: str) -> State:
+    if isinstance(initial, Mapping):
+        return _state(initial.get(key))
+    return _state(initial)
+
+
+def _state(state: Any) -> State:
+    if state is None:
+        return None
+    value, version = state
+    return (value, version)
+
+
+def _counts(op: Operation) -> bool:
+    if op.outcome == "fail":
+        return False
+    if op.f == "read":
+        return op.outcome == "ok" and op.linearizable
+    return True
+
+
+_READ, _WRITE, _CAS, _CREATE = range(4)
+_CODES = {"read": _READ, "write": _WRITE, "cas": _CAS, "create": _CREATE}
+
+
+def _step(code: int, arg: Any, state: State) -> tuple[bool, State]:
+    """The register model: may the operation happen in ``state``, and what follows."""
+    if code == _READ:
+        return arg == state, state
+    if code == _WRITE:
+        return (False, None) if state is None else (True, (arg, state[1] + 1))
+    if code == _CAS:
+        expected, value = arg
+        if state is None or (expected != -1 and state[1] != expected):
+            return False, None
+        return True, (value, state[1] + 1)
+    return (True, (arg, 0)) if state is None else (False, None)
+
+
+def _search(key: str, ops: list[Operation], initial: State, max_states: int) -> KeyResult:
+    n = len(ops)
+    codes = [_CODES[op.f] for op in ops]
+    reads = [_read_output(op) for op in ops if op.f == "read"]
+    seen_values = {out[0] for out in reads if out is not None}
+    args = [_read_output(op) if op.f == "read" else _unseen(op, seen_values) for op in ops]
+    required = [op.outcome == "ok" for op in ops]
+    classes = _interchangeable(ops, args)
+    # Entries 1..2n sorted by time, a call before a return at the same time (ties
+    # are concurrent); entry 0 is the head. An info operation returns at infinity.
+    points = []
+    for i, op in enumerate(ops):
+        points.append((op.invoke, 0, i))
+        points.append((math.inf if op.complete is None else op.complete, 1, i))
+    points.sort()
+    size = 2 * n + 1
+    is_call = [False] * size
+    of = [-1] * size
+    match = [0] * size
+    call_at = [0] * n
+    for entry, (_, kind, i) in enumerate(points, start=1):
+        of[entry] = i
+        if kind == 0:
+            is_call[entry] = True
+            call_at[i] = entry
+        else:
+            match[call_at[i]] = entry
+    nxt = list(range(1, size + 1))
+    nxt[-1] = -1
+    prv = list(range(-1, size - 1))
+
+    def lift(call: int) -> None:
+        for e in (call, match[call]):
+            after = nxt[e]
+            nxt[prv[e]] = after
+            if after != -1:
+                prv[after] = prv[e]
+
+    def unlift(call: int) -> None:
+        for e in (match[call], call):
+            nxt[prv[e]] = e
+            if nxt[e] != -1:
+                prv[nxt[e]] = e
+
+    class_of = [-1] * n
+    for c, members in enumerate(classes):
+        for i in members:
+            class_of[i] = c
+    placed_in = [0] * len(classes)
+    # Versions never go down, so an operation that must still happen at version r
+    # (an ok read that saw r, an ok cas expecting r, an ok create or a read of no
+    # node: -1) is dead once the state is past r: prune there, not at its return.
+    need = [_needs(op) for op in ops]
+    reqs = sorted({r for r in need if r is not None})
+    rank = {r: j for j, r in enumerate(reqs)}
+    need_at = [-1 if r is None else rank[r] for r in need]
+    waiting = [0] * (len(reqs) + 1)  # one spare zero stops the scan below
+    for j in need_at:
+        if j >= 0:
+            waiting[j] += 1
+    low = 0  # index in reqs of the lowest version an unplaced operation needs
+    left = sum(required)
+    state = _unseen_state(initial, seen_values)
+    # What has been placed, for the cache: the operations themselves, except that
+    # of each class of interchangeable operations only how many (see _interchangeable).
+    placed = 0
+    stack: list[tuple[int, State, int, int]] = []
+    seen: set[tuple[int, State]] = set()
+    best: tuple[tuple[Operation, ...], Operation | None] = ((), None)
+    entry = nxt[0]
+    tried = 0  # classes whose stand-in was already tried from this search node
+    while left:
+        if is_call[entry]:
+            i = of[entry]
+            c = class_of[i]
+            if c >= 0:
+                if tried >> c & 1:
+                    entry = nxt[entry]
+                    continue
+                tried |= 1 << c
+            allowed, after = _step(codes[i], args[i], state)
+            if allowed:
+                now = placed | (1 << (i if c < 0 else classes[c][placed_in[c]]))
+                j = need_at[i]
+                if j >= 0:
+                    waiting[j] -= 1
+                floor = low
+                while waiting[floor] == 0 and floor < len(reqs):
+                    floor += 1
+                dead = floor < len(reqs) and reqs[floor] < (-1 if after is None else after[1])
+                if not dead and (now, after) not in seen:
+                    if len(seen) >= max_states:
+                        return KeyResult(key, UNKNOWN, tuple(ops), len(seen))
+                    seen.add((now, after))
+                    stack.append((entry, state, placed, low))
+                    state, placed, low = after, now, floor
+                    left -= required[i]
+                    if c >= 0:
+                        placed_in[c] += 1
+                    lift(entry)
+                    entry = nxt[0]
+                    tried = 0
+                    continue
+                if j >= 0:
+                    waiting[j] += 1
+            entry = nxt[entry]
+            continue
+        # A return: its operation could not be placed before it. Backtrack.
+        if best[1] is None or len(stack) > len(best[0]):
+            best = (tuple(ops[of[e]] for e, _, _, _ in stack), ops[of[entry]])
+        if not stack:
+            return KeyResult(key, VIOLATION, tuple(ops), len(seen), *best)
+        entry, state, placed, low = stack.pop()
+        i = of[entry]
+        left += required[i]
+        if need_at[i] >= 0:
+            waiting[need_at[i]] += 1
+        tried = 0
+        if class_of[i] >= 0:
+            placed_in[class_of[i]] -= 1
+            tried = 1 << class_of[i]
+        unlift(entry)
+        entry = nxt[entry]
+    return KeyResult(key, OK, tuple(ops), len(seen))
+
+
+def _needs(op: Operation) -> int | None:
+    """The version an ok operation can only happen at (-1: no node), if any."""
+    if op.outcome != "ok":
+        return None
+    if op.f == "read":
+        return -1 if op.output is None else _read_output(op)[1]
+    if op.f == "cas":
+        return None if op.input[0] == -1 else op.input[0]
+    return -1 if op.f == "create" else None
+
+
+_UNSEEN = object()  # a value no read saw: states differing only in it are alike
+
+
+def _unseen(op: Operation, seen_values: set[Any]) -> Any:
+    """A write's argument with a value no read saw replaced by _UNSEEN."""
+    if op.f == "cas":
+        expected, value = op.input
+        return (expected, value if value in seen_values else _UNSEEN)
+    return op.input if op.input in seen_values else _UNSEEN
+
+
+def _unseen_state(state: State, seen_values: set[Any]) -> State:
+    if state is None or state[0] in seen_values:
+        return state
+    return (_UNSEEN, state[1])
+
+
+def _interchangeable(ops: list[Operation], args: list[Any]) -> list[list[int]]:
+    """Classes of info operations that any member of could stand in for.
+
+    Two info operations of the same kind (and, for a cas, the same expected
+    version) that write values no read saw have the same effect, and neither has a
+    completion to meet. Once both are invoked, a search that placed one has the
+    same future as one that placed the other — so the cache counts how many of a
+    class are placed (as the earliest-invoked that many) instead of which. Without
+    this, k unknown writes make up to 2^k cache entries for one real state.
+    """
+    groups: dict[tuple[int, Any], list[int]] = {}
+    for i, op in enumerate(ops):
+        if op.outcome != "info" or op.f == "read":
+            continue
+        arg = args[i]
+        if op.f == "cas":
+            if arg[1] is _UNSEEN:
+                groups.setdefault((_CAS, arg[0]), []).append(i)
+        elif arg is _UNSEEN:
+            groups.setdefault((_CODES[op.f], None), []).append(i)
+    return [sorted(members, key=lambda i: (ops[i].invoke, i)) for members in groups.values()]
+
+
+def _read_output(op: Operation) -> State:
+    out = op.output
+    if out is None:
+        return None
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return (out[0], out[1])
+    raise ValueError(f"read output must be [value, version] or null: {op}")
