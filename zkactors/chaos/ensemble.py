@@ -1,0 +1,109 @@
+"""The ensemble of a chaos run: real ``zknode`` processes, each in its own network
+namespace (:mod:`zkactors.chaos.netns`), with its data dir under the run's
+directory.
+
+It starts, kills (SIGKILL), pauses (SIGSTOP/SIGCONT) and restarts nodes — only
+the processes it started, by their PIDs — and stops them all on :meth:`close`.
+Every node listens on its own address with the same ports, as machines do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from zkactors.chaos.netns import Network
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENT_PORT, PEER_PORT, ELECTION_PORT, WATCH_PORT = 2181, 2881, 2981, 2191
+
+
+class ChaosEnsemble:
+    def __init__(self, network: Network, workdir: Path, extra_config: str = "") -> None:
+        self.network = network
+        self.workdir = workdir
+        self.extra_config = extra_config
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.paused: set[int] = set()
+        self.logs: dict[int, Path] = {}
+
+    @property
+    def nodes(self) -> list[int]:
+        return self.network.nodes
+
+    def endpoint(self, node: int, port: int = CLIENT_PORT) -> str:
+        return f"tcp://{self.network.address(node)}:{port}"
+
+    def hosts(self) -> str:
+        """The client connect string: every node."""
+        return ",".join(f"{self.network.address(n)}:{CLIENT_PORT}" for n in self.nodes)
+
+    def config_path(self, node: int) -> Path:
+        return self.workdir / f"node{node}" / "node.ini"
+
+    def write_configs(self) -> None:
+        members = "".join(
+            f"\n[member.{n}]\nclient = {self.endpoint(n)}\npeer = {self.endpoint(n, PEER_PORT)}"
+            f"\nelection = {self.endpoint(n, ELECTION_PORT)}"
+            f"\nwatch = {self.endpoint(n, WATCH_PORT)}\n"
+            for n in self.nodes)
+        for node in self.nodes:
+            path = self.config_path(node)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"[node]\nid = {node}\ndata_dir = data\n{members}\n"
+                            f"{self.extra_config}\n")
+
+    # ------------------------------------------------------------ processes
+    def start(self, node: int) -> None:
+        if node in self.procs and self.procs[node].poll() is None:
+            return
+        log = self.workdir / f"node{node}" / "node.log"
+        self.logs[node] = log
+        with open(log, "ab") as out:
+            self.procs[node] = subprocess.Popen(
+                [*self.network.exec_prefix(node), sys.executable, str(REPO / "bin" / "zknode"),
+                 str(self.config_path(node))],
+                stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.paused.discard(node)
+
+    def running(self, node: int) -> bool:
+        proc = self.procs.get(node)
+        return proc is not None and proc.poll() is None
+
+    def kill(self, node: int) -> None:
+        """SIGKILL, and reap it."""
+        proc = self.procs.get(node)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        self.paused.discard(node)
+
+    def pause(self, node: int) -> None:
+        if self.running(node) and node not in self.paused:
+            os.kill(self.procs[node].pid, signal.SIGSTOP)
+            self.paused.add(node)
+
+    def resume(self, node: int) -> None:
+        if node in self.paused and self.running(node):
+            os.kill(self.procs[node].pid, signal.SIGCONT)
+        self.paused.discard(node)
+
+    def close(self) -> None:
+        """Stop every process we started: resume, SIGTERM, and SIGKILL what lingers."""
+        for node in list(self.paused):
+            self.resume(node)
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
