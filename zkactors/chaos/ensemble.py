@@ -5,6 +5,11 @@ directory.
 It starts, kills (SIGKILL), pauses (SIGSTOP/SIGCONT) and restarts nodes — only
 the processes it started, by their PIDs — and stops them all on :meth:`close`.
 Every node listens on its own address with the same ports, as machines do.
+
+Each node's data dir is a small tmpfs of its own, so that a disk can be filled
+(:meth:`fill_disk`) without touching the machine's; :meth:`close` unmounts them.
+(tmpfs makes fsync free, which a chaos run does not mind: it kills processes,
+not machines, and a killed process loses nothing it wrote.)
 """
 
 from __future__ import annotations
@@ -23,10 +28,15 @@ CLIENT_PORT, PEER_PORT, ELECTION_PORT, WATCH_PORT = 2181, 2881, 2981, 2191
 
 
 class ChaosEnsemble:
-    def __init__(self, network: Network, workdir: Path, extra_config: str = "") -> None:
+    def __init__(self, network: Network, workdir: Path, extra_config: str = "",
+                 disk_mib: int = 0) -> None:
         self.network = network
         self.workdir = workdir
         self.extra_config = extra_config
+        #: Size of each node's own tmpfs data dir (0: the data dirs are plain
+        #: directories, and disks cannot be filled).
+        self.disk_mib = disk_mib
+        self.mounts: list[Path] = []
         self.procs: dict[int, subprocess.Popen] = {}
         self.paused: set[int] = set()
         self.logs: dict[int, Path] = {}
@@ -56,6 +66,28 @@ class ChaosEnsemble:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"[node]\nid = {node}\ndata_dir = data\n{members}\n"
                             f"{self.extra_config}\n")
+            if self.disk_mib:
+                data = self.data_dir(node)
+                data.mkdir()
+                subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.disk_mib}m",
+                                "tmpfs", str(data)], check=True, timeout=30)
+                self.mounts.append(data)
+
+    def data_dir(self, node: int) -> Path:
+        return self.config_path(node).parent / "data"
+
+    # ---------------------------------------------------------------- disks
+    def fill_disk(self, node: int) -> None:
+        """Fill ``node``'s data dir's filesystem to the last byte."""
+        chunk = b"\0" * (1 << 16)
+        with open(self.data_dir(node) / "filler", "ab", buffering=0) as out:
+            try:
+                out.writelines(chunk for _ in range(1 << 16))
+            except OSError:
+                pass  # full: what we wanted
+
+    def free_disk(self, node: int) -> None:
+        (self.data_dir(node) / "filler").unlink(missing_ok=True)
 
     # ------------------------------------------------------------ processes
     def start(self, node: int) -> None:
@@ -107,3 +139,6 @@ class ChaosEnsemble:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        for mount in reversed(self.mounts):
+            subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
+        self.mounts.clear()

@@ -9,6 +9,9 @@ Kinds (leaders are the victims most of the time, as Jepsen's do):
 * ``loss`` — a share of the packets on one link is dropped, both ways.
 * ``kill`` — kill -9, restarted when the fault ends.
 * ``pause`` — SIGSTOP, SIGCONT when it ends.
+* ``disk-full`` — the node's data dir's filesystem filled to the last byte; the
+  space given back when it ends (the node stops itself and waits, then starts
+  afresh on its own).
 
 Each fault is recorded with its start and end (monotonic seconds) for the report.
 """
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 
 from zkactors.chaos.ensemble import ChaosEnsemble
 
-KINDS = ("partition-leader", "isolate", "bridge", "oneway-leader", "loss", "kill", "pause")
+KINDS = ("partition-leader", "isolate", "bridge", "oneway-leader", "loss", "kill", "pause",
+         "disk-full")
 
 
 @dataclass
@@ -100,6 +104,10 @@ class Nemesis:
             victim = self._victim()
             ens.pause(victim)
             fault = Fault(kind, [victim], f"node {victim} stopped (SIGSTOP)", 0)
+        elif kind == "disk-full":
+            victim = self._victim()
+            ens.fill_disk(victim)
+            fault = Fault(kind, [victim], f"node {victim}'s disk full", 0)
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
         fault.start = time.monotonic()
@@ -112,6 +120,8 @@ class Nemesis:
             ens.start(fault.nodes[0])
         elif fault.kind == "pause":
             ens.resume(fault.nodes[0])
+        elif fault.kind == "disk-full":
+            ens.free_disk(fault.nodes[0])
         else:
             ens.network.heal()
         fault.end = time.monotonic()
@@ -121,6 +131,8 @@ class Nemesis:
         ens = self.ensemble
         ens.network.heal()
         for node in ens.nodes:
+            if ens.disk_mib:
+                ens.free_disk(node)
             ens.resume(node)
             if not ens.running(node):
                 ens.start(node)

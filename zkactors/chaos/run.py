@@ -35,7 +35,11 @@ election_timeout_ms = 300
 fsync = true
 snapshot_every = 2000
 log_retain_entries = 500
+wal_segment_bytes = 4194304
 """
+#: Each node's data dir: a tmpfs this big (room for a few WAL segments and
+#: snapshots; the disk-full fault fills it).
+DISK_MIB = 96
 
 
 @dataclass
@@ -91,7 +95,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     subnet = config.subnet or f"10.213.{secrets.randbelow(200) + 20}.0/24"
     nodes = list(range(1, config.nodes + 1))
     with Network(run_id, nodes, subnet=subnet) as network:
-        ensemble = ChaosEnsemble(network, workdir, NODE_CONFIG)
+        ensemble = ChaosEnsemble(network, workdir, NODE_CONFIG, disk_mib=DISK_MIB)
         try:
             return _run(config, ensemble, workdir)
         finally:

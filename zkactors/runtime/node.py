@@ -31,6 +31,7 @@ from zkactors.logsetup import get_logger
 from zkactors.protocol import make_zxid
 from zkactors.runtime.actor import Actor
 from zkactors.runtime.admin import AdminServer
+from zkactors.runtime.diskspace import is_disk_full
 from zkactors.runtime.election import ElectionActor
 from zkactors.runtime.gateway import GatewayActor
 from zkactors.runtime.log import LogActor
@@ -53,6 +54,7 @@ class Node:
         self.log = get_logger(node=config.node_id, actor="supervisor")
         self.stopping = threading.Event()
         self.failed = threading.Event()
+        self.disk_full = False
         self.actors: list[Actor] = []
         self.context: zmq.Context | None = None
         self._started = False
@@ -204,6 +206,9 @@ class Node:
             actor.join(max(0.0, deadline - time.monotonic()))
         stuck = [a.actor_name for a in self.actors if a.is_alive()]
         dead = [a.actor_name for a in self.actors if a.error is not None]
+        #: An actor died for want of disk space: zknode waits for room, then
+        #: starts afresh (zkactors.runtime.diskspace).
+        self.disk_full = any(is_disk_full(a.error) for a in self.actors)
         if self.wal is not None and not stuck:
             self.wal.close()
         if self.context is not None and not stuck:
