@@ -35,8 +35,9 @@ the key's verdict is ``unknown``, never a guess. No sockets, threads, clock or d
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,38 +140,36 @@ def check_key(operations: Iterable[Operation], initial: State = None,
 def shrink(operations: Iterable[Operation],
            initial: State | Mapping[str, State] = None,
            max_states: int = DEFAULT_MAX_STATES) -> list[Operation]:
-    """The smallest sub-history found that is still certainly not linearizable.
+    """A small sub-history of one key that no behaviour of the rest can explain.
 
     Takes the first key (in key order) that is not linearizable and removes whole
-    operations — chunks first, then one at a time — keeping every removal after
-    which the rest is still a definite violation, until no single removal keeps
-    it one (1-minimal, not necessarily the global minimum). The write that
-    produced a value a kept read saw is kept with it, so a stale read shrinks to
-    the write it saw, the newer write and the read — not to a lone read of a value
-    "never written". A sub-history whose
-    check runs out of budget counts as not shown, so the result is always a
-    definite violation. Raises ValueError if no key is found non-linearizable.
+    operations — chunks first, then one at a time — keeping each removal after
+    which what is left is still a definite violation, until no single removal
+    keeps it one (1-minimal, not necessarily the global minimum).
+
+    A removed write, cas or create is not assumed away: it is checked as if its
+    outcome were unknown (it may have taken effect any time after its invoke, or
+    never); removed reads constrain nothing and go. So the kept operations show
+    the anomaly whatever the others did — a stale read shrinks to the newer
+    write and the read (and the write it saw, if that one's order matters), not
+    to "a read of a value never written" or "a set of a node never created",
+    which are only artefacts of dropping the rest. A check that runs out of
+    budget counts as not shown, so the result is always a definite violation.
+    Raises ValueError if no key is found non-linearizable.
     """
     result = check(operations, initial, max_states)
     if not result.violations:
         raise ValueError(f"nothing to shrink: history is {result.verdict}")
     failing = result.violations[0]
     start = _initial_for(initial, failing.key)
+    everything = list(failing.checked)
 
-    written = {_written(op) for op in failing.checked if op.f != "read"}
+    def violates(kept: list[Operation]) -> bool:
+        keep = {id(op) for op in kept}
+        rest = [_unknown(op) for op in everything if id(op) not in keep and op.f != "read"]
+        return check_key(kept + rest, start, max_states).verdict == VIOLATION
 
-    def violates(ops: list[Operation]) -> bool:
-        # Keep the writer of every value a kept read saw: otherwise a stale read
-        # "shrinks" to a lone read of a value never written, which hides the story.
-        have = {_written(op) for op in ops if op.f != "read"}
-        for op in ops:
-            if op.f == "read" and op.output is not None:
-                value = op.output[0]
-                if value in written and value not in have:
-                    return False
-        return check_key(ops, start, max_states).verdict == VIOLATION
-
-    ops = list(failing.checked)
+    ops = _near(everything, failing.stuck, violates)
     chunk = len(ops) // 2
     while chunk >= 1:
         i = 0
@@ -192,8 +191,28 @@ def shrink(operations: Iterable[Operation],
     return ops
 
 
-def _written(op: Operation) -> Any:
-    return op.input[1] if op.f == "cas" else op.input
+def _near(ops: list[Operation], stuck: Operation | None,
+          violates: Callable[[list[Operation]], bool]) -> list[Operation]:
+    """The fewest operations invoked last before ``stuck`` completed that still
+    show the violation, trying 8, 16, 32, ...; all of ``ops`` if none do.
+
+    Removal one by one from thousands of operations is slow, and the search got
+    stuck right where the anomaly is: look there first.
+    """
+    if stuck is None or stuck.complete is None:
+        return ops
+    before = sorted((op for op in ops if op.invoke <= stuck.complete),
+                    key=lambda op: op.invoke)
+    size = 8
+    while size < len(before):
+        if violates(before[-size:]):
+            return before[-size:]
+        size *= 2
+    return before if violates(before) else ops
+
+
+def _unknown(op: Operation) -> Operation:
+    return dataclasses.replace(op, outcome="info", output=None, complete=None)
 
 
 def _initial_for(initial: State | Mapping[str, State], key: str) -> State:
