@@ -29,6 +29,13 @@ or never: the search may place it anywhere after its invoke or leave it out. An
 (``linearizable=True``, sync + get) are checked; plain reads are the session
 checker's (``sessions``). Ties in time count as concurrent.
 
+Shortcuts beyond Lowe's cache, each sound because versions only go up (there is
+no delete in this model): a placement that leaves an ok operation needing an
+older version is cut at once; values no read saw are one value to the cache; and
+unknown-outcome writes of such values are counted, not told apart, while unknown
+cas-of-a-version and creates are not recorded at all (see ``_interchangeable``).
+A brute-force checker in the tests agrees with this one on small histories.
+
 The search is bounded (``max_states`` explored per key); when the budget is spent
 the key's verdict is ``unknown``, never a guess. No sockets, threads, clock or disk.
 """
@@ -424,18 +431,18 @@ def _unseen_state(state: State, seen_values: set[Any]) -> State:
 def _interchangeable(ops: list[Operation], args: list[Any]) -> tuple[list[int], list[int]]:
     """Info operations the cache need not tell apart: (stand-ins, unrecorded).
 
-    Stand-ins: info writes (and cas of any version, -1) of values no read saw. Each has the same effect and no
-    completion to meet, so once invoked any one stands in for another; the search
-    places the first unplaced one in the entry list only (the earliest invoked),
-    and the cache counts how many are placed, not which. Without this, k of them make up to 2^k cache entries
-    for one real state.
+    Stand-ins: info writes (and cas of any version, -1) of values no read saw.
+    Each has the same effect and no completion to meet, so once invoked any one
+    stands in for another; the search places the first unplaced one in the entry
+    list only (the earliest invoked), and the cache counts how many are placed,
+    not which. Without this, k of them make up to 2^k cache entries for one real
+    state.
 
-    Unrecorded: info cas (of a given version) and info creates. Whether one was
+    Unrecorded: info cas of a given version, and info creates. Whether one was
     placed never changes what can follow, given the state: versions only go up,
-    so a cas expecting a
-    version the state has not reached cannot have been placed yet, and one
-    expecting a version it has passed can never be placed again; a create needs
-    no node, and after any create there always is one.
+    so a cas expecting a version the state has not reached cannot have been
+    placed yet, and one expecting a version it has passed can never be placed
+    again; a create needs no node, and after any create there always is one.
     """
     stand_ins, unrecorded = [], []
     for i, op in enumerate(ops):
