@@ -19,7 +19,9 @@ that breaks this is malformed and refused, never guessed at.
 - ``create``: the data on invoke; on completion the path created.
 
 ``time`` is monotonic seconds; ``zxid`` is the zxid the reply came from (the
-server's, as in the reply header — not a node's mzxid), when known.
+server's, as in the reply header — not a node's mzxid), when known, on the
+completion. ``linearizable`` marks a sync + get read (on its invoke, its
+completion, or both); plain gets leave it false.
 
 Reads and writes a file only through the path or file object it is given.
 """
@@ -204,7 +206,7 @@ def _operation(invoke: Event, done: Event | None) -> Operation:
         invoke=invoke.time,
         complete=None if outcome == "info" else done.time,
         zxid=None if done is None else done.zxid,
-        linearizable=invoke.linearizable,
+        linearizable=invoke.linearizable or (done is not None and done.linearizable),
     )
 
 

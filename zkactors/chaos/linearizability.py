@@ -29,14 +29,22 @@ or never: the search may place it anywhere after its invoke or leave it out. An
 (``linearizable=True``, sync + get) are checked; plain reads are the session
 checker's (``sessions``). Ties in time count as concurrent.
 
+Shortcuts beyond Lowe's cache, each sound because versions only go up (there is
+no delete in this model): a placement that leaves an ok operation needing an
+older version is cut at once; values no read saw are one value to the cache; and
+unknown-outcome writes of such values are counted, not told apart, while unknown
+cas-of-a-version and creates are not recorded at all (see ``_interchangeable``).
+A brute-force checker in the tests agrees with this one on small histories.
+
 The search is bounded (``max_states`` explored per key); when the budget is spent
 the key's verdict is ``unknown``, never a guess. No sockets, threads, clock or disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,49 +136,47 @@ def check(operations: Iterable[Operation],
 def check_key(operations: Iterable[Operation], initial: State = None,
               max_states: int = DEFAULT_MAX_STATES) -> KeyResult:
     """Check one key's operations (all must share a key) as one register."""
-    ops = [op for op in operations if _counts(op)]
-    keys = {op.key for op in ops}
+    given = list(operations)
+    keys = {op.key for op in given}
     if len(keys) > 1:
         raise ValueError(f"check_key given operations on several keys: {sorted(keys)}")
     key = keys.pop() if keys else ""
-    return _search(key, ops, _state(initial), max_states)
+    return _search(key, [op for op in given if _counts(op)], _state(initial), max_states)
 
 
 def shrink(operations: Iterable[Operation],
            initial: State | Mapping[str, State] = None,
            max_states: int = DEFAULT_MAX_STATES) -> list[Operation]:
-    """The smallest sub-history found that is still certainly not linearizable.
+    """A small sub-history of one key that no behaviour of the rest can explain.
 
     Takes the first key (in key order) that is not linearizable and removes whole
-    operations — chunks first, then one at a time — keeping every removal after
-    which the rest is still a definite violation, until no single removal keeps
-    it one (1-minimal, not necessarily the global minimum). The write that
-    produced a value a kept read saw is kept with it, so a stale read shrinks to
-    the write it saw, the newer write and the read — not to a lone read of a value
-    "never written". A sub-history whose
-    check runs out of budget counts as not shown, so the result is always a
-    definite violation. Raises ValueError if no key is found non-linearizable.
+    operations — chunks first, then one at a time — keeping each removal after
+    which what is left is still a definite violation, until no single removal
+    keeps it one (1-minimal, not necessarily the global minimum).
+
+    A removed write, cas or create is not assumed away: it is checked as if its
+    outcome were unknown (it may have taken effect any time after its invoke, or
+    never); removed reads constrain nothing and go. So the kept operations show
+    the anomaly whatever the others did — a stale read shrinks to the newer
+    write and the read (and the write it saw, if that one's order matters), not
+    to "a read of a value never written" or "a set of a node never created",
+    which are only artefacts of dropping the rest. A check that runs out of
+    budget counts as not shown, so the result is always a definite violation.
+    Raises ValueError if no key is found non-linearizable.
     """
     result = check(operations, initial, max_states)
     if not result.violations:
         raise ValueError(f"nothing to shrink: history is {result.verdict}")
     failing = result.violations[0]
     start = _initial_for(initial, failing.key)
+    everything = list(failing.checked)
 
-    written = {_written(op) for op in failing.checked if op.f != "read"}
+    def violates(kept: list[Operation]) -> bool:
+        keep = {id(op) for op in kept}
+        rest = [_unknown(op) for op in everything if id(op) not in keep and op.f != "read"]
+        return check_key(kept + rest, start, max_states).verdict == VIOLATION
 
-    def violates(ops: list[Operation]) -> bool:
-        # Keep the writer of every value a kept read saw: otherwise a stale read
-        # "shrinks" to a lone read of a value never written, which hides the story.
-        have = {_written(op) for op in ops if op.f != "read"}
-        for op in ops:
-            if op.f == "read" and op.output is not None:
-                value = op.output[0]
-                if value in written and value not in have:
-                    return False
-        return check_key(ops, start, max_states).verdict == VIOLATION
-
-    ops = list(failing.checked)
+    ops = _near(everything, failing.stuck, violates)
     chunk = len(ops) // 2
     while chunk >= 1:
         i = 0
@@ -192,8 +198,28 @@ def shrink(operations: Iterable[Operation],
     return ops
 
 
-def _written(op: Operation) -> Any:
-    return op.input[1] if op.f == "cas" else op.input
+def _near(ops: list[Operation], stuck: Operation | None,
+          violates: Callable[[list[Operation]], bool]) -> list[Operation]:
+    """The fewest operations invoked last before ``stuck`` completed that still
+    show the violation, trying 8, 16, 32, ...; all of ``ops`` if none do.
+
+    Removal one by one from thousands of operations is slow, and the search got
+    stuck right where the anomaly is: look there first.
+    """
+    if stuck is None or stuck.complete is None:
+        return ops
+    before = sorted((op for op in ops if op.invoke <= stuck.complete),
+                    key=lambda op: op.invoke)
+    size = 8
+    while size < len(before):
+        if violates(before[-size:]):
+            return before[-size:]
+        size *= 2
+    return before if violates(before) else ops
+
+
+def _unknown(op: Operation) -> Operation:
+    return dataclasses.replace(op, outcome="info", output=None, complete=None)
 
 
 def _initial_for(initial: State | Mapping[str, State], key: str) -> State:
@@ -242,7 +268,7 @@ def _search(key: str, ops: list[Operation], initial: State, max_states: int) -> 
     seen_values = {out[0] for out in reads if out is not None}
     args = [_read_output(op) if op.f == "read" else _unseen(op, seen_values) for op in ops]
     required = [op.outcome == "ok" for op in ops]
-    classes = _interchangeable(ops, args)
+    stand_ins, unrecorded = _interchangeable(ops, args)
     # Entries 1..2n sorted by time, a call before a return at the same time (ties
     # are concurrent); entry 0 is the head. An info operation returns at infinity.
     points = []
@@ -279,11 +305,14 @@ def _search(key: str, ops: list[Operation], initial: State, max_states: int) -> 
             if nxt[e] != -1:
                 prv[nxt[e]] = e
 
-    class_of = [-1] * n
-    for c, members in enumerate(classes):
-        for i in members:
-            class_of[i] = c
-    placed_in = [0] * len(classes)
+    # How the cache records a placed operation: 0 by itself, 1 as a stand-in
+    # (counted), 2 not at all (see _interchangeable).
+    recorded = [0] * n
+    for i in stand_ins:
+        recorded[i] = 1
+    for i in unrecorded:
+        recorded[i] = 2
+    stood_in = 0
     # Versions never go down, so an operation that must still happen at version r
     # (an ok read that saw r, an ok cas expecting r, an ok create or a read of no
     # node: -1) is dead once the state is past r: prune there, not at its return.
@@ -298,26 +327,35 @@ def _search(key: str, ops: list[Operation], initial: State, max_states: int) -> 
     low = 0  # index in reqs of the lowest version an unplaced operation needs
     left = sum(required)
     state = _unseen_state(initial, seen_values)
-    # What has been placed, for the cache: the operations themselves, except that
-    # of each class of interchangeable operations only how many (see _interchangeable).
+    # What has been placed, as the cache records it: the operations recorded one by
+    # one; stand-ins only as a count. The cache keeps, per (placed, state), the
+    # fewest stand-ins used: a node that used more has fewer left, so it can do
+    # nothing the cached one could not.
     placed = 0
-    stack: list[tuple[int, State, int, int]] = []
-    seen: set[tuple[int, State]] = set()
+    explored = 0
+    stack: list[tuple[int, State, int, int, int]] = []
+    seen: dict[tuple[int, State], int] = {}
     best: tuple[tuple[Operation, ...], Operation | None] = ((), None)
     entry = nxt[0]
-    tried = 0  # classes whose stand-in was already tried from this search node
+    # A stand-in is tried last from each search node, once the other candidates
+    # have been: then the first path to a state tends to use the fewest, and the
+    # cache is seldom beaten by a later, thriftier path (which re-explores).
+    tried = False  # the stand-in was tried from this node
+    deferred = 0  # the entry of the first stand-in met in this node's scan
+    back = 0  # the return entry to go on from once the deferred stand-in is tried
     while left:
         if is_call[entry]:
             i = of[entry]
-            c = class_of[i]
-            if c >= 0:
-                if tried >> c & 1:
-                    entry = nxt[entry]
-                    continue
-                tried |= 1 << c
+            how = recorded[i]
+            if how == 1 and not back:
+                if not tried and not deferred:
+                    deferred = entry
+                entry = nxt[entry]
+                continue
             allowed, after = _step(codes[i], args[i], state)
             if allowed:
-                now = placed | (1 << (i if c < 0 else classes[c][placed_in[c]]))
+                now = placed | 1 << i if how == 0 else placed
+                used = stood_in + (how == 1)
                 j = need_at[i]
                 if j >= 0:
                     waiting[j] -= 1
@@ -325,40 +363,41 @@ def _search(key: str, ops: list[Operation], initial: State, max_states: int) -> 
                 while waiting[floor] == 0 and floor < len(reqs):
                     floor += 1
                 dead = floor < len(reqs) and reqs[floor] < (-1 if after is None else after[1])
-                if not dead and (now, after) not in seen:
-                    if len(seen) >= max_states:
-                        return KeyResult(key, UNKNOWN, tuple(ops), len(seen))
-                    seen.add((now, after))
-                    stack.append((entry, state, placed, low))
+                if not dead and seen.get((now, after), used + 1) > used:
+                    if explored >= max_states:
+                        return KeyResult(key, UNKNOWN, tuple(ops), explored)
+                    explored += 1
+                    seen[now, after] = used
+                    stack.append((entry, state, placed, low, 0 if back else deferred))
                     state, placed, low = after, now, floor
                     left -= required[i]
-                    if c >= 0:
-                        placed_in[c] += 1
+                    stood_in = used
                     lift(entry)
                     entry = nxt[0]
-                    tried = 0
+                    tried, deferred, back = False, 0, 0
                     continue
                 if j >= 0:
                     waiting[j] += 1
-            entry = nxt[entry]
+            entry, back = (back, 0) if back else (nxt[entry], 0)
+            continue
+        if deferred and not tried:
+            tried, back, entry, deferred = True, entry, deferred, 0
             continue
         # A return: its operation could not be placed before it. Backtrack.
         if best[1] is None or len(stack) > len(best[0]):
-            best = (tuple(ops[of[e]] for e, _, _, _ in stack), ops[of[entry]])
+            best = (tuple(ops[of[e]] for e, *_ in stack), ops[of[entry]])
         if not stack:
-            return KeyResult(key, VIOLATION, tuple(ops), len(seen), *best)
-        entry, state, placed, low = stack.pop()
+            return KeyResult(key, VIOLATION, tuple(ops), explored, *best)
+        entry, state, placed, low, deferred = stack.pop()
         i = of[entry]
         left += required[i]
         if need_at[i] >= 0:
             waiting[need_at[i]] += 1
-        tried = 0
-        if class_of[i] >= 0:
-            placed_in[class_of[i]] -= 1
-            tried = 1 << class_of[i]
+        tried = recorded[i] == 1
+        stood_in -= tried
         unlift(entry)
         entry = nxt[entry]
-    return KeyResult(key, OK, tuple(ops), len(seen))
+    return KeyResult(key, OK, tuple(ops), explored)
 
 
 def _needs(op: Operation) -> int | None:
@@ -389,27 +428,31 @@ def _unseen_state(state: State, seen_values: set[Any]) -> State:
     return (_UNSEEN, state[1])
 
 
-def _interchangeable(ops: list[Operation], args: list[Any]) -> list[list[int]]:
-    """Classes of info operations that any member of could stand in for.
+def _interchangeable(ops: list[Operation], args: list[Any]) -> tuple[list[int], list[int]]:
+    """Info operations the cache need not tell apart: (stand-ins, unrecorded).
 
-    Two info operations of the same kind (and, for a cas, the same expected
-    version) that write values no read saw have the same effect, and neither has a
-    completion to meet. Once both are invoked, a search that placed one has the
-    same future as one that placed the other — so the cache counts how many of a
-    class are placed (as the earliest-invoked that many) instead of which. Without
-    this, k unknown writes make up to 2^k cache entries for one real state.
+    Stand-ins: info writes (and cas of any version, -1) of values no read saw.
+    Each has the same effect and no completion to meet, so once invoked any one
+    stands in for another; the search places the first unplaced one in the entry
+    list only (the earliest invoked), and the cache counts how many are placed,
+    not which. Without this, k of them make up to 2^k cache entries for one real
+    state.
+
+    Unrecorded: info cas of a given version, and info creates. Whether one was
+    placed never changes what can follow, given the state: versions only go up,
+    so a cas expecting a version the state has not reached cannot have been
+    placed yet, and one expecting a version it has passed can never be placed
+    again; a create needs no node, and after any create there always is one.
     """
-    groups: dict[tuple[int, Any], list[int]] = {}
+    stand_ins, unrecorded = [], []
     for i, op in enumerate(ops):
         if op.outcome != "info" or op.f == "read":
             continue
-        arg = args[i]
-        if op.f == "cas":
-            if arg[1] is _UNSEEN:
-                groups.setdefault((_CAS, arg[0]), []).append(i)
-        elif arg is _UNSEEN:
-            groups.setdefault((_CODES[op.f], None), []).append(i)
-    return [sorted(members, key=lambda i: (ops[i].invoke, i)) for members in groups.values()]
+        if op.f == "create" or op.f == "cas" and op.input[0] != -1:
+            unrecorded.append(i)
+        elif args[i] is _UNSEEN or op.f == "cas" and args[i][1] is _UNSEEN:
+            stand_ins.append(i)  # a write, or a cas of any version: one and the same
+    return stand_ins, unrecorded
 
 
 def _read_output(op: Operation) -> State:
