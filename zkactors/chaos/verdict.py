@@ -16,6 +16,7 @@ for each fault how long writes stopped succeeding after it healed.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ def judge(operations: list[Operation], ensemble: ChaosEnsemble, keys: list[str],
         "outcomes": dict(outcomes),
         "faults_by_kind": dict(Counter(f.kind for f in faults or [])),
         "recovery_seconds": _recovery(operations, faults or []),
+        "availability_by_kind": _availability(operations, faults or []),
     }
 
 
@@ -129,3 +131,28 @@ def _recovery(operations: list, faults: list[Fault]) -> list[float | None]:
         after = next((t for t in writes if t >= fault.end), None)
         out.append(None if after is None else round(after - fault.end, 3))
     return out
+
+
+def _availability(operations: list, faults: list[Fault]) -> dict[str, float]:
+    """Per fault kind: successful operations per second while such faults were on,
+    as a share of the rate while no fault was (1.0: unaffected)."""
+    done = sorted(op.complete for op in operations
+                  if op.outcome == "ok" and op.complete is not None)
+    if not done or not faults:
+        return {}
+    spans = [(f.start, f.end) for f in faults if f.end is not None]
+    start, end = done[0], done[-1]
+
+    def during(a: float, b: float) -> int:
+        return bisect_left(done, b) - bisect_left(done, a)
+
+    faulty = sum(b - a for a, b in spans)
+    calm_time = max(1e-9, (end - start) - faulty)
+    calm_rate = (len(done) - sum(during(a, b) for a, b in spans)) / calm_time
+    shares: dict[str, list[float]] = {}
+    for fault in faults:
+        if fault.end is None or fault.end <= fault.start:
+            continue
+        rate = during(fault.start, fault.end) / (fault.end - fault.start)
+        shares.setdefault(fault.kind, []).append(rate / calm_rate if calm_rate else 0.0)
+    return {kind: round(sum(v) / len(v), 3) for kind, v in sorted(shares.items())}
