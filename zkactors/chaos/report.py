@@ -19,6 +19,8 @@ WIDTH, HEIGHT = 960, 520
 LEFT, RIGHT, TOP = 70, 20, 30
 PANEL = 190  # height of each panel
 GAP = 50
+#: Latency dots drawn at most: a ten-minute run has a million operations.
+MAX_DOTS = 20_000
 COLOURS = {"ok": "#2a9d4b", "fail": "#e0a100", "info": "#d1352b"}
 FAULT_COLOURS = {"partition-leader": "#9ecae1", "isolate": "#c6dbef", "bridge": "#bcbddc",
                  "oneway-leader": "#fdd0a2", "loss": "#d9d9d9", "kill": "#fcbba1",
@@ -84,7 +86,8 @@ def _throughput(ops: list[Operation], end: float, x: Any, y0: int) -> list[str]:
 
 
 def _latency(ops: list[Operation], x: Any, y0: int) -> list[str]:
-    """Each completed operation's latency, on a log scale from 0.1 ms to 10 s."""
+    """Each completed operation's latency (at most MAX_DOTS of them, evenly
+    spread), on a log scale from 0.1 ms to 10 s."""
     low, high = math.log10(1e-4), math.log10(10.0)
 
     def y(seconds: float) -> float:
@@ -97,9 +100,9 @@ def _latency(ops: list[Operation], x: Any, y0: int) -> list[str]:
                            ("100 ms", 0.1), ("1 s", 1.0), ("10 s", 10.0)):
         parts.append(f'<text x="{LEFT - 6}" y="{y(seconds) + 4:.1f}" text-anchor="end" '
                      f'font-size="9">{label}</text>')
-    for op in ops:
-        if op.complete is None:
-            continue
+    done = [op for op in ops if op.complete is not None]
+    step = max(1, len(done) // MAX_DOTS)  # a long run: every step-th, evenly
+    for op in done[::step]:
         parts.append(f'<circle cx="{x(op.complete):.1f}" cy="{y(op.complete - op.invoke):.1f}" '
                      f'r="1.3" fill="{COLOURS.get(op.outcome, "#999")}" opacity="0.6"/>')
     return parts
