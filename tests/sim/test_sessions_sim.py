@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(300)
 
 def test_sessions_expire_locks_move_and_stale_holders_are_fenced_under_chaos():
     totals: dict[str, int] = {}
-    for seed in range(60):
+    for seed in range(40):
         result = run_seed(seed)
         for key in ("lock_acquisitions", "sessions_lost", "session_expiries", "fenced",
                     "client_pauses", "sessions_opened"):
@@ -24,7 +24,7 @@ def test_sessions_expire_locks_move_and_stale_holders_are_fenced_under_chaos():
     # Not a vacuous pass: the lock changes hands thousands of times, sessions of
     # paused clients expire, and holders that woke from a pause with their clock
     # stopped are refused by the resource (their fencing token is older).
-    assert totals["lock_acquisitions"] > 1000, totals
+    assert totals["lock_acquisitions"] > 800, totals
     assert totals["session_expiries"] >= 5 and totals["sessions_lost"] >= 5, totals
     assert totals["fenced"] >= 1, totals
 

@@ -50,7 +50,7 @@ class RunConfig:
     clients: int = 5
     keys: int = 3
     #: After the last fault is healed, the clients go on this long.
-    settle_seconds: float = 5.0
+    settle_seconds: float = 3.0
     kinds: tuple[str, ...] = KINDS
     out: Path = field(default_factory=lambda: Path("chaos-runs"))
     subnet: str = ""
