@@ -216,3 +216,66 @@ class Ensemble:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
                 node.stop()
+
+
+class BackgroundWriter:
+    """Creates znodes ``PREFIX/kNNNNNN`` in pipelined batches, on a thread of its
+    own, until stopped; ``acked`` holds those acknowledged (path -> value).
+
+    ``unknown_ok``: a single write that fails (in flight at a crash of every node)
+    is skipped — its outcome is unknown, so it is neither expected nor forbidden —
+    instead of ending the writer. Anything else that goes wrong is kept in
+    ``failures`` for the test to report."""
+
+    def __init__(self, hosts: str, prefix: str, value_repeat: int = 170, batch: int = 32,
+                 request_timeout: float = 20.0, unknown_ok: bool = False) -> None:
+        import threading
+
+        self.hosts, self.prefix = hosts, prefix
+        self.value_repeat, self.batch = value_repeat, batch
+        self.request_timeout, self.unknown_ok = request_timeout, unknown_ok
+        self.acked: dict[str, bytes] = {}
+        self.failures: list[BaseException] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._guarded, daemon=True)
+
+    def start(self) -> BackgroundWriter:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.stopping.set()
+        if self.thread.ident is not None:
+            self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the writer did not stop"
+
+    def _guarded(self) -> None:
+        try:
+            self._write()
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            self.failures.append(err)
+
+    def _write(self) -> None:
+        from zkactors import errors
+        from zkactors.client import Client
+
+        retry = {"max_tries": 0} if self.unknown_ok else None
+        with Client(self.hosts, request_timeout=self.request_timeout,
+                    command_retry=retry) as client:
+            client.ensure_path(self.prefix)
+            i = 0
+            while not self.stopping.is_set():
+                batch = {f"{self.prefix}/k{i + j:06d}": b"%06d" % (i + j) * self.value_repeat
+                         for j in range(self.batch)}
+                futures = {p: client.create_async(p, v) for p, v in batch.items()}
+                for path, future in futures.items():
+                    try:
+                        # (The client fails a request by its deadline; the margin
+                        # is for a client that could not.)
+                        future.get(timeout=self.request_timeout + 5.0)
+                    except (errors.ZookeeperError, TimeoutError):
+                        if not self.unknown_ok:
+                            raise
+                        continue
+                    self.acked[path] = batch[path]
+                i += len(batch)

@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.cluster import (
+    BackgroundWriter,
     Ensemble,
     NodeProcess,
     wait_for,
@@ -279,31 +279,13 @@ def test_kill_9_around_snapshot_writes_loses_no_acknowledged_write(tmp_path):
     restarts, and at the end it holds every acknowledged write and the same tree
     as the others."""
     ensemble = Ensemble(tmp_path, extra=COMPACTING).start()
-    acked: dict[str, bytes] = {}
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            with Client(ensemble.hosts, request_timeout=20.0) as c:
-                c.ensure_path("/load")
-                i = 0
-                while not stop.is_set():
-                    batch = {f"/load/k{i + j:06d}": b"%06d" % (i + j) * 170 for j in range(32)}
-                    futures = {p: c.create_async(p, v) for p, v in batch.items()}
-                    for path, future in futures.items():
-                        future.get(timeout=20)
-                        acked[path] = batch[path]
-                    i += len(batch)
-        except BaseException as err:  # noqa: BLE001 - reported by the test
-            failures.append(err)
-
-    thread = threading.Thread(target=writer)
+    writer = BackgroundWriter(ensemble.hosts, "/load")
+    acked, failures = writer.acked, writer.failures
     try:
         leader = ensemble.wait_for_leader()
         victim = ensemble.a_follower(leader)
         snap_dir = victim.data_dir / "snap"
-        thread.start()
+        writer.start()
         wait_for(lambda: len(acked) >= 1000, 20, "a tree worth snapshotting")
         kills = {"while writing": 0, "just after": 0}
         cut_short = 0  # kills that left a snapshot's temporary file behind
@@ -334,16 +316,13 @@ def test_kill_9_around_snapshot_writes_loses_no_acknowledged_write(tmp_path):
             assert not failures, failures
         print(f"kills: {kills}; snapshot writes cut short: {cut_short}")
         assert sum(kills.values()) >= 4 and cut_short >= 1, (kills, cut_short)
-        stop.set()
-        thread.join(60)
-        assert not thread.is_alive() and not failures, failures
+        writer.stop()
+        assert not failures, failures
         assert len(acked) >= 1000
         assert_same_digest_everywhere(ensemble, timeout=60)
         assert_has_every_write(victim, acked)
     finally:
-        stop.set()
-        if thread.is_alive():
-            thread.join(60)
+        writer.stop()
         ensemble.stop()
 
 
@@ -352,43 +331,19 @@ def test_kill_9_of_every_node_at_once_under_write_load_loses_no_acknowledged_wri
     has writes in flight. Restarted, the ensemble has every write it acknowledged,
     on every node, and every node the same tree (digest) at the same zxid."""
     ensemble = Ensemble(tmp_path, extra=COMPACTING).start()
-    acked: dict[str, bytes] = {}
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def writer() -> None:
-        with Client(ensemble.hosts, request_timeout=5.0, command_retry={"max_tries": 0}) as c:
-            c.ensure_path("/cut")
-            i = 0
-            while not stop.is_set():
-                batch = {f"/cut/k{i + j:06d}": b"%06d" % (i + j) * 20 for j in range(64)}
-                futures = {p: c.create_async(p, v) for p, v in batch.items()}
-                for path, future in futures.items():
-                    try:
-                        future.get(timeout=10)
-                    except errors.ZookeeperError:
-                        continue  # in flight at the cut: either outcome is allowed
-                    acked[path] = batch[path]
-                i += len(batch)
-
-    def guarded() -> None:
-        try:
-            writer()
-        except BaseException as err:  # noqa: BLE001 - reported by the test
-            failures.append(err)
-
-    thread = threading.Thread(target=guarded)
+    writer = BackgroundWriter(ensemble.hosts, "/cut", value_repeat=20, batch=64,
+                              request_timeout=5.0, unknown_ok=True)
+    acked = writer.acked
     try:
         ensemble.wait_for_leader()
-        thread.start()
+        writer.start()
         wait_for(lambda: len(acked) >= 3000, 30, "writes flowing")
         for node in ensemble.nodes.values():  # as close to one instant as we can
             os.kill(node.pid, 9)
         for node in ensemble.nodes.values():
             node.kill9()  # (reaps it)
-        stop.set()
-        thread.join(30)
-        assert not thread.is_alive()
+        writer.stop()
+        assert not writer.failures, writer.failures
         before = len(acked)
         for node in ensemble.nodes.values():
             node.start(wait=False)
@@ -398,5 +353,5 @@ def test_kill_9_of_every_node_at_once_under_write_load_loses_no_acknowledged_wri
         for node in ensemble.nodes.values():
             assert_has_every_write(node, acked)
     finally:
-        stop.set()
+        writer.stop()
         ensemble.stop()

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Ensemble, wait_for
+from tests.integration.cluster import BackgroundWriter, Ensemble, wait_for
 from tests.integration.test_crash_matrix import (
     assert_has_every_write,
     assert_same_digest_everywhere,
 )
-from zkactors.client import Client
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -67,30 +65,12 @@ def test_a_full_disk_stops_the_node_once_and_it_serves_again_when_space_returns(
     # Node 2's data dir lives on the small disk.
     (small_disk / "data2").mkdir()
     victim.data_dir.symlink_to(small_disk / "data2")
-    acked: dict[str, bytes] = {}
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            with Client(ensemble.hosts, request_timeout=20.0) as c:
-                c.ensure_path("/full")
-                i = 0
-                while not stop.is_set():
-                    batch = {f"/full/k{i + j:06d}": b"%06d" % (i + j) * 30 for j in range(32)}
-                    futures = {p: c.create_async(p, v) for p, v in batch.items()}
-                    for path, future in futures.items():
-                        future.get(timeout=20)
-                        acked[path] = batch[path]
-                    i += len(batch)
-        except BaseException as err:  # noqa: BLE001 - reported by the test
-            failures.append(err)
-
-    thread = threading.Thread(target=writer)
+    writer = BackgroundWriter(ensemble.hosts, "/full", value_repeat=30)
+    acked, failures = writer.acked, writer.failures
     try:
         ensemble.start()
         pid = victim.pid
-        thread.start()
+        writer.start()
         wait_for(lambda: len(acked) >= 500, 30, "writes flowing")
         filler = fill(small_disk)
         wait_for(lambda: b'"disk_full"' in victim.log_path.read_bytes(), 60,
@@ -110,13 +90,11 @@ def test_a_full_disk_stops_the_node_once_and_it_serves_again_when_space_returns(
         victim.log_offset = victim.log_path.read_bytes().index(b'"disk_space_back"')
         victim.wait_serving(30)  # serving again: the same process, started afresh
         assert victim.pid == pid and victim.proc.poll() is None
-        stop.set()
-        thread.join(60)
-        assert not thread.is_alive() and not failures, failures
+        writer.stop()
+        assert not failures, failures
         assert_same_digest_everywhere(ensemble, timeout=60)
         assert_has_every_write(victim, acked)
         assert victim.log_path.read_bytes().count(b'"disk_full"') == 1
     finally:
-        stop.set()
-        thread.join(60)
+        writer.stop()
         ensemble.stop()
