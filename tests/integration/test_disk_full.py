@@ -1,7 +1,7 @@
 """A node whose disk fills up (issue #15's crash matrix): nothing false is
-acknowledged, it says why once in its log (not in a loop), the others serve on,
-and it serves again by itself — same process — once space comes back, with
-every acknowledged write.
+acknowledged, it says why once in its log (not in a loop), it refuses its
+clients saying why, the others serve on, and it serves again by itself — same
+process — once space comes back, with every acknowledged write.
 
 The node's data dir is on a small tmpfs the test mounts (root only: CI runs as
 root) and fills with a file; the mount is removed at the end, also on failure.
@@ -20,6 +20,8 @@ from tests.integration.test_crash_matrix import (
     assert_has_every_write,
     assert_same_digest_everywhere,
 )
+from zkactors import errors
+from zkactors.client import Client
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -38,7 +40,7 @@ wal_segment_bytes = 1048576
 def small_disk(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
                    check=True, timeout=30)
     try:
         yield mount
@@ -81,6 +83,9 @@ def test_a_full_disk_stops_the_node_once_and_it_serves_again_when_space_returns(
                  "writes acknowledged while node 2 waits for space")
         assert not failures, failures
         assert victim.proc.poll() is None and victim.pid == pid  # waiting, not dead
+        # A client that can reach only node 2 is told why, at once.
+        with pytest.raises(errors.NotReadyError, match="no space left on"):
+            Client(victim.client_endpoint, connect_timeout=1.0, session=False).start(timeout=5)
         log = victim.log_path.read_bytes()
         assert log.count(b'"disk_full"') == 1, "said once, not in a loop"
         assert b'"disk_space_back"' not in log

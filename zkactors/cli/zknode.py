@@ -20,7 +20,12 @@ import zmq
 
 from zkactors.config import ConfigError, NodeConfig, load_node_config
 from zkactors.logsetup import configure_logging, get_logger
-from zkactors.runtime.diskspace import is_disk_full, space_needed, wait_for_space
+from zkactors.runtime.diskspace import (
+    Refuser,
+    is_disk_full,
+    space_needed,
+    wait_for_space,
+)
 from zkactors.storage.stable import StableStoreError
 from zkactors.storage.wal import WalError
 
@@ -68,8 +73,19 @@ def restart_when_there_is_room(config: NodeConfig, asked_to_stop: threading.Even
     process (same PID, state from disk). Returns ``code`` if asked to stop first."""
     log = get_logger(node=config.node_id, actor="zknode")
     needed = space_needed(config.storage.wal_segment_bytes)
-    if not wait_for_space(config.data_dir, needed, asked_to_stop, log):
-        return code
+    reason = (f"node {config.node_id} has no space left on {config.data_dir} and waits "
+              f"for {needed} bytes free; try another node")
+    try:
+        refuser: Refuser | None = Refuser(config.me.client, reason)
+    except zmq.ZMQError as err:  # (its port still held: clients just find it silent)
+        log.warning("refuser_not_bound", endpoint=config.me.client, error=str(err))
+        refuser = None
+    try:
+        if not wait_for_space(config.data_dir, needed, asked_to_stop, log, refuser):
+            return code
+    finally:
+        if refuser is not None:
+            refuser.close()
     log.info("restarting", reason="disk space is back")
     sys.stdout.flush()
     sys.stderr.flush()
