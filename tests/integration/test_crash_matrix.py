@@ -294,17 +294,16 @@ def test_kill_9_around_snapshot_writes_loses_no_acknowledged_write(tmp_path):
         while (sum(kills.values()) < 4 or not cut_short) and sum(kills.values()) < 8 \
                 and time.monotonic() < deadline:
             seen = set(os.listdir(snap_dir))
-            until = time.monotonic() + 5
-            moment = None
-            while moment is None and time.monotonic() < until:
+
+            def snapshot_moment(seen: set[str] = seen) -> str | None:
                 names = set(os.listdir(snap_dir))
                 if any(n.endswith(".tmp") for n in names):
-                    moment = "while writing"
-                elif names - seen:
-                    moment = "just after"
-                else:
-                    time.sleep(0.001)
-            assert moment is not None, "no snapshot written within 5 s under load"
+                    return "while writing"
+                return "just after" if names - seen else None
+
+            # (Polled every millisecond: a snapshot's temporary file lives briefly.)
+            moment = wait_for(snapshot_moment, 5, "a snapshot written under load",
+                              interval=0.001)
             victim.kill9()
             kills[moment] += 1
             report = verify(str(victim.data_dir))
