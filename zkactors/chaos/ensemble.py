@@ -10,6 +10,9 @@ Each node's data dir is a small tmpfs of its own, so that a disk can be filled
 (:meth:`fill_disk`) without touching the machine's; :meth:`close` unmounts them.
 (tmpfs makes fsync free, which a chaos run does not mind: it kills processes,
 not machines, and a killed process loses nothing it wrote.)
+
+With ``relay=True`` the nodes' peer links pass through a delaying relay in each
+namespace (:mod:`zkactors.chaos.relay`), started before the nodes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 from zkactors.chaos.netns import Network
+from zkactors.chaos.relay import Relays
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_PORT, PEER_PORT, ELECTION_PORT, WATCH_PORT = 2181, 2881, 2981, 2191
@@ -29,7 +33,7 @@ CLIENT_PORT, PEER_PORT, ELECTION_PORT, WATCH_PORT = 2181, 2881, 2981, 2191
 
 class ChaosEnsemble:
     def __init__(self, network: Network, workdir: Path, extra_config: str = "",
-                 disk_mib: int = 0) -> None:
+                 disk_mib: int = 0, relay: bool = False) -> None:
         self.network = network
         self.workdir = workdir
         self.extra_config = extra_config
@@ -40,6 +44,7 @@ class ChaosEnsemble:
         self.procs: dict[int, subprocess.Popen] = {}
         self.paused: set[int] = set()
         self.logs: dict[int, Path] = {}
+        self.relays = Relays(network, workdir) if relay else None
 
     @property
     def nodes(self) -> list[int]:
@@ -90,6 +95,11 @@ class ChaosEnsemble:
         (self.data_dir(node) / "filler").unlink(missing_ok=True)
 
     # ------------------------------------------------------------ processes
+    def start_relays(self) -> None:
+        """Before the nodes start: their peer links through the relays (if any)."""
+        if self.relays is not None:
+            self.relays.start(ports=(PEER_PORT, ELECTION_PORT))
+
     def start(self, node: int) -> None:
         if node in self.procs and self.procs[node].poll() is None:
             return
@@ -139,6 +149,8 @@ class ChaosEnsemble:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        if self.relays is not None:
+            self.relays.close()
         for mount in reversed(self.mounts):
             subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
         self.mounts.clear()

@@ -7,6 +7,9 @@ Kinds (leaders are the victims most of the time, as Jepsen's do):
 * ``bridge`` — the nodes split in two halves but for one node that sees both.
 * ``oneway-leader`` — the leader's packets to its peers are dropped; theirs arrive.
 * ``loss`` — a share of the packets on one link is dropped, both ways.
+* ``delay`` — what a node says to its peers, and they to it, arrives 25 to 200 ms
+  late, plus a jitter of up to half that (through the relays of
+  :mod:`zkactors.chaos.relay`; order kept, as TCP keeps it).
 * ``kill`` — kill -9, restarted when the fault ends.
 * ``pause`` — SIGSTOP, SIGCONT when it ends.
 * ``disk-full`` — the node's data dir's filesystem filled to the last byte; the
@@ -26,8 +29,8 @@ from dataclasses import dataclass, field
 
 from zkactors.chaos.ensemble import ChaosEnsemble
 
-KINDS = ("partition-leader", "isolate", "bridge", "oneway-leader", "loss", "kill", "pause",
-         "disk-full")
+KINDS = ("partition-leader", "isolate", "bridge", "oneway-leader", "loss", "delay", "kill",
+         "pause", "disk-full")
 
 
 @dataclass
@@ -96,6 +99,17 @@ class Nemesis:
             net.drop_to(a, b, percent)
             net.drop_to(b, a, percent)
             fault = Fault(kind, [a, b], f"{percent}% loss between {a} and {b}", 0)
+        elif kind == "delay":
+            if ens.relays is None:
+                raise ValueError("delay faults need the ensemble's relays (relay=True)")
+            victim = self._victim()
+            delay_ms = rng.choice((25, 50, 100, 200))
+            for peer in nodes:
+                if peer != victim:
+                    ens.relays.delay(victim, peer, delay_ms, delay_ms / 2)
+                    ens.relays.delay(peer, victim, delay_ms, delay_ms / 2)
+            fault = Fault(kind, [victim],
+                          f"node {victim}'s links delayed {delay_ms} ms + up to {delay_ms // 2}", 0)
         elif kind == "kill":
             victim = self._victim()
             ens.kill(victim)
@@ -122,6 +136,8 @@ class Nemesis:
             ens.resume(fault.nodes[0])
         elif fault.kind == "disk-full":
             ens.free_disk(fault.nodes[0])
+        elif fault.kind == "delay":
+            ens.relays.clear()
         else:
             ens.network.heal()
         fault.end = time.monotonic()
@@ -130,6 +146,8 @@ class Nemesis:
         """Everything back: rules gone, every node running."""
         ens = self.ensemble
         ens.network.heal()
+        if ens.relays is not None:
+            ens.relays.clear()
         for node in ens.nodes:
             if ens.disk_mib:
                 ens.free_disk(node)

@@ -27,6 +27,9 @@ import subprocess
 from dataclasses import dataclass, field
 
 TABLE = "zkchaos"
+#: The table holding the redirect to a node's delaying relay (never flushed by
+#: :meth:`Network.heal`: the relay stays in the path for the whole run).
+RELAY_TABLE = "zkrelay"
 
 
 class NetworkError(RuntimeError):
@@ -161,6 +164,20 @@ class Network:
         for n in self.nodes if node is None else [node]:
             for chain in ("out", "in"):
                 self._nft(n, "flush", "chain", "inet", TABLE, chain)
+
+    def redirect_peers(self, node: int, relay_port: int, mark: int,
+                       ports: tuple[int, ...]) -> None:
+        """Connections ``node`` opens to ``ports`` of any address on the run's
+        subnet go to the relay at ``relay_port`` on its loopback instead; packets
+        carrying ``mark`` (the relay's own) pass (see :mod:`zkactors.chaos.relay`)."""
+        self._nft(node, "add", "table", "ip", RELAY_TABLE)
+        self._nft(node, "add", "chain", "ip", RELAY_TABLE, "out",
+                  "{ type nat hook output priority -100; policy accept; }")
+        self._nft(node, "add", "rule", "ip", RELAY_TABLE, "out", "meta", "mark", hex(mark),
+                  "return")
+        self._nft(node, "add", "rule", "ip", RELAY_TABLE, "out", "ip", "daddr",
+                  str(self.net), "tcp", "dport", "{ " + ", ".join(map(str, ports)) + " }",
+                  "redirect", "to", f":{relay_port}")
 
     def rules(self, node: int) -> str:
         return self._nft(node, "list", "table", "inet", TABLE)

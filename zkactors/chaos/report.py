@@ -23,8 +23,8 @@ GAP = 50
 MAX_DOTS = 20_000
 COLOURS = {"ok": "#2a9d4b", "fail": "#e0a100", "info": "#d1352b"}
 FAULT_COLOURS = {"partition-leader": "#9ecae1", "isolate": "#c6dbef", "bridge": "#bcbddc",
-                 "oneway-leader": "#fdd0a2", "loss": "#d9d9d9", "kill": "#fcbba1",
-                 "pause": "#c7e9c0", "disk-full": "#fde0ef"}
+                 "oneway-leader": "#fdd0a2", "loss": "#d9d9d9", "delay": "#dadaeb",
+                 "kill": "#fcbba1", "pause": "#c7e9c0", "disk-full": "#fde0ef"}
 
 
 def render(operations: Iterable[Operation], faults: list[dict[str, Any]],

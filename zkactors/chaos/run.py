@@ -95,7 +95,8 @@ def run(config: RunConfig) -> dict[str, Any]:
     subnet = config.subnet or f"10.213.{secrets.randbelow(200) + 20}.0/24"
     nodes = list(range(1, config.nodes + 1))
     with Network(run_id, nodes, subnet=subnet) as network:
-        ensemble = ChaosEnsemble(network, workdir, NODE_CONFIG, disk_mib=DISK_MIB)
+        ensemble = ChaosEnsemble(network, workdir, NODE_CONFIG, disk_mib=DISK_MIB,
+                                 relay="delay" in config.kinds)
         try:
             return _run(config, ensemble, workdir)
         finally:
@@ -104,6 +105,7 @@ def run(config: RunConfig) -> dict[str, Any]:
 
 def _run(config: RunConfig, ensemble: ChaosEnsemble, workdir: Path) -> dict[str, Any]:
     ensemble.write_configs()
+    ensemble.start_relays()
     for node in ensemble.nodes:
         ensemble.start(node)
     wait_converged(ensemble, 30)
