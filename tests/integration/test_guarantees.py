@@ -134,7 +134,9 @@ def test_no_node_answers_from_an_older_tree_after_the_whole_ensemble_restarts(tm
 FIFO_OPS = 6_000
 FIFO_WINDOW = 16
 KILL_AT, PAUSE_AT, PAUSE_S = 1_500, 3_500, 1.5
-FIFO_RUNS = 10
+#: Five runs: when this test found the reordering bug (4578fdf), two or three of
+#: ten runs failed; five keep most of that reach in half the suite's time.
+FIFO_RUNS = 5
 
 
 class Nemesis(threading.Thread):
