@@ -27,6 +27,7 @@ from zkactors.errors import (
     Code,
     ConnectionClosedError,
     ConnectionLoss,
+    NotReadyError,
     OperationTimeoutError,
 )
 from zkactors.protocol import (
@@ -514,6 +515,42 @@ def test_an_ended_session_is_lost_then_a_new_id_opens_the_next_one():
     assert new_open[-2:] == [1, 1]  # seq 1 again: a fresh dedup sequence
     wire.reply(new_open[0], Code.OK, 4000)
     assert wire.session.session_id == wire.session.client_id
+
+
+def test_a_session_client_takes_a_node_that_serves_no_one_for_a_failed_attempt():
+    wire = Wire(open_session=True)
+    wire.start()
+    wire.answer_hello(result={**HELLO_OK, "serving": False})
+    assert not wire.session.connected and CONNECTED not in wire.states()
+    assert isinstance(wire.session.hello_error, NotReadyError)
+    assert wire.open == NODES[1]  # on to the next at once
+    wire.answer_hello(result={**HELLO_OK, "serving": True})
+    assert wire.states() == [CONNECTED]
+
+
+def test_a_ping_refused_for_want_of_a_leader_suspends_a_session_client():
+    wire = session_wire(connect_timeout=1.0)
+    wire.advance(1.1)
+    ping = [m for m in wire.sent if m[1] == OP_PING][-1]
+    wire.reply(ping[0], Code.NOT_READY, "no live leader known here")
+    assert wire.states() == [CONNECTED, SUSPENDED]
+    assert wire.open == NODES[1]
+    wire.answer_hello(result={**HELLO_OK, "serving": False})  # that one has none either
+    assert wire.open == NODES[2] and wire.states()[-1] == SUSPENDED
+    wire.answer_hello()
+    assert wire.states() == [CONNECTED, SUSPENDED, CONNECTED]
+
+
+def test_a_client_without_sessions_stays_with_a_node_that_serves_no_one():
+    # (zkctl asks such a node for its status: it must be able to connect.)
+    wire = Wire()
+    wire.start()
+    wire.answer_hello(result={**HELLO_OK, "serving": False})
+    assert wire.session.connected
+    wire.advance(1.1)
+    ping = [m for m in wire.sent if m[1] == OP_PING][-1]
+    wire.reply(ping[0], Code.NOT_READY, "no live leader known here")
+    assert wire.session.connected and wire.open == NODES[0]
 
 
 def test_a_ping_answered_session_expired_ends_the_session_too():

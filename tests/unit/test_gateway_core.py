@@ -113,10 +113,25 @@ def test_hello_opens_a_session_and_returns_the_limits():
         "session_timeout_ms": TIMEOUT,
         "session_bounds_ms": [1000, 60000],
         "dedup": True,
+        "serving": True,
         "watch": "",
     }, False]]
     session = gw.sessions[A]
     assert (session.name, session.inflight, session.last_seen_ms) == ("my-client", 0, 50)
+
+
+def test_a_node_that_knows_no_live_leader_says_so_at_hello_and_refuses_pings():
+    gw = gateway(serving_reads=False)
+    out = send(gw, A, [4, "hello", PROTOCOL_VERSION, "c", 77])
+    assert only_reply(out)[3]["serving"] is False
+    assert 77 in gw.touched  # (a hello is still a sign of life)
+    assert reply_code(send(gw, A, [5, "ping"])) == Code.NOT_READY
+    gw.serving_reads = True
+    gw.on_role("follower", 2, 2, "tcp://x:1", caught_up=False)
+    assert reply_code(send(gw, A, [6, "ping"])) == Code.NOT_READY  # still catching up
+    gw.on_role("follower", 2, 2, "tcp://x:1", caught_up=True)
+    assert reply_code(send(gw, A, [7, "ping"])) == OK
+    assert only_reply(send(gw, A, [8, "hello", PROTOCOL_VERSION, "c", 77]))[3]["serving"]
 
 
 def test_hello_with_wrong_protocol_version_is_refused():

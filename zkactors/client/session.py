@@ -57,6 +57,7 @@ from zkactors.errors import (
     Code,
     ConnectionClosedError,
     ConnectionLoss,
+    NotReadyError,
     OperationTimeoutError,
     SessionExpiredError,
     error_for,
@@ -456,7 +457,9 @@ class Session:
         self.failed_at[self.endpoint] = now
         if self.suspended_since is None:
             self.suspended_since = now
-        if self.connected:
+        if self.connected or self.state == CONNECTED:
+            # (Not connected but CONNECTED: a hello again, on a line we held,
+            # was refused.)
             self._set_state(SUSPENDED)
             self.connected = False
             self.effects.append(Attached())
@@ -565,6 +568,9 @@ class Session:
             self.ping_rid = 0
             if code == Code.SESSION_EXPIRED:
                 self._session_ended(None, now)
+            elif code == Code.NOT_READY and self.open_session:
+                # The node lost its leader: for a session, as good as gone.
+                self._lose_connection(now)
         else:
             request = self.inflight.pop(rid, None)
             if request is not None:
@@ -575,6 +581,15 @@ class Session:
         if code != Code.OK:
             # A node that refuses us (wrong protocol, full) is a failed attempt.
             self.hello_error = error_for(code, result)
+            self._lose_connection(now)
+            return
+        if self.open_session and result.get("serving") is False:
+            # It answers, but knows no live leader (cut off, electing, catching
+            # up): a session held there could not be kept alive, so it counts
+            # as a failed attempt, as a node that did not answer at all.
+            self.hello_error = NotReadyError(
+                f"node {result.get('node')} serves no one now: it knows no live leader "
+                "or is still catching up")
             self._lose_connection(now)
             return
         self.connected = True

@@ -205,6 +205,12 @@ class GatewayCore:
                                       "closed): start a new one")
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
         if op == OP_PING:
+            if not self.serving:
+                # A session client takes this for a lost connection (SUSPENDED) and
+                # looks for a node that serves, as ZooKeeper's clients do when
+                # their server loses its leader. (Not logged: every client pings.)
+                return ROUTE_REPLY, [ident, rid, int(Code.NOT_READY),
+                                     "no live leader known here; try another node", False]
             return ROUTE_REPLY, [ident, rid, 0, None, False]
         if op == OP_BYE:
             # Requests still in flight are answered anyway; the session just goes.
@@ -300,6 +306,9 @@ class GatewayCore:
             # The session timeouts this ensemble grants: a client asks within them.
             "session_bounds_ms": [self.min_session_timeout_ms, self.max_session_timeout_ms],
             "dedup": True,
+            # Whether this node serves now (knows a live leader, has caught up
+            # with it): a session client stays connected only to one that does.
+            "serving": self.serving,
             # Where this node publishes changes: a client subscribes there.
             "watch": self.identity.get("watch_endpoint", ""),
         }
@@ -413,6 +422,11 @@ class GatewayCore:
                         "connected": sorted({s.client_id for s in sessions.values()
                                              if s.client_id})}
 
+    @property
+    def serving(self) -> bool:
+        """A live leader is known here, and this node has caught up with it."""
+        return self.serving_reads and self.caught_up
+
     def on_role(self, role: str, term: int, leader: int, leader_endpoint: str,
                 caught_up: bool = True, read_floor: int = 0) -> None:
         """The log actor's role changed, or it caught up with its leader (shown in
@@ -447,7 +461,7 @@ class GatewayCore:
             "node": self.node_id,
             **store_status,
             **self.identity,
-            "serving_reads": self.serving_reads and self.caught_up,
+            "serving_reads": self.serving,
             "caught_up": self.caught_up,
             "lag": max(0, commit_index - applied_index),
             "clients": len(self.sessions),
