@@ -13,6 +13,14 @@ Every incoming message is checked at the edge: the routing id must name a member
 the frame must decode into a protocol message, and the sender the message claims
 must be the member it came from. Anything else is dropped and counted.
 
+A peer that comes back (restarted) is reconnected to at once: ZeroMQ retries a
+lost peer with a backoff that reaches ``RECONNECT_MAX_MS``, so after a few seconds
+down, our link to it would stay dead up to a second after it is back. Its hello
+arriving on our ROUTER while our sends to it have failed for ``DOWN_FOR_MS`` is
+the sign: we reconnect the DEALER then, so a restarted follower hears its leader
+within a round trip. (Sends also fail when a live peer's queue is full; that
+passes within moments, and a reconnect would only throw the queue away.)
+
 Every 250 ms each link also sends a ``hello`` carrying the fingerprint of this
 node's member list, and nothing else from a peer is accepted until its hello has
 shown the same fingerprint. A peer whose fingerprint differs has another idea of
@@ -33,6 +41,7 @@ from zkactors.protocol import pack, unpack
 RECONNECT_MS = 100
 RECONNECT_MAX_MS = 1000
 HELLO_EVERY_MS = 250
+DOWN_FOR_MS = 500
 _HELLO = b"hello"
 
 
@@ -53,6 +62,14 @@ class PeerLinks:
         self.router.rcvhwm = hwm
         self.router.bind(endpoint)
         self.dealers: dict[int, zmq.Socket] = {}
+        self.endpoints = dict(peers)
+        #: Peers our last send to failed (no connection, or queue full), with the
+        #: time (of a tick) since which they have; and how often we reconnected
+        #: to one because it spoke to us meanwhile.
+        self.unreachable: set[int] = set()
+        self._unreachable_since: dict[int, int] = {}
+        self._now_ms = 0
+        self.reconnects = 0
         for peer_id, peer_endpoint in peers.items():
             dealer = context.socket(zmq.DEALER)
             dealer.linger = 0
@@ -72,6 +89,9 @@ class PeerLinks:
             self.dealers[peer_id].send(pack(to_wire(message)), zmq.NOBLOCK)
         except zmq.Again:
             self.dropped += 1
+            self.unreachable.add(peer_id)
+        else:
+            self.unreachable.discard(peer_id)
 
     def receive(self, limit: int) -> list[Any]:
         """Up to ``limit`` valid messages waiting on the ROUTER."""
@@ -107,16 +127,36 @@ class PeerLinks:
 
     def maintain(self, now_ms: int) -> None:
         """Call every tick: sends the periodic hellos."""
+        self._now_ms = now_ms
+        since = self._unreachable_since
+        for peer in self.unreachable:
+            since.setdefault(peer, now_ms)
+        for peer in [p for p in since if p not in self.unreachable]:
+            del since[peer]
         if now_ms < self._hello_due:
             return
         self._hello_due = now_ms + HELLO_EVERY_MS
-        for dealer in self.dealers.values():
+        for peer, dealer in self.dealers.items():
             try:
                 dealer.send_multipart([_HELLO, self.fingerprint], zmq.NOBLOCK)
             except zmq.Again:
-                pass
+                self.unreachable.add(peer)
+            else:
+                self.unreachable.discard(peer)
 
     def _on_hello(self, peer: int, fingerprint: bytes) -> None:
+        down_since = self._unreachable_since.get(peer)
+        if peer in self.unreachable and down_since is not None \
+                and self._now_ms - down_since >= DOWN_FOR_MS:
+            # It speaks to us, yet our link to it has been down a while: ZeroMQ
+            # is waiting out its reconnect backoff. Reconnect now (nothing is
+            # queued on a link that is down: the DEALERs are ``immediate``).
+            self.unreachable.discard(peer)
+            del self._unreachable_since[peer]
+            self.reconnects += 1
+            dealer = self.dealers[peer]
+            dealer.disconnect(self.endpoints[peer])
+            dealer.connect(self.endpoints[peer])
         if fingerprint == self.fingerprint:
             self.verified.add(peer)
             self.refused.discard(peer)
@@ -127,7 +167,8 @@ class PeerLinks:
                 self._newly_refused.append(peer)
 
     def counters(self) -> dict[str, int]:
-        return {**self.rejected, **({"send_dropped": self.dropped} if self.dropped else {})}
+        return {**self.rejected, **({"send_dropped": self.dropped} if self.dropped else {}),
+                **({"reconnected": self.reconnects} if self.reconnects else {})}
 
     def take_mismatched(self) -> list[int]:
         found, self._newly_refused = self._newly_refused, []
