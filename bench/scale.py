@@ -496,6 +496,11 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
     pool = None
     result: dict[str, Any] = {"znodes": znodes, "settings": settings,
                               "tree_levels": level_sizes(znodes, fanout)}
+    phases: dict[str, str] = result.setdefault("phases_began_at", {})
+
+    def phase(name: str) -> None:
+        phases[name] = datetime.now().astimezone().isoformat(timespec="milliseconds")
+        say(name)
     try:
         ensemble.start()
         leader = leader_of(ensemble)
@@ -504,6 +509,7 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
         result["pids"] = {n: node.pid for n, node in ensemble.nodes.items()}
         result["memory_empty"] = {n: memory(node.pid) for n, node in ensemble.nodes.items()}
         pool = ctx.Pool(procs)
+        phase("fill")
         say(f"filling {znodes:,} znodes, leader is node {leader}")
         result["fill"] = fill(hosts, znodes, fanout, value_size, procs, window, pool)
         pool.close()
@@ -519,7 +525,7 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
                                          for n, m in result["memory_after_fill"].items()})
         leader = leader_of(ensemble)
         result["leader"] = leader
-        say("writes across a snapshot")
+        phase("writes_across_snapshot")
         result["writes"] = writes_across_snapshot(ensemble, leader, snapshot_every, rate,
                                                   value_size, before_s, after_s,
                                                   timeout=120.0 + znodes / 5000)
@@ -532,23 +538,25 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
         result["memory_after_snapshot"] = {n: memory(node.pid)
                                            for n, node in ensemble.nodes.items()}
         digest_timeout = 120.0 + znodes / 10_000
+        phase("digests")
         result["digests_before_restarts"] = converged_digests(ensemble, digest_timeout)
         followers = [n for n in ensemble.nodes if n != leader]
         restart_timeout = 300.0 + znodes / 5000
-        say(f"cold start of node {followers[0]}")
+        phase(f"cold_start_node_{followers[0]}")
         result["cold_start"] = restart_follower(ensemble, followers[0], leader, wipe=False,
                                                 timeout=restart_timeout)
         say("cold start:", json.dumps(result["cold_start"]))
         result["cold_start"]["spot_check_wrong"] = spot_check(
             ensemble.nodes[followers[0]], znodes, fanout, value_size)
         result["digests_after_cold_start"] = converged_digests(ensemble, digest_timeout)
-        say(f"wiped follower: node {followers[1]}")
+        phase(f"wiped_follower_node_{followers[1]}")
         result["wiped_follower"] = restart_follower(ensemble, followers[1], leader, wipe=True,
                                                     timeout=restart_timeout)
         say("wiped follower:", json.dumps(result["wiped_follower"]))
         result["wiped_follower"]["spot_check_wrong"] = spot_check(
             ensemble.nodes[followers[1]], znodes, fanout, value_size)
         result["digests_after_wiped_rejoin"] = converged_digests(ensemble, digest_timeout)
+        phase("end")
         result["memory_end"] = {n: memory(node.pid) for n, node in ensemble.nodes.items()}
         result["still_leader"] = leader_of(ensemble) == leader
     finally:
@@ -556,6 +564,15 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
             pool.terminate()
             pool.join()
         stop_all(ensemble)
+    # Leader changes are not expected here (nothing is killed but followers):
+    # any would say something held a node past its election timeout.
+    became = {(n, e.get("term")): e["timestamp"] for n, node in ensemble.nodes.items()
+              for e in reversed(log_events(node, {"role"})) if e.get("role") == "leader"}
+    result["became_leader"] = [{"node": n, "term": term, "at": at}
+                               for (n, term), at in sorted(became.items(), key=lambda x: x[1])]
+    result["leader_lost"] = [
+        {"node": n, "at": e["timestamp"]}
+        for n, node in ensemble.nodes.items() for e in log_events(node, {"leader_lost"})]
     result["targets"] = targets_met(result)
     return result
 
