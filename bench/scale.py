@@ -312,21 +312,27 @@ def top_up(hosts: str, count: int, value_size: int, window: int = 512) -> None:
 def writes_across_snapshot(ensemble: Ensemble, leader: int, snapshot_every: int, rate: float,
                            value_size: int, before_s: float, after_s: float,
                            timeout: float) -> dict[str, Any]:
-    """An open-loop load of sets at ``rate``/s across the leader's next snapshot."""
+    """An open-loop load of sets at ``rate``/s across the members' next snapshots.
+
+    Each member snapshots once it has applied ``snapshot_every`` entries past its
+    own last snapshot (whose index names its newest file), so the members reach
+    their thresholds a few hundred entries apart: each is watched for its own.
+    """
     node = ensemble.nodes[leader]
-    files = snapshot_files(node)
-    last = files[-1][0] if files else 0
-    threshold = last + snapshot_every
+    thresholds = {}
+    for n, member in ensemble.nodes.items():
+        files = snapshot_files(member)
+        thresholds[n] = (files[-1][0] if files else 0) + snapshot_every
+    threshold = thresholds[leader]
     applied = status(node)["applied_index"]
     margin = int(rate * before_s)
-    if threshold - applied > margin:
-        count = threshold - applied - margin
+    first = min(thresholds.values())
+    if first - applied > margin:
+        count = first - applied - margin
         say(f"top-up: {count:,} sets to bring the leader to {margin} entries short of "
-            f"its next snapshot (index {threshold:,})")
+            f"the first member's next snapshot (thresholds {thresholds})")
         top_up(node.client_endpoint, count, value_size)
-    # Every member snapshots at about the same index (the followers a moment
-    # later): the window runs until the last of them has its file.
-    watches = {n: SnapshotWatch(member.data_dir / "snap", threshold)
+    watches = {n: SnapshotWatch(member.data_dir / "snap", thresholds[n])
                for n, member in ensemble.nodes.items()}
     watch = watches[leader]
     watchers = [threading.Thread(target=w.run, daemon=True) for w in watches.values()]
@@ -374,11 +380,17 @@ def writes_across_snapshot(ensemble: Ensemble, leader: int, snapshot_every: int,
     for watcher in watchers:
         watcher.join(5)
     if any(w.done_seen is None for w in watches.values()):
-        raise TimeoutError(f"no snapshot at index >= {threshold} on every node "
-                           f"within {timeout} s")
+        raise TimeoutError(f"no snapshot past {thresholds} on every node within {timeout} s")
     acked = [r for r in records if r[1]]
-    past = [r[1] for r in acked if r[2] >= threshold]
-    started = min(past) if past else watch.tmp_seen
+
+    def began(n: int) -> float:
+        # A member applies its threshold about when the leader acknowledges it
+        # (the leader's own store snapshots right after replying to that batch).
+        past = [r[1] for r in acked if r[2] >= thresholds[n]]
+        return min(past) if past else watches[n].tmp_seen
+
+    starts = {n: began(n) for n in watches}
+    started = min(starts.values())
     ended = max(w.done_seen for w in watches.values())
     during = [(r[1] - r[0]) * 1000 for r in acked if r[0] < ended and r[1] > started]
     outside = [(r[1] - r[0]) * 1000 for r in acked if not (r[0] < ended and r[1] > started)]
@@ -398,16 +410,18 @@ def writes_across_snapshot(ensemble: Ensemble, leader: int, snapshot_every: int,
         "failures": failures[:5],
         "snapshot_index": saved[0]["index"] if saved else None,
         "snapshot_bytes": saved[0]["bytes"] if saved else None,
-        # From the first write acknowledged at/past the threshold (the store
-        # snapshots right after replying to its batch) to the final file's rename.
-        "snapshot_seconds": round(watch.done_seen - started, 3),
-        "snapshot_serialise_seconds": round(watch.tmp_seen - started, 3),
+        "thresholds": thresholds,
+        # The leader's: from its threshold's acknowledgement to the final file's
+        # rename; serialising (until the temporary file shows) and writing.
+        "snapshot_seconds": round(watch.done_seen - starts[leader], 3),
+        "snapshot_serialise_seconds": round(watch.tmp_seen - starts[leader], 3),
         "snapshot_file_write_seconds": round(watch.done_seen - watch.tmp_seen, 3),
-        # From the leader's start until the last member's file is in place.
+        # From the first member's start until the last member's file is in place.
         "window_seconds": round(ended - started, 3),
-        "file_written_at_s": {n: {"tmp": round(w.tmp_seen - started, 3),
-                                  "done": round(w.done_seen - started, 3)}
-                              for n, w in watches.items()},
+        "members_at_s": {n: {"began": round(starts[n] - started, 3),
+                             "tmp": round(w.tmp_seen - started, 3),
+                             "done": round(w.done_seen - started, 3)}
+                         for n, w in watches.items()},
         "during_snapshot": percentiles(during),
         "outside_snapshot": percentiles(outside),
         "all": percentiles(during + outside),
