@@ -18,12 +18,13 @@ What it measures, in this order:
 2. **memory** — each node's VmRSS and VmHWM (peak) from ``/proc/PID/status``.
 3. **writes during a snapshot** — an open-loop load of ``set``s at ``--rate``
    per second (latency counted from when each write was due, so a stall is not
-   hidden by the load waiting for it), run across the leader's next snapshot.
-   The snapshot starts right after the leader's store applies index
-   ``last snapshot + snapshot_every`` (the first acknowledgement at or past that
-   index marks it); its temporary file and its final file are watched in the
-   leader's ``snap`` directory. Writes whose life overlaps the snapshot are
-   "during", the others "outside"; p50/p99/max of each.
+   hidden by the load waiting for it), run across the members' next snapshots.
+   A member's snapshot starts right after its store applies index ``its last
+   snapshot + snapshot_every`` (the leader's first acknowledgement at or past
+   that index marks it); its temporary file and its final file are watched in
+   its ``snap`` directory. Writes whose life overlaps the window from the first
+   member's start to the last member's file are "during", the others
+   "outside"; p50/p99/max of each.
 4. **snapshot size** — each node's newest snapshot file.
 5. **cold start** — a follower stopped (SIGTERM) and started again: seconds from
    the process start until its status says it serves reads, is caught up, and
@@ -450,6 +451,7 @@ def restart_follower(ensemble: Ensemble, node_id: int, leader: int, wipe: bool,
     """Stop a follower (SIGTERM), optionally delete its data dir, start it; seconds
     from the process start until it serves reads caught up with the leader."""
     node, lead = ensemble.nodes[node_id], ensemble.nodes[leader]
+    role = status(node, timeout=10.0).get("role")
     stop_began = time.monotonic()
     node.stop(timeout=30.0)
     stopped_in = time.monotonic() - stop_began
@@ -475,7 +477,8 @@ def restart_follower(ensemble: Ensemble, node_id: int, leader: int, wipe: bool,
               for e in log_events(node, {"state_loaded", "node_serving", "snapshot_installed",
                                          "snapshot_restored"}, log_offset)}
     loaded = log_events(node, {"state_loaded"}, log_offset)
-    out = {"node": node_id, "seconds": round(seconds, 3), "stop_seconds": round(stopped_in, 3),
+    out = {"node": node_id, "role_when_stopped": role, "leader": leader,
+           "seconds": round(seconds, 3), "stop_seconds": round(stopped_in, 3),
            "target_commit_index": target, "applied_index": row["applied_index"],
            "znodes": row["znodes"], "log_events_at_s": events,
            "memory": memory(node.pid)}
@@ -546,7 +549,7 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
         say("writes:", json.dumps(result["writes"]))
         result["snapshots"] = {n: [{"index": i, "bytes": size} for i, _, size in snapshot_files(node)]
                                for n, node in ensemble.nodes.items()}
-        result["snapshots_saved_by_leader"] = [
+        result["snapshots_saved_by_the_leader_of_the_load"] = [
             {"index": e["index"], "bytes": e["bytes"]}
             for e in log_events(ensemble.nodes[leader], {"snapshot_saved"})]
         result["memory_after_snapshot"] = {n: memory(node.pid)
@@ -554,25 +557,29 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
         digest_timeout = 120.0 + znodes / 10_000
         phase("digests")
         result["digests_before_restarts"] = converged_digests(ensemble, digest_timeout)
-        followers = [n for n in ensemble.nodes if n != leader]
         restart_timeout = 300.0 + znodes / 5000
-        phase(f"cold_start_node_{followers[0]}")
-        result["cold_start"] = restart_follower(ensemble, followers[0], leader, wipe=False,
+        # Leaders may have changed since (a snapshot can cost one): a follower
+        # is chosen by asking again just before each restart.
+        leader = leader_of(ensemble)
+        cold = next(n for n in ensemble.nodes if n != leader)
+        phase(f"cold_start_node_{cold}")
+        result["cold_start"] = restart_follower(ensemble, cold, leader, wipe=False,
                                                 timeout=restart_timeout)
         say("cold start:", json.dumps(result["cold_start"]))
         result["cold_start"]["spot_check_wrong"] = spot_check(
-            ensemble.nodes[followers[0]], znodes, fanout, value_size)
+            ensemble.nodes[cold], znodes, fanout, value_size)
         result["digests_after_cold_start"] = converged_digests(ensemble, digest_timeout)
-        phase(f"wiped_follower_node_{followers[1]}")
-        result["wiped_follower"] = restart_follower(ensemble, followers[1], leader, wipe=True,
+        leader = leader_of(ensemble)
+        wiped = next(n for n in ensemble.nodes if n not in (leader, cold))
+        phase(f"wiped_follower_node_{wiped}")
+        result["wiped_follower"] = restart_follower(ensemble, wiped, leader, wipe=True,
                                                     timeout=restart_timeout)
         say("wiped follower:", json.dumps(result["wiped_follower"]))
         result["wiped_follower"]["spot_check_wrong"] = spot_check(
-            ensemble.nodes[followers[1]], znodes, fanout, value_size)
+            ensemble.nodes[wiped], znodes, fanout, value_size)
         result["digests_after_wiped_rejoin"] = converged_digests(ensemble, digest_timeout)
         phase("end")
         result["memory_end"] = {n: memory(node.pid) for n, node in ensemble.nodes.items()}
-        result["still_leader"] = leader_of(ensemble) == leader
     finally:
         if pool is not None:
             pool.terminate()
@@ -587,8 +594,24 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
     result["leader_lost"] = [
         {"node": n, "at": e["timestamp"]}
         for n, node in ensemble.nodes.items() for e in log_events(node, {"leader_lost"})]
+    result["elections_by_phase"] = elections_by_phase(result["became_leader"], phases)
     result["targets"] = targets_met(result)
     return result
+
+
+def elections_by_phase(became: list[dict[str, Any]], phases: dict[str, str]) -> dict[str, int]:
+    """How many times a node became leader during each phase (the first
+    election, before any phase, under "start")."""
+    marks = sorted((datetime.fromisoformat(at).timestamp(), name) for name, at in phases.items())
+    counts: dict[str, int] = {"start": 0, **{name: 0 for _, name in marks}}
+    for row in became:
+        when = datetime.fromisoformat(row["at"]).timestamp()
+        current = "start"
+        for began, name in marks:
+            if when >= began:
+                current = name
+        counts[current] += 1
+    return counts
 
 
 def stop_all(ensemble: Ensemble) -> None:
@@ -605,7 +628,10 @@ def stop_all(ensemble: Ensemble) -> None:
 def targets_met(result: dict[str, Any]) -> dict[str, Any]:
     """Each target of the issue: the figure, the target, met or not (None: not measured)."""
     out: dict[str, Any] = {}
-    rss = [m["vmrss"] for m in result.get("memory_after_fill", {}).values()]
+    # The largest resident size sampled: after the fill, after the snapshot and
+    # at the end (the restarted members included).
+    rss = [m["vmrss"] for key in ("memory_after_fill", "memory_after_snapshot", "memory_end")
+           for m in result.get(key, {}).values()]
     hwm = [m["vmhwm"] for key in ("memory_end", "memory_after_snapshot")
            for m in result.get(key, {}).values()]
     p99 = result.get("writes", {}).get("during_snapshot", {}).get("p99_ms")
