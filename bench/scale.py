@@ -387,8 +387,10 @@ def writes_across_snapshot(ensemble: Ensemble, leader: int, snapshot_every: int,
     def began(n: int) -> float:
         # A member applies its threshold about when the leader acknowledges it
         # (the leader's own store snapshots right after replying to that batch).
+        # An acknowledgement held up by a leader change comes later than that:
+        # no snapshot begins after its temporary file shows.
         past = [r[1] for r in acked if r[2] >= thresholds[n]]
-        return min(past) if past else watches[n].tmp_seen
+        return min(min(past), watches[n].tmp_seen) if past else watches[n].tmp_seen
 
     starts = {n: began(n) for n in watches}
     started = min(starts.values())
