@@ -609,3 +609,23 @@ def test_an_unconfirmed_step_down_is_asked_again_and_holds_no_lease():
     # ... and the request goes again after an election timeout.
     assert c.tick(10 * ET + ET // 2) == []
     assert c.tick(11 * ET) == [ToLog(StepDown(3))]
+
+
+def test_a_late_leader_report_after_stepping_down_in_that_term_is_ignored():
+    # The log's reports may arrive late or twice (the simulator delays, reorders
+    # and duplicates them). A leader that stepped down at term 3 can never lead
+    # at term 3 again: a "leader, term 3" arriving after "follower, term 3" is
+    # stale, and adopting it would heartbeat for a log that no longer leads
+    # (found by the simulator, swarm seed 59: an ensemble stuck with no leader).
+    c = leader_core(term=3)
+    role(c, FOLLOWER, 3, 0, 10)
+    assert role(c, LEADER, 3, 1, 11) == []
+    assert c.role == FOLLOWER
+    assert not sent(c.tick(10 + HB), Heartbeat)
+    # Nor does a late candidacy undo a leadership: candidate, leader, follower.
+    c = leader_core(term=4)
+    role(c, CANDIDATE, 4, 0, 12, last_index=9)
+    assert c.role == LEADER and c.last_index == 9  # (the log position is news anyway)
+    # A new term starts over.
+    role(c, CANDIDATE, 5, 0, 13)
+    assert c.role == CANDIDATE

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zkactors.core.messages import (
+    CANDIDATE,
     FOLLOWER,
     LEADER,
     Campaign,
@@ -43,6 +44,9 @@ from zkactors.core.messages import (
     RoleChanged,
     StepDown,
 )
+
+#: The order roles come in within one term (see :meth:`ElectionCore.on_role`).
+_ROLE_ORDER = {CANDIDATE: 0, LEADER: 1, FOLLOWER: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,14 @@ class ElectionCore:
             # Sent before our log actor saw the LeaderSeen for the newer term we
             # already heard; its RoleChanged for that term is right behind this one.
             # Adopting this one would briefly revive a role we know is over.
+            return []
+        if message.term == self.term and _ROLE_ORDER[message.role] < _ROLE_ORDER[self.role]:
+            # Within one term a node's role only moves forward: candidate, then
+            # leader, then follower (a leader that stepped down, or one that never
+            # led): a candidacy starts a new term. A report going back is stale
+            # (the log's reports may arrive late, or twice): adopting a "leader"
+            # sent before a step-down would heartbeat for a log that no longer
+            # leads, keeping every follower from ever electing another.
             return []
         changed = (message.role, message.term) != (self.role, self.term)
         was_leader = self.role == LEADER
