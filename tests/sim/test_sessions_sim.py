@@ -46,10 +46,12 @@ def test_a_holder_paused_past_its_timeout_loses_its_session_and_the_lock():
     sim.run(sim.now + 1500)
     assert session in sim.sessions.ended_at  # expired, by a committed transaction
     assert sim.stats["lock_acquisitions"] > acquisitions  # the other client took it
-    # It wakes believing it still holds the lock (its clock stood still): its next
-    # ping hears SESSION_EXPIRED, and it carries on under a new session.
+    # It wakes believing it still holds the lock (its clock stood still). Its
+    # hold ends — when its time is up, or when its next ping hears
+    # SESSION_EXPIRED, whichever comes first — and it carries on under a new
+    # session (whatever it did meanwhile the resource judged by its token).
     sim.run(sim.now + 1000)
-    assert hold.end is not None and hold.why_ended == "lost"
+    assert hold.end is not None and hold.why_ended in ("lost", "released")
     assert holder.session != session
 
 

@@ -205,7 +205,7 @@ class GatewayCore:
                                       "closed): start a new one")
             return ROUTE_REPLY, [ident, rid, int(err.code), str(err), False]
         if op == OP_PING:
-            if not self.serving:
+            if not self.serving_reads:
                 # A session client takes this for a lost connection (SUSPENDED) and
                 # looks for a node that serves, as ZooKeeper's clients do when
                 # their server loses its leader. (Not logged: every client pings.)
@@ -306,9 +306,11 @@ class GatewayCore:
             # The session timeouts this ensemble grants: a client asks within them.
             "session_bounds_ms": [self.min_session_timeout_ms, self.max_session_timeout_ms],
             "dedup": True,
-            # Whether this node serves now (knows a live leader, has caught up
-            # with it): a session client stays connected only to one that does.
-            "serving": self.serving,
+            # Whether this node knows a live leader, so can keep a session alive
+            # (its touches reach the leader): a session client stays connected
+            # only to one that does. (One still catching up can: it only
+            # refuses reads for a moment.)
+            "serving": self.serving_reads,
             # Where this node publishes changes: a client subscribes there.
             "watch": self.identity.get("watch_endpoint", ""),
         }

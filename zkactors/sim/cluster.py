@@ -660,6 +660,11 @@ class Simulation:
 
     def lock_acquired(self, hold: Hold) -> None:
         self.sessions.acquired(hold)
+        f = self.faults
+        if self.chaos and self.rng.random() < f.holder_pause:
+            self.stats["client_pauses"] += 1
+            self.lock_clients[hold.client].pause(self.rng.randint(*f.client_pause_ms),
+                                                 self.rng.random() < f.client_clock_stops)
 
     def ephemeral_acked(self, client: LockClient, path: str, zxid: int) -> None:
         """``client`` was told it created ``path``, by a node that had applied

@@ -109,6 +109,10 @@ class Faults:
     client_pause: float = 0.001
     client_pause_ms: tuple[int, int] = (100, 2500)
     client_clock_stops: float = 0.5
+    #: A client that just took the lock freezes at once, with this probability:
+    #: the case fencing tokens exist for, made common whatever else the run does
+    #: (the per-ms pauses above find a holder only as often as one is holding).
+    holder_pause: float = 0.1
 
     @classmethod
     def swarm(cls, rng: random.Random) -> Faults:
@@ -213,4 +217,4 @@ class Faults:
                        isolate_new_leader=0, crash_in_fsync=0,
                        partition=0, oneway=0, write=0, read=0, sync=0, pipelined_write=0,
                        pipelined_read=0, clock_jump=0, wall_step=0, pause=0,
-                       client_pause=0)
+                       client_pause=0, holder_pause=0)
