@@ -7,7 +7,8 @@ together into one log entry, so a small window gives about one entry per set); o
 the anchors' W4) is killed with -9 halfway through, the writes go on, and once
 they are done it is started again. Reported, from the moment its process starts:
 
-* ``loaded_s`` — its state is loaded (log event ``state_loaded``);
+* ``loaded_s`` — its state is loaded (log event ``state_loaded``, which also
+  says how long the loading itself took: ``loading_took_s``);
 * ``leader_known_s`` — it follows a leader (first ``role`` event naming one);
 * ``caught_up_s`` — it says it serves reads and has applied the leader's commit
   at the restart (polled on its client port every 10 ms: the figure includes up
@@ -116,11 +117,12 @@ def one_run(writes: int, victim_kind: str, window: int) -> dict:
                       if e.get("event") == "role" and e.get("leader")), None)
         caught_up_logged = next((e["at"] for e in events
                                  if e.get("event") == "role" and e.get("caught_up")), None)
-        loaded_entries = next((e.get("entries") for e in events
-                               if e.get("event") == "state_loaded"), None)
+        loaded_event = next((e for e in events if e.get("event") == "state_loaded"), {})
+        loaded_entries = loaded_event.get("entries")
         return {"victim": victim_kind, "writes": writes, "down_s": round(down_s, 2),
                 "entries_at_restart": loaded_entries,
                 "loaded_s": round(loaded - began_wall, 3) if loaded else None,
+                "loading_took_s": loaded_event.get("seconds"),
                 "leader_known_s": round(known - began_wall, 3) if known else None,
                 "caught_up_logged_s": (round(caught_up_logged - began_wall, 3)
                                        if caught_up_logged else None),

@@ -116,6 +116,7 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
             self.log.exception("actor_crashed", error=repr(exc))
             self.failed.set()
         finally:
+            self.teardown()
             self.close_sockets()
 
     def _drain_inbox(self) -> None:
@@ -135,6 +136,9 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
     # ------------------------------------------------------------ hooks
     def setup(self) -> None:
         """Open what the actor owns besides its inbox (runs on the actor's thread)."""
+
+    def teardown(self) -> None:
+        """Release what the actor owns besides its sockets, however it ends."""
 
     @abc.abstractmethod
     def on_inbox(self, messages: list[list]) -> None:
