@@ -3,6 +3,9 @@ what a peer must hear, and when a link is taken back up."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 
 import pytest
@@ -107,3 +110,72 @@ def test_a_link_down_only_a_moment_is_left_to_zeromq(context):
         assert a.reconnects == 1 and 2 not in a.unreachable
     finally:
         a.close()
+
+
+class FreezingProxy:
+    """A loopback TCP proxy to ``target`` whose open connections can be frozen:
+    they stay open but carry nothing more (a half-open connection after a
+    partition); connections made afterwards carry traffic again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.generation = 0
+        self.accepted = 0
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                inner, _ = self.server.accept()
+            except OSError:
+                return
+            outer = socket.create_connection(("127.0.0.1", self.target_port))
+            self.accepted += 1
+            self.sockets += [inner, outer]
+            for a, b in ((inner, outer), (outer, inner)):
+                threading.Thread(target=self._pump, args=(a, b, self.generation),
+                                 daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, generation: int) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if generation != self.generation:
+                    return  # frozen: hold the connection open, carry nothing
+                sink.sendall(data)
+
+    def freeze(self) -> None:
+        self.generation += 1
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_link_that_silently_stops_carrying_traffic_is_replaced(context):
+    a_end, b_port = f"tcp://127.0.0.1:{free_port()}", free_port()
+    proxy = FreezingProxy(b_port)
+    a = PeerLinks(context, 1, a_end, {2: f"tcp://127.0.0.1:{proxy.port}"}, FINGERPRINT)
+    b = PeerLinks(context, 2, f"tcp://127.0.0.1:{b_port}", {1: a_end}, FINGERPRINT)
+    try:
+        seq = iter(range(1, 10**6))
+
+        def heard_now(received: list) -> bool:
+            a.send(2, Heartbeat(1, 1, next(seq)))
+            return any(isinstance(m, Heartbeat) and m.commit_index > marker for m in received)
+
+        marker = 0
+        receive_until(b, a, "b hears a", heard_now)
+        proxy.freeze()  # a's connection stays open but goes nowhere
+        marker = 10**6  # only what a says from now on counts
+        seq = iter(range(10**6 + 1, 2 * 10**6))
+        # ZMTP heartbeats find the silent link and a new connection is made.
+        receive_until(b, a, "b hears a again", heard_now, timeout=10.0)
+        assert proxy.accepted >= 2
+    finally:
+        a.close()
+        b.close()
+        proxy.close()

@@ -40,6 +40,13 @@ from zkactors.protocol import pack, unpack
 
 RECONNECT_MS = 100
 RECONNECT_MAX_MS = 1000
+#: ZMTP heartbeats on every link: a PING this often, and a link that has heard
+#: nothing for HEARTBEAT_TIMEOUT_MS after one is closed and connected afresh.
+#: Without them a connection that stopped carrying traffic without closing (a
+#: peer killed behind a partition, its RST dropped; a half-open connection after
+#: a long cut) looks healthy to ZeroMQ until TCP gives up, minutes later.
+HEARTBEAT_IVL_MS = 250
+HEARTBEAT_TIMEOUT_MS = 1500
 HELLO_EVERY_MS = 250
 DOWN_FOR_MS = 500
 _HELLO = b"hello"
@@ -60,6 +67,14 @@ class PeerLinks:
         self.router = context.socket(zmq.ROUTER)
         self.router.linger = 0
         self.router.rcvhwm = hwm
+        # A peer that connects again takes its routing id over from its old
+        # connection. Without this the ROUTER keeps the old one — dead, maybe,
+        # with nothing to tell it so (we never send on it: replies go through
+        # our own DEALER) — and refuses the new one: a restarted peer, whose
+        # old connection's FIN a partition dropped, could never be heard again.
+        self.router.router_handover = 1
+        self.router.heartbeat_ivl = HEARTBEAT_IVL_MS
+        self.router.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
         self.router.bind(endpoint)
         self.dealers: dict[int, zmq.Socket] = {}
         self.endpoints = dict(peers)
@@ -77,6 +92,8 @@ class PeerLinks:
             dealer.immediate = True  # never queue for a peer that isn't connected
             dealer.reconnect_ivl = RECONNECT_MS
             dealer.reconnect_ivl_max = RECONNECT_MAX_MS
+            dealer.heartbeat_ivl = HEARTBEAT_IVL_MS
+            dealer.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
             dealer.routing_id = str(node_id).encode()
             dealer.connect(peer_endpoint)
             self.dealers[peer_id] = dealer
