@@ -140,32 +140,42 @@ class Relay:
         writer = asyncio.create_task(self._send(queue, sink))
         last_due = 0.0
         try:
-            while True:
+            while not writer.done():  # (a sink that failed ends the pump too)
                 data = await source.read(CHUNK)
                 if not data:
                     break
                 now = time.monotonic()
                 last_due = (self.due(destination, now, last_due)
                             if destination is not None else now)
-                await queue.put((last_due, data))
-            await queue.put((last_due, b""))
-            await writer
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+                # A full queue waits for the writer — unless the writer is gone:
+                # then nothing would ever make room.
+                put = asyncio.ensure_future(queue.put((last_due, data)))
+                await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+                if not put.done():
+                    put.cancel()
+                    break
+            if not writer.done():
+                await queue.put((last_due, b""))
+                await writer
+        except (OSError, asyncio.IncompleteReadError) as err:
+            print(f"pump to {destination or 'the node'}: {err!r}", flush=True)
         finally:
             writer.cancel()
 
     async def _send(self, queue: asyncio.Queue, sink: asyncio.StreamWriter) -> None:
-        while True:
-            due, data = await queue.get()
-            if not data:
-                return
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            sink.write(data)
-            self.bytes_relayed += len(data)
-            await sink.drain()
+        try:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    return
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                sink.write(data)
+                self.bytes_relayed += len(data)
+                await sink.drain()
+        except OSError as err:  # the far end went away: the connection ends
+            print(f"send: {err!r}", flush=True)
 
     async def on_control(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:

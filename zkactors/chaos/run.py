@@ -137,7 +137,15 @@ def _run(config: RunConfig, ensemble: ChaosEnsemble, workdir: Path) -> dict[str,
         thread.join(timeout=30)
     for worker in workers:
         worker.close()
-    final = wait_converged(ensemble, 60, digest=True)
+    try:
+        final = wait_converged(ensemble, 60, digest=True)
+    except RuntimeError:
+        # Leave what the faults were, to tell why (the summary is never written).
+        (workdir / "faults.json").write_text(json.dumps(
+            [asdict(f) | {"start": round(f.start - started, 2),
+                          "end": round((f.end or f.start) - started, 2)}
+             for f in nemesis.faults], indent=1) + "\n")
+        raise
     events = [{**e, "time": round(e["time"] - started, 6)} for e in recorder.events]
     for fault in nemesis.faults:  # (times from the start of the run, as the events')
         fault.start -= started
