@@ -10,17 +10,14 @@ import time
 
 import pytest
 
+from tests.integration.cluster import wait_for
 from zkactors.runtime.forked import ForkedJob
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def outcome_of(job: ForkedJob, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while (outcome := job.poll()) is None:
-        assert time.monotonic() < deadline, "the child did not finish"
-        time.sleep(0.005)
-    return outcome
+    return wait_for(job.poll, timeout, "the child to finish", interval=0.005)
 
 
 def test_the_child_works_on_the_state_as_it_was_at_the_fork():
@@ -54,10 +51,8 @@ def test_the_child_holds_none_of_the_parents_descriptors(tmp_path):
     started = tmp_path / "started"
     job = ForkedJob.start(lambda: (started.touch(), time.sleep(2.0), "done")[2])
     try:
-        deadline = time.monotonic() + 10
-        while not started.exists():  # (the job runs once the descriptors are closed)
-            assert time.monotonic() < deadline, "the child did not start"
-            time.sleep(0.005)
+        # (The job runs once the descriptors are closed.)
+        wait_for(started.exists, 10, "the child to start", interval=0.005)
         os.close(lock)  # the parent lets go; only a copy in the child could hold it
         again = os.open(tmp_path / "LOCK", os.O_RDWR)
         try:
