@@ -47,6 +47,13 @@ RECONNECT_MAX_MS = 1000
 #: a long cut) looks healthy to ZeroMQ until TCP gives up, minutes later.
 HEARTBEAT_IVL_MS = 250
 HEARTBEAT_TIMEOUT_MS = 1500
+#: A connect that has not completed in this long is given up and retried (after
+#: ``RECONNECT_MS``). Without it ZeroMQ leaves the attempt to the kernel, which
+#: resends a SYN that a partition dropped after 1, 2, 4, … 64 s: once a
+#: heartbeat has closed a link across a cut, the link stayed down for up to two
+#: minutes after the cut healed, and a node heard no one and was heard by no one
+#: (the "silent nodes" of session 7's chaos soaks).
+CONNECT_TIMEOUT_MS = 500
 HELLO_EVERY_MS = 250
 DOWN_FOR_MS = 500
 _HELLO = b"hello"
@@ -94,6 +101,7 @@ class PeerLinks:
             dealer.reconnect_ivl_max = RECONNECT_MAX_MS
             dealer.heartbeat_ivl = HEARTBEAT_IVL_MS
             dealer.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
+            dealer.connect_timeout = CONNECT_TIMEOUT_MS
             dealer.routing_id = str(node_id).encode()
             dealer.connect(peer_endpoint)
             self.dealers[peer_id] = dealer
