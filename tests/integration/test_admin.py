@@ -4,6 +4,7 @@ Prometheus' text format and ``/health``. Real nodes, real HTTP."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -135,3 +136,16 @@ def test_an_admin_port_in_use_fails_the_start_with_one_line(tmp_path):
     assert line == (f"zknode: cannot listen on 127.0.0.1:{port} (http of [admin] in "
                     f"{config}): Address already in use")
     assert took < 2.0 + 1.5
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_node_goes_on(ensemble):
+    """``kill -USR1`` is how one sees where a node that stopped answering waits
+    (as jstack for ZooKeeper): every actor's thread, and no harm done."""
+    node = ensemble.nodes[1]
+    node.proc.send_signal(signal.SIGUSR1)
+    stacks = wait_for(lambda: node.log().count("Thread 0x") >= 5 and node.log(), 10,
+                      "the stacks in the node's log")
+    assert "runtime/actor.py" in stacks and "in run" in stacks
+    with Client(ensemble.hosts, timeout=10) as client:
+        client.create("/after-the-stacks", b"x")
+    assert node.proc.poll() is None

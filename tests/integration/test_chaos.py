@@ -9,13 +9,15 @@ as root with a tool missing it fails.
 """
 
 import os
+import signal
 import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from zkactors.chaos.ensemble import ChaosEnsemble
 from zkactors.chaos.netns import Network, NetworkError, missing_tools
-from zkactors.chaos.run import RunConfig, run
+from zkactors.chaos.run import NODE_CONFIG, RunConfig, run, wait_converged
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -70,3 +72,28 @@ def test_a_minute_of_faults_finds_no_anomaly(tmp_path):
     assert (workdir / "history.jsonl").stat().st_size > 0
     ET.parse(workdir / "report.svg")  # a well-formed picture
     assert _ours(workdir.name.removeprefix("run-")) == ""  # nothing left behind
+
+
+def test_a_node_that_dies_on_its_own_is_reported_and_started_again(tmp_path):
+    """What hid for a session: libzmq's assertion aborted nodes, and as nothing
+    but the nemesis restarted nodes, each stayed dead (and "silent") until it
+    happened to be killed. A death we did not cause is now an anomaly."""
+    with Network("crs1", [1, 2, 3], subnet="10.213.247.0/24") as net:
+        ensemble = ChaosEnsemble(net, tmp_path, NODE_CONFIG)
+        try:
+            ensemble.write_configs()
+            for node in ensemble.nodes:
+                ensemble.start(node)
+            wait_converged(ensemble, 30)
+            ensemble.kill(3)  # the nemesis's doing: not a crash
+            aborted = ensemble.procs[2]
+            os.kill(aborted.pid, signal.SIGABRT)  # as libzmq's assertion does
+            aborted.wait(timeout=10)
+            crashes = ensemble.reap_crashed()
+            assert [(c["node"], c["exit"]) for c in crashes] == [(2, -signal.SIGABRT)]
+            assert ensemble.running(2) and not ensemble.running(3)
+            assert ensemble.reap_crashed() == []  # reported once
+            ensemble.start(3)
+            wait_converged(ensemble, 30)
+        finally:
+            ensemble.close()

@@ -45,6 +45,11 @@ class ChaosEnsemble:
         self.paused: set[int] = set()
         self.logs: dict[int, Path] = {}
         self.relays = Relays(network, workdir) if relay else None
+        #: Nodes whose process ended without our killing or stopping it: what a
+        #: run must report, however consistent the history (see :meth:`reap_crashed`).
+        self.crashes: list[dict] = []
+        #: Nodes we killed and have not started since.
+        self.killed: set[int] = set()
 
     @property
     def nodes(self) -> list[int]:
@@ -111,6 +116,23 @@ class ChaosEnsemble:
                  str(self.config_path(node))],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
         self.paused.discard(node)
+        self.killed.discard(node)
+
+    def reap_crashed(self) -> list[dict]:
+        """Find nodes that died on their own, record each (exit status, last
+        line of its log), and start them again, as a supervisor (systemd's
+        ``Restart=on-failure``) would. Returns the crashes found now."""
+        found = []
+        for node, proc in self.procs.items():
+            if node in self.killed or proc.poll() is None:
+                continue
+            lines = self.logs[node].read_text(errors="replace").splitlines()
+            found.append({"node": node, "exit": proc.returncode, "time": time.monotonic(),
+                          "last_line": lines[-1][:300] if lines else ""})
+        self.crashes.extend(found)
+        for crash in found:
+            self.start(crash["node"])
+        return found
 
     def running(self, node: int) -> bool:
         proc = self.procs.get(node)
@@ -121,6 +143,7 @@ class ChaosEnsemble:
         proc = self.procs.get(node)
         if proc is None or proc.poll() is not None:
             return
+        self.killed.add(node)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         self.paused.discard(node)

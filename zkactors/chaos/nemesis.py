@@ -59,9 +59,11 @@ class Nemesis:
     def run(self, stop: threading.Event) -> None:
         """Inject faults until ``stop``; the last one is healed before returning."""
         while not stop.wait(self.rng.uniform(*self.calm)):
+            self.ensemble.reap_crashed()
             fault = self.inject(self.rng.choice(self.kinds))
             stop.wait(self.rng.uniform(*self.duration))
             self.heal(fault)
+            self.ensemble.reap_crashed()
 
     def _victim(self) -> int:
         """The leader most of the time, else any node."""
@@ -145,6 +147,7 @@ class Nemesis:
     def heal_all(self) -> None:
         """Everything back: rules gone, every node running."""
         ens = self.ensemble
+        ens.reap_crashed()
         ens.network.heal()
         if ens.relays is not None:
             ens.relays.clear()

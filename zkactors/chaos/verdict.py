@@ -9,6 +9,9 @@
   were given the same path.
 * Every node, caught up, holds the same tree: the same digest at the same zxid
   (``zkctl status``), and the same values for the registers.
+* No node died on its own: a process that ended without the nemesis killing it
+  (an assertion in a library, an unhandled error) is an anomaly, with its exit
+  status and the last line of its log.
 
 Besides anomalies it reports figures: operations by outcome, faults by kind, and
 for each fault how long writes stopped succeeding after it healed.
@@ -57,6 +60,8 @@ def judge(operations: list[Operation], ensemble: ChaosEnsemble, keys: list[str],
     anomalies.extend(check_sessions(plain))
     anomalies.extend(_creates_everywhere(operations, ensemble))
     anomalies.extend(_same_everywhere(ensemble, keys, final))
+    anomalies.extend(f"node {c['node']} died on its own (exit {c['exit']}): {c['last_line']}"
+                     for c in ensemble.crashes)
     outcomes = Counter(op.outcome for op in operations)
     return {
         "ok": not anomalies,
@@ -64,6 +69,7 @@ def judge(operations: list[Operation], ensemble: ChaosEnsemble, keys: list[str],
         "smallest_histories": smallest,
         "operations": len(operations),
         "outcomes": dict(outcomes),
+        "crashes": len(ensemble.crashes),
         "faults_by_kind": dict(Counter(f.kind for f in faults or [])),
         "recovery_seconds": _recovery(operations, faults or []),
         "availability_by_kind": _availability(operations, faults or []),

@@ -11,6 +11,7 @@ starts afresh in the same process (see zkactors.runtime.diskspace).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # ``kill -USR1 <pid>`` prints every thread's stack to stderr, as jstack does
+    # for ZooKeeper: the way to see where a node that stopped answering waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         node.start()
     except (StartupError, WalError, StableStoreError, OSError, zmq.ZMQError) as err:
