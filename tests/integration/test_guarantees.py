@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(600)
 KEY = "/st/k"
 CHILDREN = 200
 SETS = 30_000
-RESTARTS = 10
+RESTARTS = 6
 ANSWERS = 20  # reads each node must answer after each restart
 
 

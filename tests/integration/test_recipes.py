@@ -46,7 +46,7 @@ def ensemble(tmp_path):
 
 #: Processes contending for one lock, 25 acquisitions each (12 keep the queue
 #: deep on two cores; 20 took twice as long for no more interleavings).
-CONTENDERS = 12
+CONTENDERS = 8
 
 
 def test_contending_processes_never_hold_the_lock_together(ensemble, tmp_path):

@@ -8,16 +8,14 @@ import pytest
 from zkactors.sim.cluster import Simulation
 from zkactors.sim.faults import Faults
 from zkactors.sim.invariants import InvariantViolation
-from zkactors.sim.run import run_seed
 from zkactors.sim.sessions import Hold
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_sessions_expire_locks_move_and_stale_holders_are_fenced_under_chaos():
+def test_sessions_expire_locks_move_and_stale_holders_are_fenced_under_chaos(default_runs):
     totals: dict[str, int] = {}
-    for seed in range(40):
-        result = run_seed(seed)
+    for result in default_runs:
         for key in ("lock_acquisitions", "sessions_lost", "session_expiries", "fenced",
                     "client_pauses", "sessions_opened"):
             totals[key] = totals.get(key, 0) + result[key]

@@ -1,5 +1,6 @@
 """The deterministic simulator over the real cores: safety under chaos, many seeds."""
 
+from functools import partial
 from itertools import pairwise
 from types import SimpleNamespace
 
@@ -21,10 +22,10 @@ PERFECT_CLOCKS = {"drift": 0, "clock_jump": 0, "wall_step": 0, "pause": 0}
 
 
 @pytest.mark.parametrize("block", range(10))
-def test_500_seeds_of_three_nodes_keep_every_invariant(block):
+def test_500_seeds_of_three_nodes_keep_every_invariant(block, seed_pool):
     seen = dict.fromkeys(CLOCK_FAULTS, 0)
-    for seed in range(block * 50, block * 50 + 50):
-        result = run_seed(seed, nodes=3)
+    for result in seed_pool.map(partial(run_seed, nodes=3),
+                                range(block * 50, block * 50 + 50)):
         assert result["leaders"] >= 1
         for fault in CLOCK_FAULTS:
             seen[fault] += result[fault]
@@ -34,18 +35,19 @@ def test_500_seeds_of_three_nodes_keep_every_invariant(block):
 
 
 @pytest.mark.parametrize("block", range(2))
-def test_five_node_ensembles_keep_every_invariant(block):
-    for seed in range(10_000 + block * 20, 10_000 + block * 20 + 20):
-        run_seed(seed, nodes=5)
+def test_five_node_ensembles_keep_every_invariant(block, seed_pool):
+    results = seed_pool.map(partial(run_seed, nodes=5),
+                            range(10_000 + block * 20, 10_000 + block * 20 + 20))
+    assert all(result["leaders"] >= 1 for result in results)
 
 
 @pytest.mark.parametrize("block", range(4))
-def test_swarm_runs_keep_every_invariant_and_make_progress(block):
+def test_swarm_runs_keep_every_invariant_and_make_progress(block, seed_pool):
     """Each seed draws its own fault mix, batch sizes, timeouts and size; the
     healthy majority must keep a working leader throughout, too."""
     kinds = set()
-    for seed in range(20_000 + block * 50, 20_000 + block * 50 + 50):
-        result = run_swarm_seed(seed)
+    for result in seed_pool.map(run_swarm_seed,
+                                range(20_000 + block * 50, 20_000 + block * 50 + 50)):
         kinds.add(result["nodes"])
     assert kinds == {3, 5}
 
@@ -54,13 +56,13 @@ def test_a_seed_replays_exactly():
     assert run_seed(7) == run_seed(7)
 
 
-def test_writes_are_acknowledged_under_chaos():
-    acked = sum(run_seed(seed)["writes_acked"] for seed in range(20))
+def test_writes_are_acknowledged_under_chaos(default_runs):
+    acked = sum(result["writes_acked"] for result in default_runs[:20])
     assert acked > 1000  # the chaos leaves room for progress: not a vacuous pass
 
 
-def test_clock_faults_change_what_the_cores_see():
-    results = [run_seed(seed) for seed in range(5)]
+def test_clock_faults_change_what_the_cores_see(default_runs):
+    results = default_runs[:5]
     assert sum(r["clock_jumps"] for r in results) > 0
     assert sum(r["clock_jumped_ms"] for r in results) >= 50 * sum(
         r["clock_jumps"] for r in results)
@@ -223,10 +225,9 @@ FEATURES = ("snapshots_taken", "compactions", "snapshots_installed", "syncs_ok",
             "reads_checked", "retries", "unknown_outcome_retries", "duplicates_suppressed")
 
 
-def test_snapshots_syncs_and_retried_writes_happen_in_runs():
+def test_snapshots_syncs_and_retried_writes_happen_in_runs(default_runs):
     totals = dict.fromkeys(FEATURES, 0)
-    for seed in range(30):
-        result = run_seed(seed)
+    for result in default_runs[:30]:
         for key in FEATURES:
             totals[key] += result[key]
     # Not vacuous: every feature is exercised many times over these seeds.
@@ -367,8 +368,8 @@ def test_a_new_leader_answers_the_writes_proposed_to_it(seed, faults):
 # ------------------------------------------ pipelined clients, restarts, fresh reads
 
 
-def test_careless_pipelined_clients_reorder_and_the_ensemble_keeps_their_order():
-    results = [run_seed(seed) for seed in range(40)]
+def test_careless_pipelined_clients_reorder_and_the_ensemble_keeps_their_order(default_runs):
+    results = default_runs
     # Not vacuous: writes overtook earlier ones and were refused, whole ensembles
     # crashed, and nodes refused reads while catching up — and every seed kept
     # each client's order (fifo_order), read-your-writes and fresh reads.
