@@ -34,7 +34,6 @@ from zkactors.client.watches import (
     WatchedEvent,
     WatchService,
 )
-from zkactors.core.tree import Stat, validate_path
 from zkactors.errors import (
     BadArgumentsError,
     ConnectionClosedError,
@@ -61,6 +60,7 @@ from zkactors.protocol import (
     encode_request,
 )
 from zkactors.retry import Retry
+from zkactors.wire import Stat, validate_path
 
 ZnodeStat = Stat
 

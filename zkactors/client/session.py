@@ -52,7 +52,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from zkactors.core.dedup import MAX_REPLIES_PER_CLIENT
 from zkactors.errors import (
     Code,
     ConnectionClosedError,
@@ -75,6 +74,7 @@ from zkactors.protocol import (
     pack,
     pack_batch,
 )
+from zkactors.wire import MAX_REPLIES_PER_CLIENT
 
 CONNECTED = "CONNECTED"
 SUSPENDED = "SUSPENDED"

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
 
-from zkactors.core.tree import Stat
 from zkactors.errors import RolledBackError, RuntimeInconsistency, error_for
 from zkactors.protocol import FLAG_EPHEMERAL, FLAG_SEQUENCE, OP_MULTI
+from zkactors.wire import Stat
 
 if TYPE_CHECKING:
     from zkactors.client.agent import ZkFuture

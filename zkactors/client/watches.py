@@ -101,18 +101,19 @@ from typing import Any, NamedTuple
 import zmq
 
 from zkactors.client.watch_hub import DRAIN_BATCH, WatchHub
-from zkactors.core.tree import Event, validate_path
-from zkactors.core.watches import (
+from zkactors.errors import NoNodeError, ZkactorsError
+from zkactors.logsetup import get_logger
+from zkactors.protocol import MAX_PATH_BYTES_LIMIT, OP_EVENT_COUNT, OP_EVENTS, unpack
+from zkactors.wire import (
     BARRIER,
     BARRIER_PREFIX,
     CONTROL_TOPIC,
     HEARTBEAT,
+    Event,
     ResumeAnswer,
     matches,
+    validate_path,
 )
-from zkactors.errors import NoNodeError, ZkactorsError
-from zkactors.logsetup import get_logger
-from zkactors.protocol import MAX_PATH_BYTES_LIMIT, OP_EVENT_COUNT, OP_EVENTS, unpack
 
 
 class EventType:

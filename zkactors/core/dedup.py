@@ -42,11 +42,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkactors.wire import MAX_REPLIES_PER_CLIENT
+
 #: The txn a tagged write is stored as: ``[TXN_TAGGED, client_id, seq, ack_below, txn]``.
 TXN_TAGGED = "tagged"
 
 MAX_CLIENTS = 10_000
-MAX_REPLIES_PER_CLIENT = 1_024
 
 FORGOTTEN = "a retry of a write whose outcome is no longer remembered; not applied again"
 OUT_OF_ORDER = "an earlier write of this client has not been applied yet; send this one after it"

@@ -3,8 +3,9 @@
 This module owns the namespace of znodes — their data, their stat counters and
 the parent/child links — and the rules for changing them: the checks ZooKeeper's
 ``PrepRequestProcessor`` makes and the updates its ``DataTree`` applies. It also
-owns the path syntax (:func:`validate_path`), the write-ahead-log encoding of a
-write (:meth:`Tree.apply`) and the snapshot format.
+owns the write-ahead-log encoding of a write (:meth:`Tree.apply`) and the
+snapshot format. The path syntax and the shapes clients see (:class:`Stat`,
+:class:`Event`, the create flags) are the wire's, in :mod:`zkactors.wire`.
 
 It does no I/O and reads no clock: every write is handed its zxid and time, so
 applying the same transactions on any node yields the same tree (compare trees
@@ -16,15 +17,12 @@ write returns the watch events it fires, in the order ZooKeeper fires them.
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from zkactors.errors import (
     BadArgumentsError,
     BadVersionError,
     DataInconsistency,
-    MarshallingError,
     NoChildrenForEphemeralsError,
     NodeExistsError,
     NoNodeError,
@@ -32,164 +30,27 @@ from zkactors.errors import (
     UnimplementedError,
     ZookeeperError,
 )
+from zkactors.wire import (
+    CREATE_EPHEMERAL,
+    CREATE_MAKEPATH,
+    CREATE_SEQUENCE,
+    NODE_CHILDREN_CHANGED,
+    NODE_CREATED,
+    NODE_DATA_CHANGED,
+    NODE_DELETED,
+    ROOT,
+    SEQUENCE_DIGITS,
+    Event,
+    EventType,
+    Stat,
+    validate_path,
+)
 
-ROOT = "/"
-#: Width of the counter appended to a sequential node's name ("%010d").
-SEQUENCE_DIGITS = 10
-#: Flag bits of a ``["create", path, data, flags]`` txn.
-CREATE_MAKEPATH = 1
-CREATE_SEQUENCE = 2
-#: Owned by a session (the txn's fifth field) and deleted with it.
-CREATE_EPHEMERAL = 4
 #: ``["multi", [txn, ...]]``: several txns as one (see Tree.apply_multi).
 TXN_MULTI = "multi"
 #: /2 added each record's ephemeral owner; /1 snapshots still load (owner 0).
 SNAPSHOT_FORMAT = "zkactors.tree/2"
 _OLD_SNAPSHOT_FORMATS = ("zkactors.tree/1",)
-
-
-@dataclass(frozen=True, slots=True)
-class Stat:
-    """A znode's metadata. Field order is kazoo's ``ZnodeStat`` (and the wire's).
-
-    The camelCase names are ZooKeeper's and kazoo's own, kept so they read the same.
-    """
-
-    czxid: int
-    mzxid: int
-    ctime: int
-    mtime: int
-    version: int
-    cversion: int
-    aversion: int
-    ephemeralOwner: int
-    dataLength: int
-    numChildren: int
-    pzxid: int
-
-    def to_list(self) -> list[int]:
-        return [
-            self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cversion,
-            self.aversion, self.ephemeralOwner, self.dataLength, self.numChildren, self.pzxid,
-        ]
-
-    @classmethod
-    def from_list(cls, values: Any) -> Stat:
-        """Inverse of :meth:`to_list`; raises MarshallingError on anything else."""
-        if not isinstance(values, (list, tuple)) or len(values) != 11:
-            raise MarshallingError(f"a stat is a list of 11 ints, got {values!r}")
-        if not all(type(v) is int for v in values):
-            raise MarshallingError(f"a stat is a list of 11 ints, got {values!r}")
-        return cls(*values)
-
-    # kazoo's ZnodeStat aliases, so code written against kazoo reads the same.
-    @property
-    def created(self) -> float:
-        return self.ctime / 1000.0
-
-    @property
-    def last_modified(self) -> float:
-        return self.mtime / 1000.0
-
-    @property
-    def data_length(self) -> int:
-        return self.dataLength
-
-    @property
-    def children_count(self) -> int:
-        return self.numChildren
-
-    @property
-    def children_version(self) -> int:
-        return self.cversion
-
-    @property
-    def creation_transaction_id(self) -> int:
-        return self.czxid
-
-    @property
-    def last_modified_transaction_id(self) -> int:
-        return self.mzxid
-
-    @property
-    def owner_session_id(self) -> int:
-        return self.ephemeralOwner
-
-    @property
-    def acl_version(self) -> int:
-        return self.aversion
-
-
-class EventType:
-    """Change event types. Plain strs, so events pack with msgpack as they are."""
-
-    NODE_CREATED = "created"
-    NODE_DELETED = "deleted"
-    NODE_DATA_CHANGED = "changed"
-    NODE_CHILDREN_CHANGED = "child"
-
-
-NODE_CREATED = EventType.NODE_CREATED
-NODE_DELETED = EventType.NODE_DELETED
-NODE_DATA_CHANGED = EventType.NODE_DATA_CHANGED
-NODE_CHILDREN_CHANGED = EventType.NODE_CHILDREN_CHANGED
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One change, for the watch machinery.
-
-    ``version`` is the node's data version after the change; for a children
-    event, the parent's cversion after it; for a delete, -1.
-    """
-
-    type: str
-    path: str
-    zxid: int
-    version: int
-
-
-# ZooKeeper's PathUtils rejects these UTF-16 code units. Java sees a code point
-# above U+FFFF as a surrogate pair (in \ud800-\udbff), so those are rejected too.
-_INVALID_CHAR = re.compile("[\u0001-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\U0010ffff]")
-
-
-def validate_path(path: object, max_path_bytes: int = 4096, sequence: bool = False) -> str:
-    """Return ``path`` if it is a valid znode path, else raise BadArgumentsError.
-
-    The rules are ZooKeeper's ``PathUtils.validatePath``. With ``sequence`` the
-    path is a prefix to which the server appends ten digits, so it is checked as
-    if a digit followed it (``"/a/"`` is then fine) and the suffix counts toward
-    ``max_path_bytes``.
-    """
-    if not isinstance(path, str):
-        raise BadArgumentsError(f"path must be a str, not {type(path).__name__}")
-    if not path:
-        raise BadArgumentsError("path must not be empty")
-    if path[0] != "/":
-        raise BadArgumentsError("path must start with '/'", path)
-    full = path + "1" if sequence else path
-    if len(full) > 1:
-        if full[-1] == "/":
-            raise BadArgumentsError("path must not end with '/'", path)
-        if "\0" in full:
-            raise BadArgumentsError("path must not contain the null character", repr(path))
-        if "//" in full:
-            raise BadArgumentsError("path must not contain an empty node name ('//')", path)
-        if "/./" in full or "/../" in full or full.endswith(("/.", "/..")):
-            raise BadArgumentsError("path must not contain '.' or '..' node names", path)
-        bad = _INVALID_CHAR.search(full)
-        if bad is not None:
-            raise BadArgumentsError(
-                f"path contains invalid character {bad.group()!r} at index {bad.start()}",
-                repr(path),
-            )
-    size = len(path.encode("utf-8")) + (SEQUENCE_DIGITS if sequence else 0)
-    if size > max_path_bytes:
-        raise BadArgumentsError(
-            f"path is {size} bytes, over the limit of {max_path_bytes} bytes", path[:64] + "…"
-        )
-    return path
 
 
 def _split(path: str) -> tuple[str, str]:

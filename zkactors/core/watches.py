@@ -145,16 +145,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zkactors.core.tree import Event
+from zkactors.wire import (
+    BARRIER,
+    BARRIER_PREFIX,
+    CONTROL_TOPIC,
+    HEARTBEAT,
+    Event,
+    ResumeAnswer,
+    ResumeKind,
+    matches,
+)
 
-#: First frame of control messages (heartbeats). Not ``/``-prefixed, so no
-#: znode path subscription can match it; see the module docstring.
-CONTROL_TOPIC = b"\x00ctl"
-HEARTBEAT = "heartbeat"
-#: Subscribing ``BARRIER_PREFIX + b"<token>/" + prefix`` asks the node to publish
-#: one ``["barrier", A, L, n, seq]`` on exactly that topic; see the module doc.
-BARRIER_PREFIX = b"\x00bar/"
-BARRIER = "barrier"
 #: Estimated bytes per history entry on top of its UTF-8 path: about the packed
 #: size of ``[type, path, zxid, version]``.
 EVENT_OVERHEAD_BYTES = 40
@@ -165,110 +166,12 @@ DEFAULT_MAX_RESUME_EVENTS = 10_000
 BUSY_BEATS = 2
 
 
-class ResumeKind:
-    """Kinds of resume answer. Plain strs: they go on the wire as they are."""
-
-    EVENTS = "events"
-    COUNT = "count"
-    COMPACTED = "compacted"
-
-
 @dataclass(frozen=True, slots=True)
 class Publish:
     """One message for the PUB socket: ``[topic, pack(body)]``."""
 
     topic: bytes
     body: list
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeAnswer:
-    """The answer to "events under these paths since zxid Z".
-
-    * ``events``: ``events`` holds, in history order, every matching event with
-      ``since < zxid <= upto_zxid``; the client is complete through
-      ``upto_zxid``. With ``more`` there are further matches after ``upto_zxid``
-      (then ``upto_zxid`` is the last returned event's zxid): ask again with
-      ``since = upto_zxid``. A zxid's events are never split across pages.
-    * ``count``: ``count`` is the number of such events (none are sent).
-    * ``compacted``: events after ``since`` may have been evicted: re-read.
-      ``horizon_zxid`` is the oldest ``since`` this node can answer.
-
-    ``upto_zxid`` is the node's applied zxid for a compacted answer.
-    """
-
-    kind: str
-    upto_zxid: int
-    events: tuple[Event, ...] = ()
-    more: bool = False
-    count: int = 0
-    horizon_zxid: int = 0
-
-    @property
-    def compacted(self) -> bool:
-        return self.kind == ResumeKind.COMPACTED
-
-    def to_wire(self) -> list:
-        if self.kind == ResumeKind.EVENTS:
-            return [ResumeKind.EVENTS, self.upto_zxid, self.more,
-                    [[e.type, e.path, e.zxid, e.version] for e in self.events]]
-        if self.kind == ResumeKind.COUNT:
-            return [ResumeKind.COUNT, self.upto_zxid, self.count]
-        if self.kind == ResumeKind.COMPACTED:
-            return [ResumeKind.COMPACTED, self.horizon_zxid, self.upto_zxid]
-        raise ValueError(f"unknown resume answer kind {self.kind!r}")
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> ResumeAnswer:
-        """Decode :meth:`to_wire`'s shape; raise ValueError on anything else."""
-        if not isinstance(wire, (list, tuple)) or not wire:
-            raise ValueError(f"resume answer must be a non-empty list, not {wire!r}")
-        kind = wire[0]
-        if kind == ResumeKind.EVENTS and len(wire) == 4:
-            _, upto, more, raw = wire
-            if not _is_int(upto) or not isinstance(more, bool) or not isinstance(raw, (list, tuple)):
-                raise ValueError(f"bad events answer {wire!r}")
-            events = tuple(_event_from_wire(e) for e in raw)
-            return cls(ResumeKind.EVENTS, upto, events, more, len(events))
-        if kind == ResumeKind.COUNT and len(wire) == 3:
-            _, upto, count = wire
-            if not _is_int(upto) or not _is_int(count) or count < 0:
-                raise ValueError(f"bad count answer {wire!r}")
-            return cls(ResumeKind.COUNT, upto, count=count)
-        if kind == ResumeKind.COMPACTED and len(wire) == 3:
-            _, horizon, applied = wire
-            if not _is_int(horizon) or not _is_int(applied):
-                raise ValueError(f"bad compacted answer {wire!r}")
-            return cls(ResumeKind.COMPACTED, applied, horizon_zxid=horizon)
-        raise ValueError(f"bad resume answer {wire!r}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _event_from_wire(raw: Any) -> Event:
-    if (not isinstance(raw, (list, tuple)) or len(raw) != 4 or not isinstance(raw[0], str)
-            or not isinstance(raw[1], str) or not _is_int(raw[2]) or not _is_int(raw[3])):
-        raise ValueError(f"bad event {raw!r}")
-    return Event(raw[0], raw[1], raw[2], raw[3])
-
-
-def matches(path: str, recursive: bool, event_path: str) -> bool:
-    """Whether a watch on ``path`` sees an event on ``event_path``.
-
-    Like ZooKeeper's persistent watches: a plain watch sees events *on* its path
-    (including ``"child"`` events, whose path is the parent whose children
-    changed); a recursive one also sees every event on a descendant. The ``"/"``
-    boundary matters: a recursive watch on ``/a`` does not see ``/ab``.
-    """
-    if event_path == path:
-        return True
-    if not recursive:
-        return False
-    if path == "/":
-        return True
-    return event_path.startswith(path) and event_path[len(path):len(path) + 1] == "/"
 
 
 def event_size(event: Event) -> int:
