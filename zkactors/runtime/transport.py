@@ -61,10 +61,9 @@ RECONNECT_MAX_MS = 1000
 LINK_SILENT_MS = 1500
 #: A connect that has not completed in this long is given up and retried (after
 #: ``RECONNECT_MS``). Without it ZeroMQ leaves the attempt to the kernel, which
-#: resends a SYN that a partition dropped after 1, 2, 4, … 64 s: once a
-#: heartbeat has closed a link across a cut, the link stayed down for up to two
-#: minutes after the cut healed, and a node heard no one and was heard by no one
-#: (the "silent nodes" of session 7's chaos soaks).
+#: resends a SYN that a partition dropped after 1, 2, 4, … 64 s: a link
+#: connected afresh during a long cut stayed down for up to a minute after the
+#: cut healed.
 CONNECT_TIMEOUT_MS = 500
 HELLO_EVERY_MS = 250
 DOWN_FOR_MS = 500
