@@ -17,14 +17,17 @@ def test_sessions_expire_locks_move_and_stale_holders_are_fenced_under_chaos(def
     totals: dict[str, int] = {}
     for result in default_runs:
         for key in ("lock_acquisitions", "sessions_lost", "session_expiries", "fenced",
-                    "client_pauses", "sessions_opened"):
+                    "stale_holders", "client_pauses", "sessions_opened"):
             totals[key] = totals.get(key, 0) + result[key]
-    # Not a vacuous pass: the lock changes hands thousands of times, sessions of
-    # paused clients expire, and holders that woke from a pause with their clock
-    # stopped are refused by the resource (their fencing token is older).
+    # Not a vacuous pass: the lock changes hands hundreds of times, sessions of
+    # paused clients expire, and the lock is taken while a holder paused with its
+    # clock stopped still believes it holds it: fencing's case, which the checks
+    # must judge. (Whether that holder then acts before its hold ends, and is
+    # refused by the resource — "fenced" — is up to the chaos: 0 to 19 times in a
+    # block of 40 seeds.)
     assert totals["lock_acquisitions"] > 800, totals
     assert totals["session_expiries"] >= 5 and totals["sessions_lost"] >= 5, totals
-    assert totals["fenced"] >= 1, totals
+    assert totals["stale_holders"] >= 1, totals
 
 
 def test_a_holder_paused_past_its_timeout_loses_its_session_and_the_lock():

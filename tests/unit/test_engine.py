@@ -258,3 +258,65 @@ def test_a_snapshot_older_than_one_held_is_answered_with_the_held_one():
     assert ("restore", 14) in trace and ("send", "InstallSnapshotResponse") in trace
     assert (node.core.base_index, node.core.base_term, node.core.commit_index) == (14, 4, 14)
     assert node.snapshots.latest_meta().index == 14
+
+
+# ------------------------------------------------------------- commit hint
+
+def _leader_with_commits(disk: MemoryDisk, writes: int) -> tuple[Replica, ReplicatedLog]:
+    """A leader of 3 whose first ``writes`` proposals are committed (node 2 acked)."""
+    core = ReplicatedLog(1, [1, 2, 3])
+    node = Replica(core, disk.log, disk.terms, disk.snapshots, Recorder([]))
+    node.handle([Campaign(1)], 0)
+    disk.complete_sync()
+    node.handle([VoteResponse(1, 2, True)], 0)
+    for rid in range(1, writes + 1):
+        node.handle([Propose([[b"c", rid, ["create", f"/n{rid}", b"", 0], None]])], rid)
+    disk.complete_sync()
+    node.handle([AppendResponse(1, 2, True, writes + 1, 0, 0)], 10)
+    return node, core
+
+
+def test_a_restart_applies_its_own_log_up_to_the_commit_hint_at_once():
+    disk = MemoryDisk()
+    node, core = _leader_with_commits(disk, 5)
+    # Two more entries on disk, not committed: they must not be applied at restart.
+    node.handle([Propose([[b"c", 6, ["create", "/n6", b"", 0], None]])], 11)
+    node.handle([Propose([[b"c", 7, ["create", "/n7", b"", 0], None]])], 12)
+    disk.complete_sync()
+    assert (core.commit_index, core.last_index) == (6, 8)
+    node.tick(20)  # the hint is written on ticks
+    assert disk.terms.load_commit_hint() == 6
+    disk.crash()
+    store = StoreCore(Tree())
+    recovered = recover(disk.log, disk.terms, disk.snapshots, store)
+    assert recovered.commit == store.applied_index == 6  # the no-op and five creates
+    assert store.tree.exists("/n5") is not None and store.tree.exists("/n6") is None
+    # (the watch history refills from these: each create, and its parent's change)
+    assert [e.path for e in recovered.events if e.path != "/"] == [f"/n{i}" for i in range(1, 6)]
+    assert len(recovered.entries) == 8  # the whole log is still read
+    # The log core starts with those as committed and handed to the store.
+    restarted = ReplicatedLog(1, [1, 2, 3], recovered.term, recovered.voted_for,
+                              recovered.entries, commit=recovered.commit)
+    assert (restarted.commit_index, restarted.handed_index) == (6, 6)
+
+
+def test_a_hint_ahead_of_the_log_on_disk_applies_only_what_is_there():
+    disk = MemoryDisk()
+    node, core = _leader_with_commits(disk, 3)
+    node.tick(20)
+    disk.terms.save_commit_hint(99)  # (as if entries after it were lost unsynced)
+    store = StoreCore(Tree())
+    recovered = recover(disk.log, disk.terms, disk.snapshots, store)
+    assert recovered.commit == store.applied_index == core.last_index == 4
+
+
+def test_the_hint_never_names_entries_not_yet_on_disk():
+    disk = MemoryDisk()
+    node, core = _leader_with_commits(disk, 2)
+    node.tick(20)
+    hinted = disk.terms.load_commit_hint()
+    assert hinted == core.commit_index == 3
+    core.persisted_index = 2  # (a driver that has not synced the last entry yet)
+    core.handed_index = core.commit_index = 4
+    node.tick(30)
+    assert disk.terms.load_commit_hint() == hinted

@@ -168,7 +168,7 @@ class ReplicatedLog:
     def __init__(self, node_id: int, members: list[int], term: int = 0, voted_for: int = 0,
                  entries: list[Entry] | None = None, max_batch: int = 512,
                  max_inflight: int = 8, retransmit_ms: int = 200,
-                 snapshot: tuple[int, int] = (0, 0)) -> None:
+                 snapshot: tuple[int, int] = (0, 0), commit: int = 0) -> None:
         if node_id not in members:
             raise ValueError(f"node {node_id} is not a member of {members}")
         self.node_id = node_id
@@ -186,8 +186,10 @@ class ReplicatedLog:
                                  f"{self.base_index + 1}, got {entry.index}")
         self.role = FOLLOWER
         self.leader = 0
-        self.commit_index = self.base_index
-        self.handed_index = self.base_index  # last index handed to the store
+        # ``commit``: how far a restart applied its own log (the commit hint, see
+        # zkactors.engine.state.recover): committed, and already in the store.
+        self.commit_index = max(self.base_index, min(commit, self.last_index))
+        self.handed_index = self.commit_index  # last index handed to the store
         self.persisted_index = self.last_index
         #: Last index known to match the current leader's log (follower side).
         self.verified_index = 0

@@ -106,9 +106,18 @@ class MemoryTerms:
     def __init__(self, disk: MemoryDisk) -> None:
         self._disk = disk
         self._live = self._durable = (0, 0)
+        #: Not fsynced, but a process crash keeps what the kernel was given: the
+        #: latest hint survives (the boldest case for the restart that reads it).
+        self._commit_hint = 0
 
     def load(self) -> tuple[int, int]:
         return self._durable
+
+    def load_commit_hint(self) -> int:
+        return self._commit_hint
+
+    def save_commit_hint(self, index: int) -> None:
+        self._commit_hint = index
 
     def save(self, term: int, voted_for: int) -> None:
         self._live = (term, voted_for)

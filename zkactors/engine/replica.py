@@ -131,6 +131,8 @@ class Replica:
         self._told_election: tuple | None = None
         self._election_told_at = 0
         self._log_end_pending = False
+        #: The commit hint last written (see :meth:`_hint_commit`).
+        self._hinted = core.handed_index
 
     # ------------------------------------------------------------------ inputs
     def start(self, now_ms: int) -> None:
@@ -169,6 +171,20 @@ class Replica:
         self.carry_out([self.core.tick(now_ms)], now_ms)
         if self._log_end_pending and now_ms - self._election_told_at >= LOG_END_REPORT_MS:
             self._tell_election(self.core.role_changed(), now_ms)
+        self._hint_commit()
+
+    def _hint_commit(self) -> None:
+        """Note how far this node's log is committed *and on its disk*, for its
+        next start to apply at once (see :func:`zkactors.engine.state.recover`).
+        On ticks, not per batch: off the write path, and a hint a few ms old only
+        leaves a few more entries for the leader to confirm. (The handed index,
+        not the commit index: committed entries queued behind a read that waits
+        for a leadership check are not the store's yet.)"""
+        core = self.core
+        hint = min(core.handed_index, core.persisted_index)
+        if hint > self._hinted:
+            self.terms.save_commit_hint(hint)
+            self._hinted = hint
 
     # --------------------------------------------------------------- snapshots
     def compact(self, snapshot_index: int) -> int | None:

@@ -9,14 +9,15 @@ table); the snapshot file around it says which (index, term) it covers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from zkactors.core.replog import Entry
+from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
 from zkactors.engine.replica import decode_entries
 from zkactors.engine.storage import LogStore, SnapshotFiles, TermStore
 from zkactors.protocol import pack, unpack, zxid_term
 from zkactors.storage.snapshot import SnapshotError, SnapshotMeta
+from zkactors.wire import Event
 
 
 class RecoveryError(Exception):
@@ -26,19 +27,27 @@ class RecoveryError(Exception):
 @dataclass(frozen=True, slots=True)
 class Recovered:
     """What a member starts from: its term and vote, the snapshot's (index, term)
-    — already loaded into the store — and the log entries after it."""
+    — already loaded into the store — the log entries after it, and how far the
+    store has applied them (``commit``), with the change events that made."""
 
     term: int
     voted_for: int
     base: tuple[int, int]
     entries: list[Entry]
+    commit: int = 0
+    events: list[Event] = field(default_factory=list)
 
 
 def recover(log: LogStore, terms: TermStore, snapshots: SnapshotFiles,
             store: StoreCore) -> Recovered:
-    """Load the newest snapshot into ``store`` and read the log after it. The
-    entries are not applied: which of them are committed is known only once a
-    leader says so (a follower's tail may yet be replaced)."""
+    """Load the newest snapshot into ``store``, read the log after it, and apply
+    the entries the commit hint says were committed.
+
+    Only those: which of the rest are committed is known once a leader says so
+    (a follower's tail may yet be replaced). Applying the committed prefix here,
+    before the node has sockets or threads, spares it doing so once a leader is
+    heard, all members at once after a whole-ensemble restart, while it should
+    be answering heartbeats and clients."""
     term, voted_for = terms.load()
     try:
         snapshot = snapshots.latest()
@@ -57,7 +66,14 @@ def recover(log: LogStore, terms: TermStore, snapshots: SnapshotFiles,
     if entries and entries[0].index != base[0] + 1:
         raise RecoveryError(f"the log starts at index {entries[0].index} but the newest "
                             f"snapshot ends at {base[0]}: entries in between are lost")
-    return Recovered(term, voted_for, base, entries)
+    # (The hint may be ahead of the log: entries written but not fsynced when
+    # the process died. What is there up to it was committed.)
+    commit = min(terms.load_commit_hint(), base[0] + len(entries))
+    events: list[Event] = []
+    if commit > base[0]:
+        hinted = [Committed(entry, None, 0) for entry in entries[:commit - base[0]]]
+        _, events = store.apply(hinted, commit, term)
+    return Recovered(term, voted_for, base, entries, max(commit, base[0]), events)
 
 
 def save_snapshot(store: StoreCore, snapshots: SnapshotFiles,

@@ -10,7 +10,9 @@ for the simulator. The contract the engine relies on:
 * :meth:`LogStore.append_many` only buffers; records are durable once
   :meth:`LogStore.sync` returns. Truncation, compaction and reset are durable
   when they return.
-* :meth:`TermStore.save` is durable when it returns.
+* :meth:`TermStore.save` is durable when it returns. The commit hint is not
+  (:meth:`TermStore.save_commit_hint`): what it says is committed is, whenever
+  it reaches the disk, so an old or missing one is only a slower restart.
 * A snapshot is durable once :meth:`SnapshotFiles.save` or
   :meth:`SnapshotInstall.finish` returns; neither ever goes backwards.
 """
@@ -46,11 +48,15 @@ class LogStore(Protocol):
 
 
 class TermStore(Protocol):
-    """The current term and the vote cast in it."""
+    """The current term and the vote cast in it; and a hint of the commit index."""
 
     def load(self) -> tuple[int, int]: ...
 
     def save(self, term: int, voted_for: int) -> None: ...
+
+    def load_commit_hint(self) -> int: ...
+
+    def save_commit_hint(self, index: int) -> None: ...
 
 
 class SnapshotChunks(Protocol):

@@ -47,6 +47,8 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
 
     #: Names of the actors this one sends to.
     talks_to: tuple[str, ...] = ()
+    #: Inbox messages taken in one batch at most (0: ``max_batch``).
+    inbox_batch: int = 0
 
     def __init__(self, name: str, node_id: int, context: zmq.Context,
                  stopping: threading.Event, failed: threading.Event,
@@ -121,7 +123,7 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
 
     def _drain_inbox(self) -> None:
         messages = []
-        for _ in range(self.max_batch):
+        for _ in range(self.inbox_batch or self.max_batch):
             try:
                 messages.append(unpack(self.inbox.recv(zmq.NOBLOCK)))
             except zmq.Again:

@@ -11,7 +11,6 @@ This actor is only the sockets: it decodes inputs and is the replica's
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 from zkactors.core.messages import LEADER, RoleChanged, SessionTouch, from_wire, to_wire
@@ -33,12 +32,11 @@ from zkactors.protocol import (
     MSG_WRITE,
 )
 from zkactors.runtime.actor import Actor, now_ms, wall_ms
+from zkactors.runtime.heap import HeapFreezer
 from zkactors.runtime.transport import PeerLinks
 from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
 
-#: Entries appended between two gc.freeze() calls (see LogActor._maybe_freeze).
-FREEZE_EVERY = 20_000
 #: How often the actors refresh what the admin endpoint reports.
 METRICS_EVERY_MS = 100
 
@@ -61,7 +59,10 @@ class LogActor(Actor):
                                fingerprint)
         self.add_socket(self.links.router)
         self._extra.extend(self.links.dealers.values())
-        self._frozen_at = 0
+        #: The log held in memory grows with every entry appended: freeze it as it
+        #: does (see :mod:`zkactors.runtime.heap`).
+        self.freezer = HeapFreezer()
+        self._persisted_seen = core.persisted_index
         self._report_due = 0
         #: This actor's state for the admin endpoint, replaced whole on ticks.
         self.metrics: dict[str, Any] = {}
@@ -132,22 +133,9 @@ class LogActor(Actor):
 
     def _after(self, persisted: Any) -> None:
         if persisted is not None:
-            self._maybe_freeze(persisted.index)
-
-    # ------------------------------------------------------------------ helpers
-    def _maybe_freeze(self, index: int) -> None:
-        """Move the log held in memory out of the garbage collector's sight.
-
-        The log keeps every entry since the last compaction (up to snapshot_every
-        plus log_retain_entries of them), so a full collection walks hundreds of
-        thousands of objects: long GIL-held pauses that can starve heartbeats
-        and cost a leader its term. Frozen objects are still
-        freed by reference counting; the collector just stops re-scanning them.
-        """
-        if index - self._frozen_at >= FREEZE_EVERY:
-            gc.freeze()
-            self._frozen_at = index
-
+            # (A truncated tail moves it back: that is no growth.)
+            self.freezer.grew(max(0, persisted.index - self._persisted_seen))
+            self._persisted_seen = persisted.index
 
 
 class _Outputs:
@@ -162,11 +150,17 @@ class _Outputs:
         self.actor.links.send(peer, message)
 
     def commit(self, committed: list[Committed], commit_index: int, term: int) -> None:
-        self.actor.send("store", [MSG_COMMIT, commit_index, term, [
-            [c.ident, c.rid, c.read] if c.entry is None else
-            [c.ident, c.rid, c.entry.index, c.entry.term, c.entry.time_ms, c.entry.txn]
-            for c in committed
-        ]])
+        # In messages of at most max_batch: a node restarted on a long log has it
+        # all committed at once, and one message of 100k entries would be decoded
+        # and applied in one go, too big for the store to freeze as it grows
+        # (see zkactors.runtime.heap).
+        step = self.actor.max_batch
+        for first in range(0, len(committed), step):
+            self.actor.send("store", [MSG_COMMIT, commit_index, term, [
+                [c.ident, c.rid, c.read] if c.entry is None else
+                [c.ident, c.rid, c.entry.index, c.entry.term, c.entry.time_ms, c.entry.txn]
+                for c in committed[first:first + step]
+            ]])
 
     def restore(self, index: int, term: int) -> None:
         self.actor.send("store", [MSG_RESTORE, index, term])

@@ -165,6 +165,13 @@ class NodeCollector(Collector):
             histogram = wal.sync_times
             fsync.add_metric([], histogram.cumulative(), histogram.total)
         yield fsync
+        pauses = HistogramMetricFamily(
+            "zkactors_gc_pause_seconds",
+            "Time each garbage collection held the node (every thread), by generation",
+            labels=["generation"])
+        for generation, histogram in node.collections.pauses.items():
+            pauses.add_metric([str(generation)], histogram.cumulative(), histogram.total)
+        yield pauses
 
     def _elections(self, election: Any, gateway: Any) -> Iterator[Any]:
         campaigns = CounterMetricFamily(

@@ -33,24 +33,33 @@ from zkactors.protocol import (
 )
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.forked import ForkedJob
+from zkactors.runtime.heap import HeapFreezer
 
 #: How much lower the snapshot writer runs than the node (nice 10: about a tenth of
 #: a busy node's share of a contended core; on an idle one, all of it).
 SNAPSHOT_NICE = 10
+#: Change events sent to the watch actor in one message at most (about).
+EVENTS_PER_MESSAGE = 4096
 
 
 class StoreActor(Actor):
     talks_to = ("gateway", "watch", "log")
+    #: Each commit message holds up to max_batch entries; a log committed all at
+    #: once (a restart) arrives as many of them. Decoded together they would be
+    #: a heap too big to collect without stalling the node; a few at a time, the
+    #: freezer keeps up (see zkactors.runtime.heap).
+    inbox_batch = 16
 
     def __init__(self, *args: Any, core: StoreCore, snapshots: SnapshotFiles | None = None,
                  snapshot_every: int = 0, members: list[int] | None = None,
-                 **kwargs: Any) -> None:
+                 snapshot_at: int | None = None, **kwargs: Any) -> None:
         super().__init__("store", *args, **kwargs)
         self.core = core
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every if snapshots is not None else 0
         self.members = members or []
-        self._snapshot_at = core.applied_index
+        #: The index of the newest snapshot: the next is due snapshot_every after.
+        self._snapshot_at = core.applied_index if snapshot_at is None else snapshot_at
         self._told_watch = core.applied_zxid
         self._watch_pending = False
         #: This actor's state for the admin endpoint, replaced whole on ticks.
@@ -62,6 +71,9 @@ class StoreActor(Actor):
         self._saving: ForkedJob | None = None
         self._saving_index = 0
         self._saving_since = 0
+        #: What applies make (znodes, dedup records, the watch history they feed)
+        #: is long-lived: freeze it as it grows (see :mod:`zkactors.runtime.heap`).
+        self.freezer = HeapFreezer()
 
     def on_inbox(self, messages: list[list]) -> None:
         core = self.core
@@ -81,6 +93,12 @@ class StoreActor(Actor):
                                                              now_ms())
                 replies.extend(applied_replies)
                 events.extend(applied_events)
+                self.freezer.grew(len(items))
+                if len(events) >= EVENTS_PER_MESSAGE:
+                    # (A long log applied at once: the watch actor takes it in
+                    # parts, as the store does.)
+                    self._tell_watch(events)
+                    events = []
             elif kind == MSG_READ:
                 replies.extend(core.read(message[1], now_ms()))
             elif kind == MSG_RESTORE:

@@ -215,8 +215,12 @@ class SimNode:
         disk = self.disk
         self.store = StoreCore(Tree())
         recovered = recover(disk.log, disk.terms, disk.snapshots, self.store)
-        if recovered.base[0]:
-            sim.checker.state_at(self, "restarted from its snapshot")
+        if recovered.commit > recovered.base[0]:
+            hinted = recovered.entries[:recovered.commit - recovered.base[0]]
+            sim.checker.applied_at_start(self, hinted)
+            sim.sessions.applied(self, [Committed(entry, None, 0) for entry in hinted])
+        if recovered.commit:
+            sim.checker.state_at(self, "restarted from its snapshot and its commit hint")
         #: Everything committed anywhere before this start: no read it answers may
         #: come from an older state.
         self.read_floor = max(sim.checker.commit_terms, default=0)
@@ -226,7 +230,8 @@ class SimNode:
         self.log = ReplicatedLog(self.id, self.members, recovered.term, recovered.voted_for,
                                  recovered.entries, max_batch=sim.faults.log_batch,
                                  max_inflight=sim.faults.log_inflight,
-                                 retransmit_ms=4 * sim.heartbeat_ms, snapshot=recovered.base)
+                                 retransmit_ms=4 * sim.heartbeat_ms, snapshot=recovered.base,
+                                 commit=recovered.commit)
         self.replica = Replica(self.log, disk.log, disk.terms, disk.snapshots,
                                SimOutputs(sim, self),
                                log_retain_entries=sim.rng.randint(*sim.faults.retain_entries),
@@ -336,7 +341,7 @@ class Simulation:
             "unknown_outcome_retries", "timeouts",
             "duplicates_suppressed", "forgotten", "lost_replies", "crashes_of_all",
             "out_of_order_refused", "sessions_opened", "sessions_lost", "client_pauses",
-            "lock_acquisitions", "fenced"), 0)
+            "lock_acquisitions", "stale_holders", "fenced"), 0)
         self.counter = _Counter(self.stats)
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.members:

@@ -162,6 +162,17 @@ class Checker:
                 if entry.index < self.first_index.get(write, entry.index + 1):
                     self.first_index[write] = entry.index
 
+    def applied_at_start(self, node: SimNode, entries: list) -> None:
+        """A restart applied these from its own log (up to its commit hint): each
+        must have been committed, as exactly this entry."""
+        for entry in entries:
+            known = self.commit_terms.get(entry.index)
+            if known is None or known[0] != _key(entry):
+                self.fail(f"commit hint: node {node.id} applied its entry {entry.index} "
+                          f"at restart, but {'another' if known else 'no'} entry was "
+                          f"committed there")
+        self.applied(node, [Committed(entry, None, 0) for entry in entries])
+
     def check(self) -> None:
         self.checks += 1
         # Most events (ticks, idle chaos steps) change no log: if every running node's

@@ -98,6 +98,11 @@ MUTANTS = (
         Edit("zkactors.engine.replica:Replica.carry_out",
              "ready.messages = [m for m in ready.messages if not "
              "may_send_before_persist(m[1])]", "ready.messages = []"))),
+    Mutant("commit-hint-uncommitted", "a restart applies its log's tail that no leader "
+           "confirmed", (
+               Edit("zkactors.engine.replica:Replica._hint_commit",
+                    "hint = min(core.handed_index, core.persisted_index)",
+                    "hint = core.persisted_index"),)),
     Mutant("install-keeps-old-log", "a snapshot install that did not match the log "
            "leaves the old log's tail on disk", (
                Edit("zkactors.engine.replica:Replica.carry_out",

@@ -187,7 +187,11 @@ class SessionChecker:
         for other in self.holds:
             if other.end is not None or other.client == hold.client:
                 continue
-            if live and other.session not in ended:
+            if other.session in ended:
+                # Fencing's case: the other still believes it holds the lock, but
+                # its session is over; only its token keeps it off the resource.
+                self.sim.stats["stale_holders"] += 1
+            elif live:
                 self.fail(f"two lock holders overlap: client {hold.client} (session "
                           f"{hold.session:#x}, token {hold.token:#x}) acquired the lock "
                           f"while client {other.client} (session {other.session:#x}, "
