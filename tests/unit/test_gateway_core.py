@@ -860,6 +860,8 @@ def test_reads_are_refused_as_not_ready_without_a_live_leader():
     gw = gateway(serving_reads=False)
     hello(gw, A)
     assert reply_code(send(gw, A, [1, "get", "/"])) == int(Code.NOT_READY)
+    # A refusal, not a bad request: counted for the metrics, never logged.
+    assert gw.counters["not_ready"] == 1 and gw.take_first_seen() == []
     out = send(gw, A, [2, "create", "/a", b"", 0])
     assert len(out.writes) == 1  # writes still go to the log, which knows who leads
     gw.serving_reads = True
