@@ -596,3 +596,24 @@ def test_digest_sees_data_and_stat_changes():
 def test_restore_rejects_malformed_snapshots(snap):
     with pytest.raises(DataInconsistency):
         Tree.restore(snap)
+
+
+def test_a_leaf_costs_no_children_set_of_its_own():
+    # A million-znode tree must fit a node in 1 GiB (issue #13): leaves, nearly all
+    # of it, share one empty frozenset (a set each was 216 bytes).
+    import tracemalloc
+
+    tree, events = Tree(), []
+    tree.create("/p", b"", 1, 0, events)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(10_000):
+            tree.create(f"/p/n{i:05d}", b"x" * 100, 1, 0, events)
+            events.clear()
+        per_znode = (tracemalloc.get_traced_memory()[0] - before) / 10_000
+    finally:
+        tracemalloc.stop()
+    assert per_znode < 400, per_znode  # ~300 with the shared one, ~510 without
+    tree.delete("/p/n00000", -1, 2)
+    assert tree.get_children("/p")[:1] == ["n00001"]
