@@ -1,5 +1,12 @@
 """The gateway core: client sessions, request validation, routing, flow control.
 
+The rule it keeps is ZooKeeper's client contract (Programmer's Guide, "ZooKeeper
+consistency guarantees"): a client's requests take effect in the order it sent
+them (a read behind its own pending writes waits for them: it goes through the
+log), and a node answers reads only while it knows a live leader and has caught
+up with it, so no client ever reads a state older than one it has seen (Raft
+thesis §6.4 on reads that stay linearizable without the log).
+
 Pure: the driver hands it each client frame (with the ROUTER identity of the
 connection and the current time) and the replies coming back from the other
 actors; it says where each request goes and what to send to whom. No socket, no

@@ -1,5 +1,10 @@
 """Client sessions: their log transactions, and the leader's expiry tracker.
 
+The rule: a session ends only by a committed transaction, so every member
+deletes its ephemeral nodes at the same zxid; only the leader proposes expiry,
+and only of a session no member has heard from for its whole timeout (ZooKeeper
+Programmer's Guide, "ZooKeeper Sessions"; the leader's SessionTracker).
+
 A session is what an ephemeral znode belongs to. Its life is replicated like any
 write, so every member agrees on it:
 

@@ -1,5 +1,11 @@
 """The store core: the znode tree as a state machine, and the reads served from it.
 
+The rule is Raft's State Machine Safety (§5.4.3; Figure 2, "Rules for Servers":
+apply ``log[lastApplied]`` while ``commitIndex > lastApplied``): committed
+entries are applied strictly in index order, each exactly once, so every
+member's tree passes through the same states. Entries out of order are a bug,
+and it raises rather than fork the state machine.
+
 Pure: it applies committed log entries in index order and answers reads; the
 driver moves the messages. Each applied entry yields the reply for the client that
 sent it (if it is still waiting) and the change events for the watch actor.

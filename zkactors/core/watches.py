@@ -1,6 +1,16 @@
 """The watch core: what each applied change publishes, and the recent-event history
 that lets a client close any gap in its PUB/SUB stream.
 
+The rule follows ZooKeeper's watches (Programmer's Guide, "ZooKeeper Watches"):
+a client sees events in the order of the changes (zxid order), each once. Here
+the watches are persistent and recursive, as ZooKeeper 3.6's ``addWatch``
+(ZOOKEEPER-1416), and over PUB/SUB a message can be lost. So a gap must always
+be detectable (sequence numbers, heartbeats), and the history lets a client
+close it, or says plainly that it cannot (``compacted``). (ZooKeeper also
+promises the event before a read that shows the change. This client promises
+the converse, README "Notified, then read": after an event, reads are at least
+that new.)
+
 Pure, like every core: the watch actor's driver hands it the change events the
 store applied (:meth:`WatchCore.on_events`), the current time
 (:meth:`WatchCore.tick`) and clients' resume queries (:meth:`WatchCore.resume`,
