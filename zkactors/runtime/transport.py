@@ -26,8 +26,7 @@ passes within moments, and a reconnect would only throw the queue away.)
 
 Every 250 ms each link also sends a ``hello`` carrying the fingerprint of this
 node's member list, and nothing else from a peer is accepted until its hello has
-shown the same fingerprint. (A peer's hello that shows it has heard none of ours
-is answered at once: it has just started, and drops our heartbeats until then.) A peer whose fingerprint differs has another idea of
+shown the same fingerprint. A peer whose fingerprint differs has another idea of
 who is in the ensemble — a misconfiguration under which a "majority" means
 nothing — so it is refused (counted, and reported once: :meth:`take_mismatched`).
 
@@ -216,19 +215,15 @@ class PeerLinks:
             return
         self._hello_due = now_ms + HELLO_EVERY_MS
         self._hello_seq += 1
-        for peer in self.dealers:
-            self._send_hello(peer)
-
-    def _send_hello(self, peer: int) -> None:
         ours = self._hello_seq.to_bytes(8, "big")
-        echo = self._heard_seq.get(peer, 0).to_bytes(8, "big")
-        try:
-            self.dealers[peer].send_multipart([_HELLO, self.fingerprint, ours, echo],
-                                              zmq.NOBLOCK)
-        except zmq.Again:
-            self.unreachable.add(peer)
-        else:
-            self.unreachable.discard(peer)
+        for peer, dealer in self.dealers.items():
+            echo = self._heard_seq.get(peer, 0).to_bytes(8, "big")
+            try:
+                dealer.send_multipart([_HELLO, self.fingerprint, ours, echo], zmq.NOBLOCK)
+            except zmq.Again:
+                self.unreachable.add(peer)
+            else:
+                self.unreachable.discard(peer)
 
     def _reconnect(self, peer: int) -> None:
         """Drop our connection to ``peer`` and connect afresh (nothing is queued
@@ -249,14 +244,9 @@ class PeerLinks:
         dealer.connect(self.endpoints[peer])
 
     def _on_hello(self, peer: int, fingerprint: bytes, sequence: list[bytes]) -> None:
-        answer = False
         if len(sequence) == 2:
             self._heard_seq[peer] = int.from_bytes(sequence[0], "big")
             echoed = int.from_bytes(sequence[1], "big")
-            # It has heard none of ours (it just started): until it does, it
-            # drops all we send it, heartbeats included. Answer now, not at our
-            # next round: a restarted node hears its leader up to 250 ms sooner.
-            answer = echoed == 0 and self._hello_seq > 0
             # Any change proves a fresh hello got through; not only a higher
             # number: a peer that restarted counts its own hellos from 1 again.
             if echoed != self._echoed.get(peer, 0):
@@ -273,12 +263,9 @@ class PeerLinks:
             # is waiting out its reconnect backoff. Reconnect now.
             self.reconnects += 1
             self._reconnect(peer)
-            answer = False  # (not connected yet: our next round greets it)
         if fingerprint == self.fingerprint:
             self.verified.add(peer)
             self.refused.discard(peer)
-            if answer:
-                self._send_hello(peer)
         else:
             self.verified.discard(peer)
             if peer not in self.refused:
