@@ -87,6 +87,9 @@ def test_metrics_count_requests_latency_replication_and_fsyncs(ensemble):
     assert samples[("zkactors_log_index", (("kind", "commit"),))] == last
     assert samples[("zkactors_znodes", ())] >= 41
     assert samples[("zkactors_fsync_duration_seconds_count", ())] >= 1
+    # (The young generation is collected many times a second on a busy node.)
+    assert samples[("zkactors_gc_pause_seconds_count", (("generation", "0"),))] >= 1
+    assert ("zkactors_gc_pause_seconds_count", (("generation", "2"),)) in samples
     assert samples[("zkactors_elections_total", ())] >= 0
     assert samples[("zkactors_leader_changes_total", ())] >= 1
     assert samples[("zkactors_serving", ())] == 1
