@@ -30,9 +30,14 @@ def only(node) -> Client:
 
 
 def test_one_leader_and_writes_through_any_node_reach_every_node(ensemble):
-    rows = ensemble.status()
+    # wait_for_leader returns once the leader knows it won; the member that did
+    # not vote learns the new term from the leader's first append, a moment later.
+    def agreed():
+        rows = ensemble.status()
+        return rows if len({r["term"] for r in rows}) == 1 else None
+
+    rows = wait_for(agreed, 10, "every member in the leader's term", interval=0.05)
     assert [r["role"] for r in rows].count("leader") == 1
-    assert len({r["term"] for r in rows}) == 1
     for node_id, node in ensemble.nodes.items():
         with Client(ensemble.hosts) as c:
             c.create(f"/via{node_id}", b"%d" % node_id)
