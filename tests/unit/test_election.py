@@ -629,3 +629,25 @@ def test_a_late_leader_report_after_stepping_down_in_that_term_is_ignored():
     # A new term starts over.
     role(c, CANDIDATE, 5, 0, 13)
     assert c.role == CANDIDATE
+
+
+@pytest.mark.parametrize(
+    ("ask", "now", "reason"),
+    [
+        (PreVote(5, 3, 10, 5), 10 * ET, "term 5 is not past ours, 5"),
+        (PreVote(6, 3, 10, 5), 100 + ET - 1,
+         f"leader n1 was heard {ET - 1} ms ago, within the election timeout"),
+        (PreVote(6, 3, 9, 5), 10 * ET, "its log ends at 9@5, behind ours at 10@5"),
+        (PreVote(6, 3, 10, 5), 10 * ET, None),
+    ],
+)
+def test_pre_vote_refusal_names_the_rule_and_decides_the_answer(ask, now, reason):
+    c = follower_core(term=5, leader=1, heard_at=100)
+    [answer] = c.on_peer(ask, now)
+    assert answer.message.granted is (reason is None)
+    assert c.pre_vote_refusal(ask, now) == reason
+
+
+def test_a_leader_refusing_a_pre_vote_says_why():
+    c = leader_core(term=3)
+    assert c.pre_vote_refusal(PreVote(4, 2, 99, 3), 10 * ET) == "we lead term 3"

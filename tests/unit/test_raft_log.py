@@ -1472,3 +1472,37 @@ def test_a_snapshot_overtaken_by_appends_is_acknowledged_not_restored():
     assert ready.restore is None and ready.truncate_after is None
     assert [(m.index, m.done) for _, m in ready.messages] == [(8, True)]
     assert follower.base_index == 0 and follower.last_index == 10
+
+
+# The reason a vote is refused is the rule that refused it (a trace prints it).
+@pytest.mark.parametrize(
+    ("setup", "ask", "reason"),
+    [
+        ("term5", RequestVote(4, 2, 9, 4), "its term 4 is behind ours, 5"),
+        ("voted2", RequestVote(1, 3, 0, 0), "already voted for n2 in term 1"),
+        ("candidate", RequestVote(1, 2, 5, 1), "already voted for itself in term 1"),
+        ("log3", RequestVote(3, 2, 2, 3), "its log ends at 2@3, behind ours at 3@3"),
+        ("log3", RequestVote(3, 2, 9, 2), "its log ends at 9@2, behind ours at 3@3"),
+        ("log3", RequestVote(3, 2, 3, 3), None),
+    ],
+)
+def test_vote_refusal_names_the_rule_and_decides_the_answer(setup, ask, reason):
+    if setup == "term5":
+        node = ReplicatedLog(1, [1, 2, 3], term=5)
+    elif setup == "voted2":
+        node = ReplicatedLog(1, [1, 2, 3])
+        node.on_message(RequestVote(1, 2, 0, 0))
+    elif setup == "candidate":
+        node = ReplicatedLog(1, [1, 2, 3])
+        node.campaign(Campaign(1))
+    else:
+        node = ReplicatedLog(1, [1, 2, 3], term=3, entries=log_of(1, 3, 3))
+    ready = node.on_message(ask)
+    assert ready.messages[0][1].granted is (reason is None)
+    # Asked after the step (as the trace does), the answer is the same.
+    assert node.vote_refusal(ask) == reason
+
+
+def test_a_leader_refusing_a_vote_says_it_leads():
+    leader = elected(3)[1]
+    assert leader.vote_refusal(RequestVote(1, 2, 10, 1)) == "we lead term 1"

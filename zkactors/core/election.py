@@ -189,6 +189,12 @@ class ElectionCore:
         self._reset_deadline(now_ms)
         return []
 
+    @property
+    def timer_due(self) -> int:
+        """When (``now_ms`` time) the election timer fires next, unless a leader
+        is heard from first."""
+        return self._deadline
+
     def leader_alive(self, now_ms: int) -> bool:
         """Leader: check-quorum holds now. Others: a leader was heard from within
         ``election_timeout_ms`` (the lease during which we refuse pre-votes)."""
@@ -295,15 +301,30 @@ class ElectionCore:
         ask = PreVote(self._pre_vote_term, self.node_id, self.last_index, self.last_term)
         return [Send(peer, ask) for peer in self.peers]
 
-    def _on_pre_vote(self, ask: PreVote, now_ms: int) -> list[Effect]:
-        # Same test the real vote will make, minus any state change, plus the lease:
-        # while a leader is alive we refuse, so a node that was cut off (and whose
-        # timer fired) cannot force a healthy leader out when it comes back.
+    def pre_vote_refusal(self, ask: PreVote, now_ms: int) -> str | None:
+        """Why this node refuses ``ask`` its pre-vote, or None: it grants it. The
+        same test the real vote will make, minus any state change, plus the lease:
+        while a leader is alive we refuse, so a node that was cut off (and whose
+        timer fired) cannot force a healthy leader out when it comes back (Raft
+        thesis §9.6). Pure: a trace can ask it too."""
         up_to_date = (ask.last_term, ask.last_index) >= (self.last_term, self.last_index)
+        if ask.term <= self.term:
+            return f"term {ask.term} is not past ours, {self.term}"
         # (A leader that has asked to step down holds no lease any more.)
-        in_lease = (self.role == LEADER and self._asked_step_down is None) or \
-            self.leader_alive(now_ms)
-        granted = ask.term > self.term and up_to_date and not in_lease
+        if self.role == LEADER and self._asked_step_down is None:
+            return f"we lead term {self.term}"
+        if self.leader_alive(now_ms):
+            if self.role == LEADER:
+                return "we lead, and still hear from a quorum"
+            return (f"leader n{self.leader} was heard {now_ms - self._heard_ms} ms ago, "
+                    f"within the election timeout")
+        if not up_to_date:
+            return (f"its log ends at {ask.last_index}@{ask.last_term}, behind ours "
+                    f"at {self.last_index}@{self.last_term}")
+        return None
+
+    def _on_pre_vote(self, ask: PreVote, now_ms: int) -> list[Effect]:
+        granted = self.pre_vote_refusal(ask, now_ms) is None
         return [Send(ask.candidate, PreVoteResponse(ask.term, self.node_id, granted,
                                                     self.term))]
 

@@ -588,10 +588,25 @@ class ReplicatedLog:
             pending.index, pending.remote = message.index, 0
         ready.committed.extend(self._release())
 
-    def _on_request_vote(self, message: RequestVote, ready: Ready) -> None:
+    def vote_refusal(self, message: RequestVote) -> str | None:
+        """Why this node refuses ``message`` its vote, or None: it grants it (Raft
+        §5.2: one vote per term; §5.4.1: only to a log at least as up to date).
+        Pure, and unchanged by the grant itself, so a trace can ask it afterwards."""
         up_to_date = (message.last_term, message.last_index) >= (self.last_term, self.last_index)
-        granted = (message.term == self.term and up_to_date
-                   and self.voted_for in (0, message.candidate) and self.role != LEADER)
+        if message.term < self.term:
+            return f"its term {message.term} is behind ours, {self.term}"
+        if self.role == LEADER:
+            return f"we lead term {self.term}"
+        if self.voted_for not in (0, message.candidate):
+            whom = "itself" if self.voted_for == self.node_id else f"n{self.voted_for}"
+            return f"already voted for {whom} in term {self.term}"
+        if not up_to_date:
+            return (f"its log ends at {message.last_index}@{message.last_term}, behind ours "
+                    f"at {self.last_index}@{self.last_term}")
+        return None
+
+    def _on_request_vote(self, message: RequestVote, ready: Ready) -> None:
+        granted = self.vote_refusal(message) is None
         if granted and self.voted_for != message.candidate:
             self.voted_for = message.candidate
             ready.hard_state = (self.term, self.voted_for)

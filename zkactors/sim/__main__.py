@@ -1,5 +1,9 @@
 """``python -m zkactors.sim --seeds N``: run many seeded simulations; a failure
-prints the one command that replays it."""
+prints the one command that replays it.
+
+``python -m zkactors.sim --seed N --trace [--until leader|leader-change|crash|
+commit I|ms T]``: tell one run as a timeline, a line per event in the lane of
+its node (zkactors.sim.trace)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 import time
 
 from zkactors.sim.faults import STRESS, Faults
-from zkactors.sim.run import run_seed, run_swarm_seed
+from zkactors.sim.run import UNTIL, run_seed, run_swarm_seed, trace_seed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +31,18 @@ def main(argv: list[str] | None = None) -> int:
                              "ensemble size (swarm testing)")
     parser.add_argument("--count-lost-replies", action="store_true",
                         help="count a lost reply instead of failing on it")
+    parser.add_argument("--trace", action="store_true",
+                        help="tell the run of --seed as a timeline, one event per line")
+    parser.add_argument("--until", nargs="+", metavar="WHAT",
+                        help="with --trace, stop once this holds: leader, leader-change, "
+                             "crash, commit INDEX or ms TIME")
+    parser.add_argument("--every-message", action="store_true",
+                        help="with --trace, show routine heartbeats and acks too")
+    parser.add_argument("--clients", action="store_true",
+                        help="with --trace, show clients' requests and answers too")
     args = parser.parse_args(argv)
+    if args.trace or args.until or args.every_message or args.clients:
+        return _trace(parser, args, argv)
     options = {}
     if args.perfect_clocks:
         options.update(drift=0, clock_jump=0, wall_step=0, pause=0)
@@ -61,6 +76,36 @@ def main(argv: list[str] | None = None) -> int:
             totals[key] += result[key]
     print(f"{len(seeds)} seeds passed in {time.monotonic() - started:.1f} s "
           f"({args.nodes} nodes, {args.ms} ms of chaos each): {totals}")
+    return 0
+
+
+def _trace(parser: argparse.ArgumentParser, args: argparse.Namespace,
+           argv: list[str] | None) -> int:
+    if not args.trace or args.seed is None or args.swarm:
+        parser.error("--until, --every-message and --clients go with --trace, and --trace "
+                     "with one --seed (not --swarm)")
+    until = None
+    if args.until:
+        name, *rest = args.until
+        if name not in UNTIL or len(rest) != int(UNTIL[name][0]) or \
+                (rest and not rest[0].isdigit()):
+            parser.error(f"--until takes one of: leader, leader-change, crash, commit "
+                         f"INDEX, ms TIME (got {' '.join(args.until)!r})")
+        until = (name, int(rest[0]) if rest else 0)
+    options = {}
+    if args.perfect_clocks:
+        options.update(drift=0, clock_jump=0, wall_step=0, pause=0)
+    if args.stress:
+        options.update(STRESS)
+    words = sys.argv[1:] if argv is None else argv
+    try:
+        trace_seed(args.seed, print, nodes=args.nodes, chaos_ms=args.ms,
+                   faults=Faults(**options) if options else None, until=until,
+                   every_message=args.every_message, clients=args.clients,
+                   command="python -m zkactors.sim " + " ".join(words))
+    except Exception as err:  # noqa: BLE001 - the trace so far shows how it came to this
+        print(f"FAILED: {type(err).__name__}: {err}")
+        return 1
     return 0
 
 

@@ -63,7 +63,13 @@ from typing import Any, ClassVar
 from zkactors.core.dedup import FORGOTTEN
 from zkactors.core.election import ElectionCore, Send, ToLog
 from zkactors.core.gateway import GatewayCore
-from zkactors.core.messages import LEADER, RoleChanged, SessionTouch
+from zkactors.core.messages import (
+    LEADER,
+    PreVote,
+    RequestVote,
+    RoleChanged,
+    SessionTouch,
+)
 from zkactors.core.replog import Committed, Entry, Ready, ReplicatedLog
 from zkactors.core.sessions import (
     TOUCH_EVERY_MS,
@@ -84,6 +90,7 @@ from zkactors.sim.invariants import Checker
 from zkactors.sim.pipelined import PipelinedClient
 from zkactors.sim.session_checks import SessionChecker
 from zkactors.sim.sessions import Hold, LockClient, Resource
+from zkactors.sim.trace import Tracer
 
 #: Events addressed to one node, and where their payload names it: a paused node
 #: takes none of them until it resumes.
@@ -256,11 +263,15 @@ class SimNode:
         #: Dies as soon as its log actor's current step ends (see crash_on_commit).
         self.doomed = False
         # The election actor starts knowing what the log knows, as the runtime does.
+        if sim.trace:
+            sim.trace.started(sim.now, self, self.election.timer_due - now)
         sim.handle_election(self, self.election.on_role(self.log.role_changed(), now))
         self.replica.start(now)
         sim._after_log_step(self)
 
     def crash(self) -> None:
+        if self.sim.trace:
+            self.sim.trace.crashed(self.sim.now, self.id)
         self.up = False
         self.incarnation += 1  # fsyncs and messages of the old incarnation are void
         self.disk.crash()
@@ -272,8 +283,11 @@ class SimNode:
 class Simulation:
     def __init__(self, seed: int, nodes: int = 3, faults: Faults | None = None,
                  heartbeat_ms: int = 20, election_timeout_ms: int = 150,
-                 tick_ms: int = 5, strict_replies: bool = True) -> None:
+                 tick_ms: int = 5, strict_replies: bool = True,
+                 trace: Tracer | None = None) -> None:
         self.seed = seed
+        #: Told what happens, as it happens (``python -m zkactors.sim --trace``).
+        self.trace = trace
         #: Fail on a "lost reply" (a leader committing a write its client proposed
         #: there without that client, so it is never answered) rather than only
         #: count it. (It found a replog bug: a follower's sync holding the old
@@ -385,6 +399,8 @@ class Simulation:
             return
         node.clock.thaw(self.now)
         node.disturbed_at = self.now
+        if self.trace:
+            self.trace.resumed(self.now, node.id)
         if resume_at <= self.now:
             return
         missed, rest = [], []
@@ -424,6 +440,9 @@ class Simulation:
         for _ in range(min(MAX_BATCH, len(node.inbox))):
             message = node.inbox.popleft()
             ready = node.replica.step(message, now, wall)
+            if self.trace and isinstance(message, RequestVote):
+                # Asked right after the step: the grant leaves the answer unchanged.
+                self.trace.vote_decided(node, message, node.log.vote_refusal(message))
             if ready is None:
                 continue
             if isinstance(message, Propose) and ready.entries:
@@ -466,6 +485,8 @@ class Simulation:
 
     def _observe(self, node: SimNode, ready: Ready) -> None:
         """Every Ready the replica carries out, before it does."""
+        if self.trace:
+            self.trace.log_ready(self.now, node, ready)
         if ready.role is not None and ready.role.role == LEADER:
             self.checker.became_leader(node, ready.role.term)
             self.sessions.became_leader(node.id, ready.role.term)
@@ -477,6 +498,8 @@ class Simulation:
                 for pair in pairs:
                     self.partitioned.add(pair)
                     self.sessions.link_cut(*pair)
+                    if self.trace:
+                        self.trace.partitioned(self.now, pair)
                     self._schedule(self.rng.randint(*self.faults.heal_after_ms), "heal", pair)
         if ready.committed:
             self.checker.committed(node, ready.committed)
@@ -506,10 +529,14 @@ class Simulation:
             self.stats["duplicates_suppressed"] += store.duplicate_writes - duplicates
             self.checker.applied(node, committed)
             self.sessions.applied(node, committed)
+            if self.trace:
+                self.trace.applied(self.now, node, committed)
             if store.applied_index in self.checker.digests:
                 self.checker.state_at(node, "applied")
         elif kind == "restore":
             load_snapshot(store, node.disk.snapshots, message[1], message[2])
+            if self.trace:
+                self.trace.restored(self.now, node.id, message[1], message[2])
             self.checker.state_at(node, "installed the leader's snapshot")
             replies = []
         elif kind == "touch":
@@ -573,6 +600,8 @@ class Simulation:
         except ValueError:
             return  # a newer one is there already (installed from the leader)
         self.stats["snapshots_taken"] += 1
+        if self.trace:
+            self.trace.snapshot_taken(self.now, node.id, meta.index)
         self.checker.state_at(node, "took a snapshot",
                               node.disk.snapshots.files[(meta.index, meta.term)])
         self._send_pipe(node, "store", "log", Compact(meta.index))
@@ -599,6 +628,8 @@ class Simulation:
     def _client_frame(self, node: SimNode, ident: bytes, client_id: int,
                       requests: list[list]) -> None:
         """A client's frame reaches ``node``'s gateway: hello, then ``requests``."""
+        if self.trace:
+            self.trace.client_asked(self.now, node.id, ident.decode(), requests)
         frame = pack([[0, OP_HELLO, PROTOCOL_VERSION, ident.decode(), client_id], *requests])
         writes: list = []
         reads: list = []
@@ -707,7 +738,11 @@ class Simulation:
             if isinstance(message, RoleChanged):
                 self.handle_election(node, node.election.on_role(message, now))
             else:
-                self.handle_election(node, node.election.on_peer(message, now))
+                effects = node.election.on_peer(message, now)
+                if self.trace and isinstance(message, PreVote):
+                    self.trace.pre_vote_decided(
+                        node, message, node.election.pre_vote_refusal(message, now))
+                self.handle_election(node, effects)
         elif actor == "log":
             if isinstance(message, SessionTouch):
                 self._relay_touch(node, message.ids)
@@ -740,6 +775,8 @@ class Simulation:
                 a, b = rng.sample(self.members, 2)
                 self.partitioned.add(frozenset((a, b)))
                 self.sessions.link_cut(a, b)
+                if self.trace:
+                    self.trace.partitioned(self.now, frozenset((a, b)))
                 self._schedule(rng.randint(*f.heal_after_ms), "heal", frozenset((a, b)))
             if rng.random() < f.oneway:
                 self._cut_one_way()
@@ -781,8 +818,11 @@ class Simulation:
         f, rng = self.faults, self.rng
         if rng.random() < f.clock_jump:
             node = self.nodes[rng.choice(self.members)]
-            node.clock.jump(self.now, rng.randint(*f.clock_jump_ms))
+            by_ms = rng.randint(*f.clock_jump_ms)
+            node.clock.jump(self.now, by_ms)
             node.disturbed_at = self.now
+            if self.trace:
+                self.trace.clock_jumped(self.now, node.id, by_ms)
         if rng.random() < f.wall_step:
             self.nodes[rng.choice(self.members)].clock.step_wall(rng.randint(*f.wall_step_ms))
         if rng.random() < f.pause:
@@ -799,6 +839,8 @@ class Simulation:
             self.pauses += 1
             if clock_stops:
                 node.clock.freeze(self.now)
+            if self.trace:
+                self.trace.paused(self.now, node.id, duration, clock_stops)
             self._schedule(duration, "resume", (node.id, resume_at))
 
     def _on_resume(self, payload: tuple[int, int]) -> None:
@@ -823,6 +865,8 @@ class Simulation:
             node.start()
 
     def _on_heal(self, pair: frozenset[int]) -> None:
+        if self.trace and pair in self.partitioned:
+            self.trace.partitioned(self.now, pair, healed=True)
         self.partitioned.discard(pair)
 
     def _cut_one_way(self) -> None:
@@ -839,6 +883,8 @@ class Simulation:
         self.cut.update(pairs)
         for pair in pairs:
             self.sessions.link_cut(*pair)
+        if self.trace:
+            self.trace.cut_one_way(self.now, victim, inbound)
         self.cut_off.append(victim)
         self._schedule(rng.randint(*self.faults.oneway_ms), "mend", (victim, tuple(pairs)))
 
@@ -848,6 +894,8 @@ class Simulation:
             self.cut_off.remove(victim)
         if victim not in self.cut_off:  # (another cut of it may still stand)
             self.cut.difference_update(pairs)
+            if self.trace:
+                self.trace.cut_one_way(self.now, victim, pairs[0][1] == victim, mended=True)
 
     def _check_progress(self) -> None:
         """Liveness under faults: a majority of nodes that are up, running, and cut
@@ -993,6 +1041,9 @@ class Simulation:
         if waiting is None:
             return  # an attempt the client gave up on, or a reply nobody waits for
         kind = waiting[0]
+        if self.trace and kind != "lock":
+            self.trace.client_answered(self.now, node.id, f"client {ident.decode()}'s "
+                                       f"request {rid}", code, result)
         if kind == "lock":
             client, op = waiting[1], waiting[2]
             if op == OP_PING and code == 0:
@@ -1096,6 +1147,8 @@ class Simulation:
 
     # --------------------------------------------------------- the wiring
     def handle_election(self, node: SimNode, effects: list) -> None:
+        if self.trace:
+            self.trace.election_effects(self.now, node, effects)
         for effect in effects:
             if isinstance(effect, Send):
                 self._send_peer(node.id, effect.to, "election", effect.message)
@@ -1110,8 +1163,13 @@ class Simulation:
 
     def _send_peer(self, src: int, dst: int, actor: str, message: Any) -> None:
         f, rng = self.faults, self.rng
-        if frozenset((src, dst)) in self.partitioned or (src, dst) in self.cut or \
-                rng.random() < f.drop:
+        lost = "partitioned" if frozenset((src, dst)) in self.partitioned else \
+            "cut one way" if (src, dst) in self.cut else None
+        if lost is None and rng.random() < f.drop:
+            lost = "dropped by the network"
+        if self.trace:
+            self.trace.sent(self.now, src, dst, message, lost)
+        if lost:
             return
         copies = 2 if rng.random() < f.duplicate else 1
         for _ in range(copies):
@@ -1145,6 +1203,14 @@ class Simulation:
     def heal_and_settle(self, settle_ms: int = 3000) -> None:
         """Stop the chaos, heal every partition, resume and restart every node, let it
         converge. (Clocks keep their drift, offsets and past jumps.)"""
+        self.heal(settle_ms)
+        self.run(self.now + settle_ms, chaos=False)
+
+    def heal(self, settle_ms: int) -> None:
+        """The start of :meth:`heal_and_settle`: everything healed, the faults calm,
+        clients told to stop retrying ``settle_ms - 500`` ms from now."""
+        if self.trace:
+            self.trace.healed_all(self.now)
         self.partitioned.clear()
         self.cut.clear()
         self.cut_off.clear()
@@ -1158,7 +1224,6 @@ class Simulation:
         # Clients still retrying stop half a second before the end, so the last of
         # their writes can commit before convergence is judged.
         self.clients_stop_at = self.now + settle_ms - 500
-        self.run(self.now + settle_ms, chaos=False)
 
     def describe(self) -> str:
         """Each node's log and election views, one line each (for failure reports)."""

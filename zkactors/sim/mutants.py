@@ -53,10 +53,10 @@ MUTANTS = (
              "if candidate > self.commit_index and self.term_at(candidate) == self.term:",
              "if candidate > self.commit_index:"),)),
     Mutant("vote-up-to-date", "votes and pre-votes go to candidates with shorter logs", (
-        Edit(R + "_on_request_vote",
+        Edit(R + "vote_refusal",
              "up_to_date = (message.last_term, message.last_index) >= "
              "(self.last_term, self.last_index)", "up_to_date = True"),
-        Edit("zkactors.core.election:ElectionCore._on_pre_vote",
+        Edit("zkactors.core.election:ElectionCore.pre_vote_refusal",
              "up_to_date = (ask.last_term, ask.last_index) >= "
              "(self.last_term, self.last_index)", "up_to_date = True"))),
     Mutant("higher-term-step-down", "a leader that sees a newer term keeps leading", (
