@@ -155,6 +155,33 @@ def fill(hosts: str, znodes: int, fanout: int, value_size: int, procs: int, wind
 
 
 # ------------------------------------------------------------ node's-eye view
+def gc_pauses(node: NodeProcess) -> dict[str, Any]:
+    """The node's garbage-collection pauses so far, per generation, from its admin
+    endpoint: how many, their total seconds, and how many took over 100 ms (a
+    pause that long holds every thread, heartbeats included)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urlopen(node.admin_url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pauses: dict[str, Any] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "zkactors_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            gen = pauses.setdefault(sample.labels["generation"], {})
+            if sample.name.endswith("_count"):
+                gen["count"] = int(sample.value)
+            elif sample.name.endswith("_sum"):
+                gen["seconds"] = round(sample.value, 3)
+            elif sample.labels.get("le") == "0.1":
+                gen["upto_100ms"] = int(sample.value)
+    for gen in pauses.values():
+        gen["over_100ms"] = gen.get("count", 0) - gen.pop("upto_100ms", 0)
+    return pauses
+
+
 def memory(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (the peak) of a process, in bytes."""
     out = {}
@@ -510,7 +537,7 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
                 "fanout": fanout, "value_size": value_size, "fill_procs": procs,
                 "fill_window": window, "load_rate_per_s": rate}
     say("settings:", json.dumps(settings))
-    ensemble = Ensemble(directory, extra=ensemble_extra(snapshot_every, log_retain))
+    ensemble = Ensemble(directory, extra=ensemble_extra(snapshot_every, log_retain), admin=True)
     ctx = multiprocessing.get_context("spawn")
     pool = None
     result: dict[str, Any] = {"znodes": znodes, "settings": settings,
@@ -542,6 +569,8 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
         result["memory_after_fill"] = {n: memory(node.pid) for n, node in ensemble.nodes.items()}
         say("memory after fill (MiB):", {n: m["vmrss"] >> 20
                                          for n, m in result["memory_after_fill"].items()})
+        result["gc_pauses_after_fill"] = {n: gc_pauses(node) for n, node in ensemble.nodes.items()}
+        say("gc pauses after fill:", json.dumps(result["gc_pauses_after_fill"]))
         leader = leader_of(ensemble)
         result["leader"] = leader
         phase("writes_across_snapshot")
