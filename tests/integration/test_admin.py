@@ -90,6 +90,8 @@ def test_metrics_count_requests_latency_replication_and_fsyncs(ensemble):
     # (The young generation is collected many times a second on a busy node.)
     assert samples[("zkactors_gc_pause_seconds_count", (("generation", "0"),))] >= 1
     assert ("zkactors_gc_pause_seconds_count", (("generation", "2"),)) in samples
+    # The election actor ticks every heartbeat_ms / 5, and times each gap.
+    assert samples[("zkactors_election_tick_gap_seconds_count", ())] >= 10
     assert samples[("zkactors_elections_total", ())] >= 0
     assert samples[("zkactors_leader_changes_total", ())] >= 1
     assert samples[("zkactors_serving", ())] == 1

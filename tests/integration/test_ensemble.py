@@ -424,3 +424,34 @@ def test_a_linearizable_get_at_a_follower_sees_every_acknowledged_write(ensemble
         assert reader.node_id != leader  # served at the follower, not redirected
     finally:
         reader.stop()
+
+
+def test_a_leader_held_shorter_than_the_election_timeout_says_so_and_keeps_its_term(tmp_path):
+    """SIGSTOP for 150 ms, under the 300 ms election timeout: the followers must
+    not elect another (pre-vote finds the lease alive), and the leader must say
+    it was held — the operator's clue before a longer hold costs it its term."""
+    group = Ensemble(tmp_path, admin=True).start()
+    try:
+        leader = group.wait_for_leader()
+        node = group.nodes[leader]
+        term = next(r["term"] for r in group.status() if r["node"] == leader)
+        node.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.15)  # the hold itself, not a wait for something
+        finally:
+            node.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: b"heartbeat_late" in node.log_path.read_bytes()[node.log_offset:],
+                 10, "the leader to log heartbeat_late")
+        line = next(x for x in node.log().splitlines() if "heartbeat_late" in x)
+        assert '"held_ms": 1' in line or '"held_ms": 2' in line, line  # 1xx or 2xx ms
+        with Client(group.hosts) as c:
+            c.create("/after-the-hold", b"")
+        rows = group.status()
+        assert {(r["node"], r["term"]) for r in rows if r["role"] == "leader"} == {(leader, term)}
+        from tests.integration.test_admin import scrape
+        samples = scrape(node.admin_url)
+        over_100ms = samples[("zkactors_election_tick_gap_seconds_count", ())] - samples[
+            ("zkactors_election_tick_gap_seconds_bucket", (("le", "0.1"),))]
+        assert over_100ms >= 1
+    finally:
+        group.stop()

@@ -12,10 +12,15 @@ import random
 from typing import Any
 
 from zkactors.core.election import ElectionCore, Send, ToLog
-from zkactors.core.messages import Campaign, RoleChanged, from_wire, to_wire
+from zkactors.core.messages import LEADER, Campaign, RoleChanged, from_wire, to_wire
 from zkactors.protocol import MSG_HEALTH, MSG_LOCAL, MSG_PEERS
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.transport import PeerLinks
+from zkactors.stats import Histogram
+
+#: Buckets of the time between two ticks, seconds: on time (a fifth of a
+#: heartbeat) to a node held past any election timeout.
+TICK_GAP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 
 
 class ElectionActor(Actor):
@@ -36,6 +41,14 @@ class ElectionActor(Actor):
         self._report_due = 0
         #: Elections this node started (for the admin endpoint).
         self.campaigns = 0
+        #: Time between two ticks. Heartbeats go out on ticks, so a leader held
+        #: longer than the election timeout (a long GC, a fork, swapping, a busy
+        #: machine) loses its term though nothing failed: this shows how close
+        #: that came (``zkactors_election_tick_gap_seconds``).
+        self.tick_gaps = Histogram(TICK_GAP_BUCKETS)
+        self._last_tick: int | None = None
+        self._heartbeat_ms = heartbeat_ms
+        self._election_timeout_ms = election_timeout_ms
 
     def on_inbox(self, messages: list[list]) -> None:
         for message in messages:
@@ -52,12 +65,26 @@ class ElectionActor(Actor):
             self._effects(self.core.on_peer(message, now))
 
     def on_tick(self, now: int) -> None:
+        if self._last_tick is not None:
+            self._tick_gap(now - self._last_tick)
+        self._last_tick = now
         self.links.maintain(now)
         if now >= self._report_due:  # peer counters for status, about once a second
             self._report_due = now + 1000
             self.send("gateway", [MSG_PEERS, self.actor_name, self.links.counters()])
         self.links.take_mismatched()  # the log actor reports the same peers
         self._effects(self.core.tick(now))
+
+    def _tick_gap(self, gap_ms: int) -> None:
+        self.tick_gaps.observe(gap_ms / 1000)
+        if self.core.role == LEADER and gap_ms >= 2 * self._heartbeat_ms:
+            # As etcd warns "leader failed to send out heartbeat on time": the
+            # operator's first clue before followers start an election.
+            self.log.warning("heartbeat_late", held_ms=gap_ms, heartbeat_ms=self._heartbeat_ms,
+                             election_timeout_ms=self._election_timeout_ms,
+                             hint="the node was held (a long GC, a fork, swapping or a "
+                                  "busy machine); past election_timeout_ms its followers "
+                                  "elect another leader")
 
     def _effects(self, effects: list) -> None:
         for effect in effects:

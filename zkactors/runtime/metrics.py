@@ -180,7 +180,14 @@ class NodeCollector(Collector):
         changes = CounterMetricFamily(
             "zkactors_leader_changes", "Times this node saw a new leader take over")
         changes.add_metric([], getattr(gateway, "leader_changes", 0))
-        yield from (campaigns, changes)
+        gaps = HistogramMetricFamily(
+            "zkactors_election_tick_gap_seconds",
+            "Time between two ticks of the election actor, which sends the heartbeats: "
+            "a gap near election_timeout_ms costs a leader its term")
+        histogram = getattr(election, "tick_gaps", None)
+        if histogram is not None:
+            gaps.add_metric([], histogram.cumulative(), histogram.total)
+        yield from (campaigns, changes, gaps)
 
     def _watches(self, watch: Any) -> Iterator[Any]:
         stats = getattr(watch, "metrics", None) or {}
