@@ -155,10 +155,11 @@ def fill(hosts: str, znodes: int, fanout: int, value_size: int, procs: int, wind
 
 
 # ------------------------------------------------------------ node's-eye view
-def gc_pauses(node: NodeProcess) -> dict[str, Any]:
-    """The node's garbage-collection pauses so far, per generation, from its admin
-    endpoint: how many, their total seconds, and how many took over 100 ms (a
-    pause that long holds every thread, heartbeats included)."""
+def stalls(node: NodeProcess) -> dict[str, Any]:
+    """What held the node so far, from its admin endpoint: its garbage-collection
+    pauses per generation (how many, their total seconds, how many over 100 ms),
+    and the gaps between its election actor's ticks ("ticks": how many, how many
+    over 100 ms and over 300 ms, the election timeout)."""
     from urllib.request import urlopen
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -166,7 +167,15 @@ def gc_pauses(node: NodeProcess) -> dict[str, Any]:
     with urlopen(node.admin_url + "/metrics", timeout=5) as response:
         text = response.read().decode()
     pauses: dict[str, Any] = {}
+    ticks: dict[str, int] = {}
     for family in text_string_to_metric_families(text):
+        if family.name == "zkactors_election_tick_gap_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_count"):
+                    ticks["count"] = int(sample.value)
+                elif sample.labels.get("le") in ("0.1", "0.3"):
+                    ticks["upto_" + sample.labels["le"]] = int(sample.value)
+            continue
         if family.name != "zkactors_gc_pause_seconds":
             continue
         for sample in family.samples:
@@ -179,7 +188,10 @@ def gc_pauses(node: NodeProcess) -> dict[str, Any]:
                 gen["upto_100ms"] = int(sample.value)
     for gen in pauses.values():
         gen["over_100ms"] = gen.get("count", 0) - gen.pop("upto_100ms", 0)
-    return pauses
+    count = ticks.get("count", 0)
+    return {"gc": pauses, "ticks": {"count": count,
+                                    "over_100ms": count - ticks.get("upto_0.1", 0),
+                                    "over_300ms": count - ticks.get("upto_0.3", 0)}}
 
 
 def memory(pid: int) -> dict[str, int]:
@@ -569,8 +581,8 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
         result["memory_after_fill"] = {n: memory(node.pid) for n, node in ensemble.nodes.items()}
         say("memory after fill (MiB):", {n: m["vmrss"] >> 20
                                          for n, m in result["memory_after_fill"].items()})
-        result["gc_pauses_after_fill"] = {n: gc_pauses(node) for n, node in ensemble.nodes.items()}
-        say("gc pauses after fill:", json.dumps(result["gc_pauses_after_fill"]))
+        result["stalls_after_fill"] = {n: stalls(node) for n, node in ensemble.nodes.items()}
+        say("stalls after fill:", json.dumps(result["stalls_after_fill"]))
         leader = leader_of(ensemble)
         result["leader"] = leader
         phase("writes_across_snapshot")
@@ -610,6 +622,7 @@ def run(znodes: int, directory: Path, fanout: int = 100, value_size: int = 100,
             ensemble.nodes[wiped], znodes, fanout, value_size)
         result["digests_after_wiped_rejoin"] = converged_digests(ensemble, digest_timeout)
         phase("end")
+        result["stalls_end"] = {n: stalls(node) for n, node in ensemble.nodes.items()}
         result["memory_end"] = {n: memory(node.pid) for n, node in ensemble.nodes.items()}
     finally:
         if pool is not None:
