@@ -104,12 +104,14 @@ class Tracer:
         self.lines = 0
 
     # ------------------------------------------------------------- lines
-    def header(self, command: str, note: str = "") -> None:
-        self.write(f"# {command}")
-        if note:
-            self.write(f"# {note}")
-        self.write("")
-        self.write(" t ms  " + "".join(f"n{m}".ljust(LANE) for m in self.members))
+    def header(self, command: str = "", note: str = "") -> None:
+        """The command and a note as comments (if given), then the lanes' names."""
+        for comment in (command, note):
+            if comment:
+                self.write(f"# {comment}")
+        if command or note:
+            self.write("")
+        self.write(" t ms  " + "".join(f"n{m}".ljust(LANE) for m in self.members).rstrip())
 
     def note(self, now: int, nodes: int | tuple[int, ...] | None, text: str) -> None:
         """One line at ``now`` in the lanes of ``nodes`` (None: the whole ensemble)."""
@@ -132,7 +134,8 @@ class Tracer:
         if log.last_index == 0 and log.term == 0:
             state = "an empty log"
         else:
-            vote = f"voted for n{log.voted_for}" if log.voted_for else "no vote"
+            vote = ("voted for itself" if log.voted_for == node.id else
+                    f"voted for n{log.voted_for}" if log.voted_for else "no vote")
             state = (f"term {log.term}, {vote}, log {log.base_index + 1}..{log.last_index} "
                      f"(last {log.last_index}@{log.last_term}), applied through "
                      f"{node.store.applied_index}")
@@ -213,8 +216,8 @@ class Tracer:
                                     + "; ".join(reasons))
         entries = [item.entry for item in ready.committed if item.entry is not None]
         if entries:
-            self.note(now, node.id, f"commit index {node.log.commit_index}: hands "
-                                    f"{_span(entries[0].index, entries[-1].index)} to its store")
+            self.note(now, node.id, f"committed: hands {_span(entries[0].index, entries[-1].index)}"
+                                    " to its store")
 
     def _appended(self, now: int, node: Any, entries: list[Entry]) -> None:
         first, last = entries[0], entries[-1]
@@ -223,8 +226,8 @@ class Tracer:
             more = f"; … {len(entries) - 4} more" if len(entries) > 4 else ""
             self.note(now, node.id, f"appends {what}{more} (term {last.term}), to fsync")
         else:
-            self.note(now, node.id, f"appends {_span(first.index, last.index)} "
-                                    f"(term {last.term}) from the leader, to fsync")
+            self.note(now, node.id, f"appends {_span(first.index, last.index)} from the "
+                                    f"leader (last {last.index}@{last.term}), to fsync")
 
     def _role(self, now: int, node: Any, role: RoleChanged) -> None:
         key = ("role", node.id)
