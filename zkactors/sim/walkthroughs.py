@@ -20,7 +20,6 @@ trace that contradicts the words around it.
 from __future__ import annotations
 
 import argparse
-import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from zkactors.core.messages import LEADER
+from zkactors.docgen import link
 from zkactors.sim.cluster import Simulation
 from zkactors.sim.faults import Faults
 from zkactors.sim.trace import Tracer
@@ -408,18 +408,6 @@ WALKTHROUGHS = (
 
 
 # ----------------------------------------------------------------- the pages
-def link(qualified: str, page_dir: Path) -> str:
-    """``[Qual.name](relative/path.py#L12)`` for ``module:Qual.name``."""
-    module_name, qual = qualified.split(":")
-    target: Any = __import__(module_name, fromlist=["_"])
-    for part in qual.split("."):
-        target = getattr(target, part)
-    path = Path(inspect.getsourcefile(target)).resolve()
-    line = inspect.getsourcelines(target)[1]
-    relative = Path(*[".."] * len(page_dir.relative_to(REPO).parts)) / path.relative_to(REPO)
-    return f"[`{qual}`]({relative.as_posix()}#L{line})"
-
-
 def page(walk: Walkthrough, page_dir: Path) -> str:
     """The walkthrough's Markdown page (runs its script)."""
     script = Script(walk.seed, walk.nodes, walk.faults)
