@@ -32,8 +32,11 @@ from typing import Any
 from zkactors.stats import Histogram
 
 #: Entries appended (or applied) between two :func:`gc.freeze` calls. A full
-#: collection then walks at most about this many entries' worth of objects.
-FREEZE_EVERY = 20_000
+#: collection then walks at most about this many entries' worth of objects. At
+#: 20,000 a million-znode fill saw 60–80 generation-2 collections over 100 ms
+#: per node and 1–2 elections; at 5,000, 1–6 and none, and the fill ran 22 %
+#: faster (BENCHMARKS.md, session 10). A freeze itself is a list splice.
+FREEZE_EVERY = 5_000
 #: Collection pause buckets, seconds: a young generation to a stalled node.
 PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
