@@ -341,8 +341,9 @@ def test_every_record_command_speaks_table_and_json(node, tmp_path):
     # test_watches.py) and bench for seconds (test_bench_prints_json_figures);
     # health and restore need an ensemble of their own (test_backup.py), sessions
     # a session to show (test_sessions.py), verify a stopped node's data dir
-    # (test_crash_matrix.py).
-    assert with_w - set(runs) == {"watch", "bench", "health", "restore", "sessions", "verify"}
+    # (test_crash_matrix.py), ui a conf dir with [admin] endpoints (test_live_view.py).
+    assert with_w - set(runs) == {"watch", "bench", "health", "restore", "sessions", "verify",
+                                  "ui"}
     for command, args in runs.items():
         table = ctl(node, command, *args, "-w", "table")
         assert table.returncode == 0, (command, table.stderr)

@@ -310,6 +310,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="-- COMMAND [ARGS...] (options of lock go before PATH)")
     p = command("health", cmd_health, "ask every node's admin endpoint whether it serves")
     output(p)
+    p = command("ui", cmd_ui, "print the URL of the live view each node's admin endpoint "
+                              "serves")
+    output(p)
     p = command("backup", cmd_backup, "write the whole tree, at one zxid, to a file")
     p.add_argument("file", help="where to write it (replaced atomically)")
     output(p)
@@ -662,6 +665,22 @@ def cmd_health(args: argparse.Namespace) -> int:
     else:
         print("\n".join(health_lines(rows)))
     return 0 if all(row["serving"] for row in rows) else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Any node with an admin endpoint serves the same view of the whole ensemble."""
+    if args.hosts:
+        raise UsageError("ui reads the [admin] http endpoints in --conf, not --hosts")
+    rows = [{"node": config.node_id, "url": f"http://{config.admin.http}/ui"}
+            for config in load_ensemble(args.conf) if config.admin.http]
+    if not rows:
+        _fail(f"no node in {args.conf} has an [admin] http endpoint, which serves the view")
+        return 1
+    if args.output == "json":
+        emit_json(rows)
+    else:
+        print("\n".join(f"{row['url']}   (node {row['node']})" for row in rows))
+    return 0
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

@@ -16,36 +16,12 @@ backoff, until its start timed out.)
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from zkactors.client.probe import all_refused, ask, ask_all, refused  # noqa: F401 - re-exported
 from zkactors.config import load_ensemble
 
 NODE_TIMEOUT_S = 1.0
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def ask_all(ask: Callable[[T], R], items: list[T], within: float) -> list[R | None]:
-    """``ask(item)`` for every item at once, each on a thread of its own; the
-    answers in order, None for one not back ``within`` seconds (a thread still
-    asking is left to finish on its own: daemon, and bounded by its own timeouts)."""
-    answers: list[R | None] = [None] * len(items)
-
-    def run(i: int, item: T) -> None:
-        answers[i] = ask(item)
-
-    threads = [threading.Thread(target=run, args=(i, item), daemon=True)
-               for i, item in enumerate(items)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + within
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return answers
 
 
 def targets(conf_dir: str, hosts: str | None) -> list[tuple[int | None, str]]:
@@ -53,59 +29,6 @@ def targets(conf_dir: str, hosts: str | None) -> list[tuple[int | None, str]]:
     if hosts:
         return [(None, h.strip()) for h in hosts.split(",") if h.strip()]
     return [(cfg.node_id, cfg.me.client) for cfg in load_ensemble(conf_dir)]
-
-
-def refused(endpoint: str, timeout: float) -> str | None:
-    """Why nothing can be listening at ``endpoint`` (``tcp://HOST:PORT``), or None
-    if something accepted a connection — or might: a timeout proves nothing."""
-    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return None
-    except TimeoutError:
-        return None
-    except OSError as err:
-        return err.strerror or str(err)
-
-
-def all_refused(endpoints: list[str], timeout: float) -> str | None:
-    """If every endpoint refuses (checked all at once), a one-line reason; else None."""
-    reasons: list[str | None] = [None] * len(endpoints)
-
-    def probe(i: int, endpoint: str) -> None:
-        reasons[i] = refused(endpoint, timeout)
-
-    threads = [threading.Thread(target=probe, args=(i, endpoint), daemon=True)
-               for i, endpoint in enumerate(endpoints)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout + 1.0)
-    if all(reasons):
-        return "; ".join(f"{endpoint}: {reason}"
-                         for endpoint, reason in zip(endpoints, reasons, strict=True))
-    return None
-
-
-def ask(endpoint: str, timeout: float, digest: bool = False) -> dict[str, Any]:
-    """One node's status (with its tree digest if ``digest``), or a ``down`` row
-    saying why."""
-    from zkactors.client import Client
-
-    started = time.monotonic()
-    reason = refused(endpoint, timeout)
-    if reason is not None:
-        return {"role": "down", "error": reason}
-    client = Client(endpoint, request_timeout=timeout, connect_timeout=timeout,
-                    name="zkctl-status", session=False)
-    try:
-        client.start(timeout=timeout)
-        client.request_timeout = max(0.05, timeout - (time.monotonic() - started))
-        return client.server_status(digest=digest)
-    except Exception as err:  # noqa: BLE001 - whatever it is, the node is reported down
-        return {"role": "down", "error": f"{type(err).__name__}: {err}"}
-    finally:
-        client.stop()
 
 
 def status(conf_dir: str, hosts: str | None, timeout: float,
