@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkactors.core.replog import Entry, quorum_index
+from zkactors.core.replog import quorum_index
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,5 +51,3 @@ def test_quorum_index_is_the_largest_index_a_majority_has_reached(match):
     assert quorum_index(match) == brute_quorum(match)
 
 
-def test_entry_record_is_term_time_txn():
-    assert Entry(5, 2, 99, ["create", "/a", b"", 0]).to_record() == [2, 99, ["create", "/a", b"", 0]]

@@ -29,6 +29,7 @@ import msgpack
 
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
+from zkactors.engine.records import RecordError, decode_record
 from zkactors.engine.state import RecoveryError, recover
 from zkactors.errors import DataInconsistency
 from zkactors.protocol import unpack
@@ -218,12 +219,9 @@ def _check_records(log: ReadOnlyWal, report: Report) -> bool:
     current = report.facts.get("term", 0)
     for index, payload in log.replay():
         try:
-            term, _time_ms, _txn = unpack(payload)
-            if type(term) is not int:
-                raise TypeError(f"term {term!r:.40} is not an int")
-        except _DECODE_ERRORS as err:
-            report.problems.append((log.path_of(index), (f"record {index} is not a log entry "
-                                                        f"({type(err).__name__}: {err})")))
+            term = decode_record(index, payload).term
+        except RecordError as err:
+            report.problems.append((log.path_of(index), str(err)))
             return False
         if term < last_term:
             report.problems.append((log.path_of(index), (f"record {index} has term {term}, "

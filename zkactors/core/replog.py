@@ -51,10 +51,6 @@ class Entry:
     time_ms: int
     txn: list
 
-    def to_record(self) -> list:
-        """The entry as stored in the WAL (the index is the WAL's own)."""
-        return [self.term, self.time_ms, self.txn]
-
 
 @dataclass(frozen=True, slots=True)
 class Committed:

@@ -42,8 +42,8 @@ from zkactors.core.replog import (
     ReplicatedLog,
     may_send_before_persist,
 )
+from zkactors.engine.records import decode_record, encode_record
 from zkactors.engine.storage import LogStore, SnapshotFiles, SnapshotInstall, TermStore
-from zkactors.protocol import pack, unpack
 from zkactors.storage.snapshot import SnapshotError, SnapshotMeta
 
 #: How often, at most, the election actor hears that only our log end moved.
@@ -94,17 +94,15 @@ class _Quiet:
 
 
 def encode_entry(entry: Entry) -> bytes:
-    """An entry as the log store keeps it (its index is the store's own)."""
-    return pack(entry.to_record())
+    """An entry as the log store keeps it (zkactors.engine.records)."""
+    return encode_record(entry)
 
 
 def decode_entries(log: LogStore, after: int = 0) -> list[Entry]:
-    """The log store's durable entries after index ``after``."""
-    entries = []
-    for index, payload in log.replay(max(after + 1, log.first_index)):
-        term, time_ms, txn = unpack(payload)
-        entries.append(Entry(index, term, time_ms, txn))
-    return entries
+    """The log store's durable entries after index ``after``; RecordError at the
+    first record that is not one this version reads."""
+    return [decode_record(index, payload)
+            for index, payload in log.replay(max(after + 1, log.first_index))]
 
 
 class Replica:

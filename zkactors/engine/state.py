@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from zkactors.core.replog import Committed, Entry
 from zkactors.core.store import StoreCore
+from zkactors.engine.records import RecordError
 from zkactors.engine.replica import decode_entries
 from zkactors.engine.storage import LogStore, SnapshotFiles, TermStore
 from zkactors.protocol import pack, unpack, zxid_term
@@ -62,7 +63,11 @@ def recover(log: LogStore, terms: TermStore, snapshots: SnapshotFiles,
         # A snapshot installed from the leader, then a crash before the log moved
         # past it: the log continues after the snapshot.
         log.reset(base[0] + 1)
-    entries = decode_entries(log, after=base[0])
+    try:
+        entries = decode_entries(log, after=base[0])
+    except RecordError as err:
+        raise RecoveryError(f"the write-ahead log in {getattr(log, 'directory', 'memory')}: "
+                            f"{err}") from None
     if entries and entries[0].index != base[0] + 1:
         raise RecoveryError(f"the log starts at index {entries[0].index} but the newest "
                             f"snapshot ends at {base[0]}: entries in between are lost")

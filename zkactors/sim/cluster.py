@@ -80,10 +80,11 @@ from zkactors.core.sessions import (
 from zkactors.core.store import StoreCore
 from zkactors.core.tree import Tree
 from zkactors.engine.memory import MemoryDisk
+from zkactors.engine.records import decode_record
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.state import load_snapshot, recover, save_snapshot
 from zkactors.errors import Code
-from zkactors.protocol import OP_HELLO, OP_PING, PROTOCOL_VERSION, pack, unpack
+from zkactors.protocol import OP_HELLO, OP_PING, PROTOCOL_VERSION, pack
 from zkactors.sim.clock import EPOCH_MS, NodeClock
 from zkactors.sim.faults import Faults
 from zkactors.sim.invariants import Checker
@@ -113,10 +114,7 @@ class LivenessFailure(AssertionError):
 def durable_entry(disk: MemoryDisk, index: int) -> Entry | None:
     """The entry at ``index`` in ``disk``'s durable log, if it holds one."""
     record = disk.log.durable_record(index)
-    if record is None:
-        return None
-    term, time_ms, txn = unpack(record)
-    return Entry(index, term, time_ms, txn)
+    return None if record is None else decode_record(index, record)
 
 
 @dataclass
