@@ -430,7 +430,7 @@ def test_a_new_leader_appends_a_noop_of_its_term_and_probes_every_follower():
     assert ready.role is not None and (ready.role.role, ready.role.term) == (LEADER, 2)
     probe = AppendEntries(2, 1, 2, 1, [[2, 0, NOOP]], 0)
     assert ready.messages == [(2, probe), (3, probe), (4, probe), (5, probe)]
-    assert all(node.probing.values())
+    assert all(p.probing for p in node.progress.values())
 
 
 def test_the_noop_of_a_new_leader_is_committed_everywhere():
@@ -803,7 +803,7 @@ def figure8() -> Cluster:
     assert (cluster[1].role, cluster[1].term) == (LEADER, 4)
     assert terms_of(cluster[1]) == [2, 4]
     assert terms_of(cluster[2]) == terms_of(cluster[3]) == [2]
-    assert {p: cluster[1].match_index[p] for p in (2, 3, 4, 5)} == {2: 1, 3: 1, 4: 0, 5: 0}
+    assert {p: cluster[1].progress[p].match_index for p in (2, 3, 4, 5)} == {2: 1, 3: 1, 4: 0, 5: 0}
     return cluster
 
 
@@ -1366,7 +1366,7 @@ def test_a_follower_behind_the_leaders_base_gets_the_snapshot_then_the_rest():
     assert (follower.base_index, follower.last_index, follower.commit_index) == (8, 10, 10)
     assert [e.index for e in cluster.entries_handed(3)][-2:] == [9, 10]
     assert follower.entries == cluster[1].entries[-2:]
-    assert cluster[1].match_index[3] == 10 and 3 not in cluster[1].snapshot_offset
+    assert cluster[1].progress[3].match_index == 10 and cluster[1].progress[3].state != "snapshot"
 
 
 def test_lost_snapshot_chunks_are_sent_again_from_what_the_follower_has():
@@ -1386,7 +1386,7 @@ def test_lost_snapshot_chunks_are_sent_again_from_what_the_follower_has():
 
     cluster.settle_with_ticks(keep=lossy, rounds=6)
     assert dropped and cluster.restored[3] == [(6, b"0123456789abcdefghij")]
-    assert cluster[3].commit_index == 6 and cluster[1].match_index[3] == 6
+    assert cluster[3].commit_index == 6 and cluster[1].progress[3].match_index == 6
 
 
 def test_a_stale_leaders_snapshot_is_refused_and_an_old_one_is_acknowledged():
@@ -1416,7 +1416,7 @@ def test_a_refusal_of_an_older_terms_append_does_not_move_a_new_leaders_probe():
     refusal = follower.on_message(stale, 0).messages[0][1]
     assert refusal.conflict_index == 0 and refusal.term == 4
     leader.on_message(refusal, 0)
-    assert leader.match_index[1] == 0 and leader.next_index[1] >= 1
+    assert leader.progress[1].match_index == 0 and leader.progress[1].next_index >= 1
 
 
 def test_a_follower_tells_its_election_actor_when_its_log_end_moves():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkactors.core.replog import quorum_index
+from zkactors.core.quorum import majority, quorum_index
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -17,6 +17,10 @@ def brute_quorum(match: list[int]) -> int:
 
 
 # ------------------------------------------------------------------ quorum_index
+
+
+def test_a_majority_is_more_than_half():
+    assert [majority(n) for n in range(1, 8)] == [1, 2, 2, 3, 3, 4, 4]
 
 
 def test_quorum_index_of_one_member_is_its_own_index():

@@ -44,6 +44,7 @@ from zkactors.core.messages import (
     RoleChanged,
     StepDown,
 )
+from zkactors.core.quorum import majority
 
 #: The order roles come in within one term (see :meth:`ElectionCore.on_role`).
 _ROLE_ORDER = {CANDIDATE: 0, LEADER: 1, FOLLOWER: 2}
@@ -94,7 +95,7 @@ class ElectionCore:
         self.node_id = node_id
         self.members = tuple(sorted(members))  # sorted: sends come out in a fixed order
         self.peers = tuple(m for m in self.members if m != node_id)
-        self.majority = len(self.members) // 2 + 1
+        self.majority = majority(len(self.members))
         self.heartbeat_ms = heartbeat_ms
         self.election_timeout_ms = election_timeout_ms
         self._random = random

@@ -11,7 +11,10 @@ tree's :meth:`~zkactors.core.tree.Tree.apply` takes it. The entry's zxid is
 
 Commit rule (Raft §5.3–5.4): an index is committed once a majority of members hold
 it durably *and* it is from the leader's current term; earlier entries commit with
-it. With one member that is "once our own fsync has returned".
+it. With one member that is "once our own fsync has returned". The counting is
+:mod:`zkactors.core.quorum`'s; what a leader knows of each follower is its
+:class:`Progress` (probe, replicate or snapshot, as etcd-raft has it); and the
+orders the code relies on are :meth:`ReplicatedLog.check_invariants`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from zkactors.core.messages import (
     VoteResponse,
     sender_of,
 )
+from zkactors.core.quorum import majority, quorum_index
 from zkactors.errors import Code
 
 
@@ -65,10 +69,45 @@ class Committed:
     read: list | None = None
 
 
-def quorum_index(match_indexes: list[int]) -> int:
-    """The highest index held by a majority: the median, rounded toward the smaller."""
-    ordered = sorted(match_indexes, reverse=True)
-    return ordered[len(ordered) // 2]
+@dataclass(slots=True)
+class Progress:
+    """What a leader knows of one follower's log and has in flight to it (the
+    etcd-raft name). Three states, as there:
+
+    * **probe** (``probing``): where its log matches ours is not known; one
+      append at a time, each answer moving ``next_index`` back or confirming it;
+    * **replicate**: it matched; up to ``max_inflight`` appends in flight;
+    * **snapshot** (``snapshot_offset`` set): what it needs next was compacted
+      away, so it is sent the snapshot, chunk by chunk.
+    """
+
+    #: The next index to send it.
+    next_index: int
+    #: The highest index known to match ours (Raft's matchIndex).
+    match_index: int = 0
+    #: Appends sent and not yet answered.
+    inflight: int = 0
+    probing: bool = True
+    #: The prev_index of the latest probe, whose answer we await.
+    probe_prev: int = -1
+    #: When something was last sent to it (retransmit and idle probes go by it).
+    last_sent: int = 0
+    #: The commit index the latest append to it carried.
+    sent_commit: int = 0
+    #: Being sent the snapshot: the offset it has acknowledged; None otherwise.
+    snapshot_offset: int | None = None
+
+    @property
+    def state(self) -> str:
+        if self.snapshot_offset is not None:
+            return "snapshot"
+        return "probe" if self.probing else "replicate"
+
+    def probe_from(self, next_index: int) -> None:
+        """Back to probing, one append at a time, from ``next_index``."""
+        self.next_index = next_index
+        self.probing = True
+        self.inflight = 0
 
 
 # --------------------------------------------------------------------------- Raft
@@ -193,15 +232,8 @@ class ReplicatedLog:
         self.max_inflight = max_inflight
         self.retransmit_ms = retransmit_ms
         self.votes: set[int] = set()
-        self.next_index: dict[int, int] = {}
-        self.match_index: dict[int, int] = {}
-        self.inflight: dict[int, int] = {}
-        #: Per follower: True while we don't know where its log matches ours (send
-        #: one append at a time), False once we do (pipeline up to max_inflight).
-        self.probing: dict[int, bool] = {}
-        #: Per follower: the prev_index of the latest probe, whose answer we await.
-        self.probe_prev: dict[int, int] = {}
-        self.last_sent: dict[int, int] = {}
+        #: Leader: each follower's :class:`Progress` (made afresh in each term led).
+        self.progress: dict[int, Progress] = {}
         #: Requests proposed here, in arrival order. For an entry the index is its
         #: own; for a read, the log's last index when it arrived — the read is
         #: answered once everything up to there has been handed to the store.
@@ -225,10 +257,6 @@ class ReplicatedLog:
         #: the leader changes or its lease lapses.
         self.catch_up_target: int | None = None
         self.caught_up = False
-        #: Per follower: the commit index the latest append to it carried.
-        self.sent_commit: dict[int, int] = {}
-        #: Per follower being sent the snapshot: the offset it has acknowledged.
-        self.snapshot_offset: dict[int, int] = {}
         self.rejected = 0  # messages dropped as stale, foreign or impossible
 
     # ------------------------------------------------------------------ queries
@@ -252,12 +280,35 @@ class ReplicatedLog:
         return self.entries[index - self.base_index - 1]
 
     def majority(self) -> int:
-        return len(self.members) // 2 + 1
+        return majority(len(self.members))
 
     def role_changed(self) -> RoleChanged:
         return RoleChanged(self.role, self.term, self.leader, self.last_index, self.last_term,
                            self.commit_index, self.caught_up,
                            self.catch_up_target or 0 if self.caught_up else 0)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if an order the code relies on does not hold:
+        ``base ≤ handed ≤ commit ≤ last`` (nothing is handed to the store before
+        it commits, nor committed beyond the log, nor compacted before it is
+        handed), ``persisted ≤ last``, and for a leader, for each follower,
+        ``match < next ≤ last + 1``. The replica driver asks after every batch,
+        so the simulator checks them at every step of every run."""
+        base, handed, commit, last = (self.base_index, self.handed_index, self.commit_index,
+                                      self.last_index)
+        if not base <= handed <= commit <= last:
+            raise AssertionError(f"node {self.node_id}: base {base} ≤ handed {handed} ≤ "
+                                 f"commit {commit} ≤ last {last} does not hold")
+        if self.persisted_index > last:
+            raise AssertionError(f"node {self.node_id}: persisted {self.persisted_index} "
+                                 f"is beyond the log's last index {last}")
+        if self.role == LEADER:
+            for peer, progress in self.progress.items():
+                if not progress.match_index < progress.next_index <= last + 1:
+                    raise AssertionError(
+                        f"node {self.node_id}, leader: follower {peer}'s match "
+                        f"{progress.match_index} < next {progress.next_index} ≤ last + 1 "
+                        f"({last + 1}) does not hold")
 
     # ------------------------------------------------------------ client side
     def propose(self, requests: list[list], now_ms: int, wall_ms: int | None = None) -> Ready:
@@ -493,22 +544,22 @@ class ReplicatedLog:
 
     def _on_install_snapshot_response(self, message: InstallSnapshotResponse, now_ms: int,
                                       ready: Ready) -> None:
+        if self.role != LEADER or message.term != self.term:
+            return
         peer = message.sender
-        if self.role != LEADER or message.term != self.term or \
-                peer not in self.snapshot_offset:
+        progress = self.progress[peer]
+        if progress.snapshot_offset is None:
             return
         if message.done:
-            del self.snapshot_offset[peer]
-            self.match_index[peer] = max(self.match_index[peer], message.index)
-            self.next_index[peer] = self.match_index[peer] + 1
-            self.probing[peer] = True
-            self.inflight[peer] = 0
+            progress.snapshot_offset = None
+            progress.match_index = max(progress.match_index, message.index)
+            progress.probe_from(progress.match_index + 1)
             self._advance_commit(now_ms, ready)
             self._send_appends(peer, now_ms, ready, probe=True)
             return
-        self.snapshot_offset[peer] = message.next_offset
+        progress.snapshot_offset = message.next_offset
         ready.snapshot_sends.append((peer, message.next_offset))
-        self.last_sent[peer] = now_ms
+        progress.last_sent = now_ms
 
     # ------------------------------------------------------------- ReadIndex
     def _check_leadership(self, now_ms: int, ready: Ready) -> None:
@@ -676,39 +727,38 @@ class ReplicatedLog:
         if self.role != LEADER or message.term != self.term:
             return
         peer = message.sender
+        progress = self.progress[peer]
         if message.success:
-            self.inflight[peer] = max(0, self.inflight[peer] - 1)
-            if message.match_index > self.match_index[peer]:
-                self.match_index[peer] = message.match_index
+            progress.inflight = max(0, progress.inflight - 1)
+            if message.match_index > progress.match_index:
+                progress.match_index = message.match_index
                 self._advance_commit(now_ms, ready)
-            self.next_index[peer] = max(self.next_index[peer], message.match_index + 1)
-            self.probing[peer] = False
+            progress.next_index = max(progress.next_index, message.match_index + 1)
+            progress.probing = False
         elif message.conflict_index == 0:
             return  # a refusal of an append from an older term of ours: stale
-        elif self._is_answer_to_latest(peer, message.rejected_index):
+        elif self._is_answer_to_latest(progress, message.rejected_index):
             # Back up to the follower's hint and probe, one append at a time, until
             # an append succeeds; answers to anything sent before are now stale.
             target = min(message.conflict_index, self.last_index + 1)
-            if target <= self.match_index[peer]:
+            if target <= progress.match_index:
                 # The follower no longer has entries it acknowledged: its disk was
                 # wiped or replaced. Start again from what it does have.
-                self.match_index[peer] = target - 1
-            self.next_index[peer] = max(self.match_index[peer] + 1, target)
-            self.probing[peer] = True
-            self.inflight[peer] = 0
+                progress.match_index = target - 1
+            progress.probe_from(max(progress.match_index + 1, target))
         else:
             return  # stale: acting on it would resend what is already on its way
         # If the commit moved past what this follower was last told (the quorum
         # formed without its ack), an empty append tells it now: otherwise it would
         # learn only at the next write or retransmit, and its watchers and
         # readers would wait that long.
-        self._send_appends(peer, now_ms, ready,
-                           probe=self.sent_commit.get(peer, 0) < self.commit_index)
+        self._send_appends(peer, now_ms, ready, probe=progress.sent_commit < self.commit_index)
 
-    def _is_answer_to_latest(self, peer: int, rejected: int) -> bool:
-        if self.probing[peer]:
-            return rejected == self.probe_prev[peer]
-        return rejected > self.match_index[peer]
+    @staticmethod
+    def _is_answer_to_latest(progress: Progress, rejected: int) -> bool:
+        if progress.probing:
+            return rejected == progress.probe_prev
+        return rejected > progress.match_index
 
     # -------------------------------------------------------------------- time
     def tick(self, now_ms: int) -> Ready:
@@ -728,20 +778,18 @@ class ReplicatedLog:
         if self.read_round > self._confirmed_round() and \
                 now_ms - self.check_sent_ms >= self.retransmit_ms:
             self._check_leadership(now_ms, ready)
-        for peer in self.peers:
-            if peer in self.snapshot_offset:
-                if now_ms - self.last_sent[peer] >= self.retransmit_ms:
+        for peer, progress in self.progress.items():
+            if progress.snapshot_offset is not None:
+                if now_ms - progress.last_sent >= self.retransmit_ms:
                     # A chunk or its answer was lost: send again from what it has.
-                    ready.snapshot_sends.append((peer, self.snapshot_offset[peer]))
-                    self.last_sent[peer] = now_ms
+                    ready.snapshot_sends.append((peer, progress.snapshot_offset))
+                    progress.last_sent = now_ms
                 continue
-            if now_ms - self.last_sent[peer] >= self.retransmit_ms:
+            if now_ms - progress.last_sent >= self.retransmit_ms:
                 # Lost or unanswered: probe again from just past what is known to
                 # match. (For a follower that hasn't answered since the election
                 # that is the log's start; a cheaper restart point is future work.)
-                self.inflight[peer] = 0
-                self.probing[peer] = True
-                self.next_index[peer] = self.match_index[peer] + 1
+                progress.probe_from(progress.match_index + 1)
                 self._send_appends(peer, now_ms, ready, probe=True)
         return ready
 
@@ -799,14 +847,8 @@ class ReplicatedLog:
         # which are committed, nor has it applied them, until an entry of its own
         # term commits: it serves reads once it has applied its no-op.
         self.caught_up = False
-        self.snapshot_offset = {}
-        for peer in self.peers:
-            self.next_index[peer] = self.last_index + 1
-            self.match_index[peer] = 0
-            self.inflight[peer] = 0
-            self.probing[peer] = True
-            self.probe_prev[peer] = -1
-            self.last_sent[peer] = now_ms
+        self.progress = {peer: Progress(next_index=self.last_index + 1, last_sent=now_ms)
+                         for peer in self.peers}
         noop = Entry(self.last_index + 1, self.term, now_ms, NOOP)
         self.entries.append(noop)
         ready.entries.append(noop)
@@ -817,50 +859,51 @@ class ReplicatedLog:
         ready.role = self.role_changed()
 
     def _send_appends(self, peer: int, now_ms: int, ready: Ready, probe: bool = False) -> None:
-        if self.next_index[peer] <= self.base_index:
+        progress = self.progress[peer]
+        if progress.next_index <= self.base_index:
             # What it needs next was compacted away: it gets the snapshot.
-            if peer not in self.snapshot_offset:
-                self.snapshot_offset[peer] = 0
+            if progress.snapshot_offset is None:
+                progress.snapshot_offset = 0
                 ready.snapshot_sends.append((peer, 0))
-                self.last_sent[peer] = now_ms
+                progress.last_sent = now_ms
             return
         sent = False
-        window = 1 if self.probing[peer] else self.max_inflight
-        while self.inflight[peer] < window and self.next_index[peer] <= self.last_index:
-            start = self.next_index[peer]
-            self.probe_prev[peer] = start - 1
+        window = 1 if progress.probing else self.max_inflight
+        while progress.inflight < window and progress.next_index <= self.last_index:
+            start = progress.next_index
+            progress.probe_prev = start - 1
             first = start - self.base_index - 1
             batch = self.entries[first:first + self.max_batch]
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, start - 1, self.term_at(start - 1),
                 [[e.term, e.time_ms, e.txn] for e in batch], self.commit_index)))
-            self.sent_commit[peer] = self.commit_index
-            self.next_index[peer] = start + len(batch)
-            self.inflight[peer] += 1
+            progress.sent_commit = self.commit_index
+            progress.next_index = start + len(batch)
+            progress.inflight += 1
             sent = True
-        if probe and not sent and not self.inflight[peer]:
+        if probe and not sent and not progress.inflight:
             # Nothing new: an empty append carries the commit index and proves the
             # follower's log still matches.
-            prev = self.next_index[peer] - 1
-            self.probe_prev[peer] = prev
+            prev = progress.next_index - 1
+            progress.probe_prev = prev
             ready.messages.append((peer, AppendEntries(
                 self.term, self.node_id, prev, self.term_at(prev), [], self.commit_index)))
-            self.sent_commit[peer] = self.commit_index
-            self.inflight[peer] += 1
+            progress.sent_commit = self.commit_index
+            progress.inflight += 1
             sent = True
         if sent:
-            self.last_sent[peer] = now_ms
+            progress.last_sent = now_ms
 
     def _advance_commit(self, now_ms: int, ready: Ready) -> None:
-        match = [self.match_index[p] for p in self.peers] + [self.persisted_index]
+        match = [p.match_index for p in self.progress.values()] + [self.persisted_index]
         candidate = quorum_index(match)
         # Raft §5.4.2: only an entry of the current term commits by counting.
         if candidate > self.commit_index and self.term_at(candidate) == self.term:
             self.commit_index = candidate
             ready.committed.extend(self._release())
             self._check_caught_up(ready)
-            for peer in self.peers:
-                if not self.inflight[peer]:
+            for peer, progress in self.progress.items():
+                if not progress.inflight:
                     self._send_appends(peer, now_ms, ready, probe=True)
 
     def _learn_commit(self, leader_commit: int, ready: Ready, vouched: bool) -> None:

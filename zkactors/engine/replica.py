@@ -268,6 +268,7 @@ class Replica:
         Returns the last entry made durable, if any."""
         readies = [r for r in readies if r]
         if not readies:
+            self.core.check_invariants()
             return None
         if self.observe is not None:
             for ready in readies:
@@ -327,6 +328,7 @@ class Replica:
             outputs.refuse(failed)
         if role is not None:
             self._report(role, now_ms)
+        self.core.check_invariants()
         return last_entry
 
     def _report(self, role: RoleChanged, now_ms: int) -> None:

@@ -126,8 +126,8 @@ class LogActor(Actor):
     def _metrics(self) -> dict[str, Any]:
         core = self.core
         last = core.last_index
-        lag = {peer: max(0, last - core.match_index.get(peer, 0))
-               for peer in core.peers} if core.role == LEADER else {}
+        lag = {peer: max(0, last - progress.match_index)
+               for peer, progress in core.progress.items()} if core.role == LEADER else {}
         return {"last": last, "persisted": core.persisted_index, "commit": core.commit_index,
                 "snapshot": core.base_index, "term": core.term, "role": core.role, "lag": lag}
 
