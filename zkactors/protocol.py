@@ -151,47 +151,7 @@ OPTIONAL_WRITE_ARGS = (int, int)
 #: status may ask for the tree's digest (true): see StoreCore.digest.
 OPTIONAL_STATUS_ARGS = (bool,)
 
-# Actor message kinds (inproc, within one node).
-# gateway -> log: [[ident, rid, txn, None] (a write) or [ident, rid, None, [op, args]]
-#   (a read queued behind the same client's writes), ...]
-MSG_WRITE = "write"
-# gateway -> store: [[ident, rid, op, args, read_floor], ...] (read_floor: answer
-#   only once the log index read_floor is applied; see MSG_ROLE)
-MSG_READ = "read"
-# gateway -> watch: [[ident, rid, op, args], ...] (events / evcount queries)
-MSG_WATCH = "watch"
-# store -> watch: [[type, path, zxid, version], ...], applied_zxid[, restarted]
-# (restarted: the tree was replaced by a snapshot at applied_zxid)
-MSG_EVENTS = "events"
-# store -> log: index — a snapshot through index is durable; the log may compact
-MSG_SNAPSHOT = "snapshot"
-# log -> store: index, term — load the snapshot just installed through index
-MSG_RESTORE = "restore"
-# log -> store: commit_index, term, [[ident, rid, index, term, time_ms, txn] (an entry)
-#   or [ident, rid, [op, args]] (a read released in order), ...]
-MSG_COMMIT = "commit"
-# store -> gateway: applied_zxid, [[ident, rid, code, result, via_log], ...]
-# (also log -> gateway for requests it refuses, e.g. NOT_LEADER)
-MSG_REPLY = "reply"
-# election <-> log: a zkactors.core.messages message, to_wire-encoded
-MSG_LOCAL = "local"
-# election -> gateway: whether a live leader is known (reads are served only then)
-MSG_HEALTH = "health"
-# log -> gateway: role, term, leader id, leader's client endpoint ("" if unknown),
-#   caught_up (reads are served only once this node has caught up with its leader),
-#   read_floor (the index it caught up to: no read is answered from an older state)
-MSG_ROLE = "role"
-# log/election -> gateway, about once a second: actor name, {reason: count} of peer
-# messages dropped at the edge (shown in status as peer_rejected)
-MSG_PEERS = "peers"
-# gateway -> log: [session id, ...] heard from lately; log -> store (on the leader,
-#   from its own gateway or a follower's): the same, for the expiry tracker
-MSG_TOUCH = "touch"
-# log -> store: role, term (the store's expiry tracker runs on the leader only)
-MSG_LEADING = "leading"
-# store -> gateway: [session id, ...] just ended (closed or expired): their
-#   clients hear SESSION_EXPIRED from now on
-MSG_ENDED = "ended"
+# The messages actors send one another inside a node: zkactors.runtime.mail.
 
 
 class FrameError(Exception):

@@ -9,7 +9,7 @@ import gc
 import pytest
 
 from zkactors.core.replog import Committed, Entry
-from zkactors.protocol import MSG_COMMIT, pack, unpack
+from zkactors.runtime import mail
 from zkactors.runtime.heap import CollectionTimes, HeapFreezer
 from zkactors.runtime.log import _Outputs
 
@@ -49,16 +49,16 @@ class _Actor:
 
     def __init__(self) -> None:
         self.client_endpoints: dict[int, str] = {}
-        self.sent: list[tuple[str, list]] = []
+        self.sent: list[tuple[str, mail.Commits]] = []
 
-    def send(self, actor: str, message: list) -> None:
-        self.sent.append((actor, unpack(pack(message))))  # as the store gets it
+    def send(self, actor: str, message: mail.Commits) -> None:
+        self.sent.append((actor, mail.decode(mail.encode(message))))  # as the store gets it
 
 
 def test_a_long_commit_reaches_the_store_in_messages_of_at_most_max_batch():
     actor = _Actor()
     committed = [Committed(Entry(i, 1, 0, ["noop"]), None, 0) for i in range(1, 8)]
     _Outputs(actor).commit(committed, 7, 1)
-    assert [m[0] for _, m in actor.sent] == [MSG_COMMIT] * 3
-    assert [[item[2] for item in m[3]] for _, m in actor.sent] == [[1, 2, 3], [4, 5, 6], [7]]
-    assert all(to == "store" and m[1:3] == [7, 1] for to, m in actor.sent)
+    assert [type(m) for _, m in actor.sent] == [mail.Commits] * 3
+    assert [[item[2] for item in m.items] for _, m in actor.sent] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert all(to == "store" and (m.commit_index, m.term) == (7, 1) for to, m in actor.sent)

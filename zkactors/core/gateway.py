@@ -153,7 +153,7 @@ class GatewayCore:
         """Route every request of one client frame.
 
         Appends what goes to the log (writes, and reads that must wait behind the
-        same client's writes; see ``MSG_WRITE``) to ``writes``, reads ``[ident, rid,
+        same client's writes; see zkactors.runtime.mail.Writes) to ``writes``, reads ``[ident, rid,
         op, args]`` for the store to ``reads``, history queries ``[ident, rid, op,
         args]`` for the watch actor to ``watch_queries`` (without that list they
         are refused as unimplemented), and answers given at once ``[ident, rid,

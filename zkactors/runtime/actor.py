@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 
 from zkactors.logsetup import get_logger
-from zkactors.protocol import pack, unpack
+from zkactors.runtime import mail
 
 #: How long an idle actor sleeps in poll before checking for shutdown.
 IDLE_POLL_MS = 50
@@ -85,11 +85,12 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
         self._extra.append(sock)
         self.poller.register(sock, zmq.POLLIN)
 
-    def send(self, actor: str, message: list) -> None:
+    def send(self, actor: str, message: Any) -> None:
+        """``message``, one of zkactors.runtime.mail's records, to ``actor``."""
         # Once the node is stopping, the receiver may be gone: never block on it.
         shutting_down = self.stopping.is_set() or self.failed.is_set()
         try:
-            self.outboxes[actor].send(pack(message), zmq.NOBLOCK if shutting_down else 0)
+            self.outboxes[actor].send(mail.encode(message), zmq.NOBLOCK if shutting_down else 0)
         except zmq.Again:
             if self.stopping.is_set() or self.failed.is_set():
                 return  # the receiver already left during shutdown
@@ -125,7 +126,7 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
         messages = []
         for _ in range(self.inbox_batch or self.max_batch):
             try:
-                messages.append(unpack(self.inbox.recv(zmq.NOBLOCK)))
+                messages.append(mail.decode(self.inbox.recv(zmq.NOBLOCK)))
             except zmq.Again:
                 break
         if messages:
@@ -143,8 +144,9 @@ class Actor(threading.Thread, metaclass=abc.ABCMeta):
         """Release what the actor owns besides its sockets, however it ends."""
 
     @abc.abstractmethod
-    def on_inbox(self, messages: list[list]) -> None:
-        """Messages from other actors, decoded, in arrival order."""
+    def on_inbox(self, messages: list[Any]) -> None:
+        """Messages from other actors (zkactors.runtime.mail records), in arrival
+        order."""
 
     def on_socket(self, sock: zmq.Socket) -> None:
         """A socket added with :meth:`add_socket` is readable."""

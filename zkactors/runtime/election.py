@@ -12,9 +12,9 @@ import random
 from typing import Any
 
 from zkactors.core.election import ElectionCore, Send, ToLog
-from zkactors.core.messages import LEADER, Campaign, RoleChanged, from_wire, to_wire
-from zkactors.protocol import MSG_HEALTH, MSG_LOCAL, MSG_PEERS
+from zkactors.core.messages import LEADER, Campaign, RoleChanged
 from zkactors.runtime.actor import Actor, now_ms
+from zkactors.runtime.mail import Health, Local, PeerCounters
 from zkactors.runtime.transport import PeerLinks
 from zkactors.stats import Histogram
 
@@ -50,14 +50,11 @@ class ElectionActor(Actor):
         self._heartbeat_ms = heartbeat_ms
         self._election_timeout_ms = election_timeout_ms
 
-    def on_inbox(self, messages: list[list]) -> None:
+    def on_inbox(self, messages: list[Any]) -> None:
         for message in messages:
-            if message[0] != MSG_LOCAL:
-                raise RuntimeError(f"election got unknown message kind {message[0]!r}")
-            role = from_wire(message[1])
-            if not isinstance(role, RoleChanged):
-                raise TypeError(f"election got {type(role).__name__} from its log actor")
-            self._effects(self.core.on_role(role, now_ms()))
+            if not isinstance(message, Local) or not isinstance(message.message, RoleChanged):
+                raise TypeError(f"election got {message!r:.80}")
+            self._effects(self.core.on_role(message.message, now_ms()))
 
     def on_socket(self, sock: Any) -> None:
         now = now_ms()
@@ -71,7 +68,7 @@ class ElectionActor(Actor):
         self.links.maintain(now)
         if now >= self._report_due:  # peer counters for status, about once a second
             self._report_due = now + 1000
-            self.send("gateway", [MSG_PEERS, self.actor_name, self.links.counters()])
+            self.send("gateway", PeerCounters(self.actor_name, self.links.counters()))
         self.links.take_mismatched()  # the log actor reports the same peers
         self._effects(self.core.tick(now))
 
@@ -93,8 +90,8 @@ class ElectionActor(Actor):
             elif isinstance(effect, ToLog):
                 if isinstance(effect.message, Campaign):
                     self.campaigns += 1
-                self.send("log", [MSG_LOCAL, to_wire(effect.message)])
+                self.send("log", Local(effect.message))
         alive = self.core.leader_alive(now_ms())
         if alive != self.alive:
             self.alive = alive
-            self.send("gateway", [MSG_HEALTH, alive])
+            self.send("gateway", Health(alive))

@@ -15,19 +15,19 @@ import zmq
 from zkactors.core.dedup import TXN_TAGGED
 from zkactors.core.gateway import GatewayCore
 from zkactors.core.sessions import TOUCH_EVERY_MS
-from zkactors.protocol import (
-    MSG_ENDED,
-    MSG_HEALTH,
-    MSG_PEERS,
-    MSG_READ,
-    MSG_REPLY,
-    MSG_ROLE,
-    MSG_TOUCH,
-    MSG_WATCH,
-    MSG_WRITE,
-    pack,
-)
+from zkactors.protocol import pack
 from zkactors.runtime.actor import Actor, now_ms
+from zkactors.runtime.mail import (
+    Health,
+    PeerCounters,
+    Reads,
+    Replies,
+    Role,
+    SessionsEnded,
+    Touched,
+    WatchQueries,
+    Writes,
+)
 from zkactors.runtime.metrics import RequestMetrics
 
 
@@ -78,42 +78,41 @@ class GatewayActor(Actor):
             metrics.bytes_in += received
             self._time_requests(metrics, writes, reads, watch_queries)
         if writes:
-            self.send("log", [MSG_WRITE, writes])
+            self.send("log", Writes(writes))
         if reads:
-            self.send("store", [MSG_READ, reads])
+            self.send("store", Reads(reads))
         if watch_queries:
-            self.send("watch", [MSG_WATCH, watch_queries])
+            self.send("watch", WatchQueries(watch_queries))
         if replies:
             self._send_replies(replies, self.applied_zxid)
         self._report_problems()
 
-    def on_inbox(self, messages: list[list]) -> None:
+    def on_inbox(self, messages: list[Any]) -> None:
         core = self.core
         for message in messages:
-            kind = message[0]
-            if kind == MSG_REPLY:
-                _, zxid, replies = message
-                self.applied_zxid = max(self.applied_zxid, zxid)
-                core.on_replies(replies)
-                self._send_replies(replies, self.applied_zxid)
-            elif kind == MSG_ROLE:
-                core.on_role(*message[1:])
-                leader = message[3]
+            if isinstance(message, Replies):
+                self.applied_zxid = max(self.applied_zxid, message.applied_zxid)
+                core.on_replies(message.replies)
+                self._send_replies(message.replies, self.applied_zxid)
+            elif isinstance(message, Role):
+                core.on_role(message.role, message.term, message.leader,
+                             message.leader_endpoint, message.caught_up, message.read_floor)
+                leader = message.leader
                 if leader and leader != self._leader:
                     self.leader_changes += 1
                 if leader:
                     self._leader = leader
-                self.log.info("role", role=message[1], term=message[2], leader=message[3],
-                              caught_up=message[5], read_floor=message[6])
-            elif kind == MSG_PEERS:
-                core.on_peer_counters(message[1], message[2])
-            elif kind == MSG_ENDED:
-                core.on_sessions_ended(message[1])
-            elif kind == MSG_HEALTH:
-                core.serving_reads = message[1]
-                self.log.info("leader_alive" if message[1] else "leader_lost")
+                self.log.info("role", role=message.role, term=message.term, leader=leader,
+                              caught_up=message.caught_up, read_floor=message.read_floor)
+            elif isinstance(message, PeerCounters):
+                core.on_peer_counters(message.actor, message.counters)
+            elif isinstance(message, SessionsEnded):
+                core.on_sessions_ended(message.session_ids)
+            elif isinstance(message, Health):
+                core.serving_reads = message.alive
+                self.log.info("leader_alive" if message.alive else "leader_lost")
             else:
-                raise RuntimeError(f"gateway got unknown message kind {kind!r}")
+                raise TypeError(f"gateway got {message!r:.80}")
 
     def _send_replies(self, replies: list[list], zxid: int) -> None:
         """One frame per client connection, however many of its replies are ready."""
@@ -167,7 +166,7 @@ class GatewayActor(Actor):
             self._touch_due = now + TOUCH_EVERY_MS
             touched = self.core.take_touched()
             if touched:
-                self.send("log", [MSG_TOUCH, touched])
+                self.send("log", Touched(touched))
         expired = self.core.tick(now)
         if expired:
             self.log.info("sessions_expired", count=len(expired))

@@ -13,26 +13,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from zkactors.core.messages import LEADER, RoleChanged, SessionTouch, from_wire, to_wire
+from zkactors.core.messages import LEADER, RoleChanged, SessionTouch
 from zkactors.core.replog import Committed, ReplicatedLog
 from zkactors.core.sessions import touch_route
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.storage import SnapshotFiles
 from zkactors.errors import Code
-from zkactors.protocol import (
-    MSG_COMMIT,
-    MSG_LEADING,
-    MSG_LOCAL,
-    MSG_PEERS,
-    MSG_REPLY,
-    MSG_RESTORE,
-    MSG_ROLE,
-    MSG_SNAPSHOT,
-    MSG_TOUCH,
-    MSG_WRITE,
-)
 from zkactors.runtime.actor import Actor, now_ms, wall_ms
 from zkactors.runtime.heap import HeapFreezer
+from zkactors.runtime.mail import (
+    Commits,
+    Leading,
+    Local,
+    PeerCounters,
+    Replies,
+    Restore,
+    Role,
+    SnapshotSaved,
+    Touched,
+    Writes,
+)
 from zkactors.runtime.transport import PeerLinks
 from zkactors.storage.stable import StableStore
 from zkactors.storage.wal import WriteAheadLog
@@ -72,23 +72,19 @@ class LogActor(Actor):
         self.replica.start(now_ms())
 
     # ------------------------------------------------------------------ inputs
-    def on_inbox(self, messages: list[list]) -> None:
+    def on_inbox(self, messages: list[Any]) -> None:
         inputs: list[Any] = []
         for message in messages:
-            kind = message[0]
-            if kind == MSG_WRITE:
-                inputs.append(Propose(message[1]))
-            elif kind == MSG_SNAPSHOT:
-                inputs.append(Compact(message[1]))
-            elif kind == MSG_TOUCH:
-                self._touch(message[1])
-            elif kind == MSG_LOCAL:
-                local = from_wire(message[1])
-                if isinstance(local, RoleChanged):
-                    raise RuntimeError("log got RoleChanged from its election actor")
-                inputs.append(local)
+            if isinstance(message, Writes):
+                inputs.append(Propose(message.requests))
+            elif isinstance(message, SnapshotSaved):
+                inputs.append(Compact(message.index))
+            elif isinstance(message, Touched):
+                self._touch(message.session_ids)
+            elif isinstance(message, Local) and not isinstance(message.message, RoleChanged):
+                inputs.append(message.message)
             else:
-                raise RuntimeError(f"log got unknown message kind {kind!r}")
+                raise TypeError(f"log got {message!r:.80}")
         self._after(self.replica.handle(inputs, now_ms(), wall_ms()))
 
     def on_socket(self, sock: Any) -> None:
@@ -106,7 +102,7 @@ class LogActor(Actor):
         core = self.core
         route = touch_route(core.role == LEADER, core.leader, self.node_id)
         if route == "store":
-            self.send("store", [MSG_TOUCH, ids])
+            self.send("store", Touched(ids))
         elif route is not None:
             self.links.send(route, SessionTouch(self.node_id, ids))
 
@@ -114,7 +110,7 @@ class LogActor(Actor):
         self.links.maintain(now)
         if now >= self._report_due:  # peer counters for status, about once a second
             self._report_due = now + 1000
-            self.send("gateway", [MSG_PEERS, self.actor_name, self.links.counters()])
+            self.send("gateway", PeerCounters(self.actor_name, self.links.counters()))
         for peer in self.links.take_mismatched():
             self.log.error("peer_config_mismatch", peer=peer,
                            detail="its [member.N] sections differ from ours; refusing it")
@@ -156,33 +152,33 @@ class _Outputs:
         # (see zkactors.runtime.heap).
         step = self.actor.max_batch
         for first in range(0, len(committed), step):
-            self.actor.send("store", [MSG_COMMIT, commit_index, term, [
+            self.actor.send("store", Commits(commit_index, term, [
                 [c.ident, c.rid, c.read] if c.entry is None else
                 [c.ident, c.rid, c.entry.index, c.entry.term, c.entry.time_ms, c.entry.txn]
                 for c in committed[first:first + step]
-            ]])
+            ]))
 
     def restore(self, index: int, term: int) -> None:
-        self.actor.send("store", [MSG_RESTORE, index, term])
+        self.actor.send("store", Restore(index, term))
 
     def refuse(self, failed: list[tuple[bytes, int, int, str]]) -> None:
-        self.actor.send("gateway", [MSG_REPLY, 0, [
+        self.actor.send("gateway", Replies(0, [
             [ident, rid, code, self._redirect(code, text), True]
             for ident, rid, code, text in failed
-        ]])
+        ]))
 
     def tell_election(self, role: RoleChanged) -> None:
-        self.actor.send("election", [MSG_LOCAL, to_wire(role)])
+        self.actor.send("election", Local(role))
 
     def tell_gateway(self, role: RoleChanged) -> None:
         leading = role.role == LEADER
         if leading != self.leading:
             # The store's expiry tracker runs while this node leads.
             self.leading = leading
-            self.actor.send("store", [MSG_LEADING, leading, role.term])
-        self.actor.send("gateway", [MSG_ROLE, role.role, role.term, role.leader,
-                                    self.actor.client_endpoints.get(role.leader, ""),
-                                    role.caught_up, role.read_floor])
+            self.actor.send("store", Leading(leading, role.term))
+        self.actor.send("gateway", Role(role.role, role.term, role.leader,
+                                        self.actor.client_endpoints.get(role.leader, ""),
+                                        role.caught_up, role.read_floor))
 
     def _redirect(self, code: int, text: str) -> str:
         """A NOT_LEADER reply carries the leader's client endpoint ("" if unknown),

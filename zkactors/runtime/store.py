@@ -19,21 +19,21 @@ from zkactors.core.sessions import EXPIRY_CHECK_MS, TXN_SESSION_EXPIRE, ExpiryTr
 from zkactors.core.store import StoreCore
 from zkactors.engine.state import load_snapshot, save_snapshot
 from zkactors.engine.storage import SnapshotFiles
-from zkactors.protocol import (
-    MSG_COMMIT,
-    MSG_ENDED,
-    MSG_EVENTS,
-    MSG_LEADING,
-    MSG_READ,
-    MSG_REPLY,
-    MSG_RESTORE,
-    MSG_SNAPSHOT,
-    MSG_TOUCH,
-    MSG_WRITE,
-)
 from zkactors.runtime.actor import Actor, now_ms
 from zkactors.runtime.forked import ForkedJob
 from zkactors.runtime.heap import HeapFreezer
+from zkactors.runtime.mail import (
+    Commits,
+    Events,
+    Leading,
+    Reads,
+    Replies,
+    Restore,
+    SessionsEnded,
+    SnapshotSaved,
+    Touched,
+    Writes,
+)
 
 #: How much lower the snapshot writer runs than the node (nice 10: about a tenth of
 #: a busy node's share of a contended core; on an idle one, all of it).
@@ -75,22 +75,21 @@ class StoreActor(Actor):
         #: is long-lived: freeze it as it grows (see :mod:`zkactors.runtime.heap`).
         self.freezer = HeapFreezer()
 
-    def on_inbox(self, messages: list[list]) -> None:
+    def on_inbox(self, messages: list[Any]) -> None:
         core = self.core
         replies: list[list] = []
         events = []
         restarted = False
         for message in messages:
-            kind = message[0]
-            if kind == MSG_COMMIT:
-                _, commit_index, term, items = message
+            if isinstance(message, Commits):
+                items = message.items
                 committed = [
                     Committed(None, item[0], item[1], item[2]) if len(item) == 3 else
                     Committed(Entry(*item[2:]), item[0], item[1])
                     for item in items
                 ]
-                applied_replies, applied_events = core.apply(committed, commit_index, term,
-                                                             now_ms())
+                applied_replies, applied_events = core.apply(committed, message.commit_index,
+                                                             message.term, now_ms())
                 replies.extend(applied_replies)
                 events.extend(applied_events)
                 self.freezer.grew(len(items))
@@ -99,28 +98,28 @@ class StoreActor(Actor):
                     # parts, as the store does.)
                     self._tell_watch(events)
                     events = []
-            elif kind == MSG_READ:
-                replies.extend(core.read(message[1], now_ms()))
-            elif kind == MSG_RESTORE:
-                self._restore(message[1], message[2])
+            elif isinstance(message, Reads):
+                replies.extend(core.read(message.requests, now_ms()))
+            elif isinstance(message, Restore):
+                self._restore(message.index, message.term)
                 events = []  # superseded by the snapshot
                 restarted = True
-            elif kind == MSG_TOUCH:
-                self.expiry.touch(message[1], now_ms())
-            elif kind == MSG_LEADING:
-                if message[1]:
+            elif isinstance(message, Touched):
+                self.expiry.touch(message.session_ids, now_ms())
+            elif isinstance(message, Leading):
+                if message.leading:
                     self.expiry.lead(core.sessions, now_ms())
                 else:
                     self.expiry.follow()
             else:
-                raise RuntimeError(f"store got unknown message kind {kind!r}")
+                raise TypeError(f"store got {message!r:.80}")
         opened, ended = core.take_opened(), core.take_ended()
         for session_id in opened:
             self.expiry.opened(session_id, now_ms())
         if ended:
-            self.send("gateway", [MSG_ENDED, ended])
+            self.send("gateway", SessionsEnded(ended))
         if replies:
-            self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
+            self.send("gateway", Replies(core.applied_zxid, replies))
         if events or restarted:
             self._tell_watch(events, restarted)
         elif core.applied_zxid != self._told_watch:
@@ -137,8 +136,8 @@ class StoreActor(Actor):
     def _tell_watch(self, events: list, restarted: bool = False) -> None:
         self._told_watch = self.core.applied_zxid
         self._watch_pending = False
-        self.send("watch", [MSG_EVENTS, [[e.type, e.path, e.zxid, e.version]
-                                         for e in events], self._told_watch, restarted])
+        self.send("watch", Events([[e.type, e.path, e.zxid, e.version] for e in events],
+                                  self._told_watch, restarted))
 
     def _take_snapshot(self) -> None:
         """Snapshot what is applied now, in a forked child (:mod:`forked`): at a
@@ -179,7 +178,7 @@ class StoreActor(Actor):
         _, _, term, size = outcome.split(" ")
         self.log.info("snapshot_saved", index=index, term=int(term), bytes=int(size),
                       seconds=seconds)
-        self.send("log", [MSG_SNAPSHOT, index])
+        self.send("log", SnapshotSaved(index))
 
     def _restore(self, index: int, term: int) -> None:
         if self._saving is not None:
@@ -212,9 +211,9 @@ class StoreActor(Actor):
                 # A write of the node's own, through the log like any other: the
                 # expiry is a committed transaction. (No client waits for its reply.)
                 self.log.info("sessions_expiring", sessions=[f"{s:#x}" for s in due])
-                self.send("log", [MSG_WRITE, [[b"", 0, [TXN_SESSION_EXPIRE, due], None]]])
+                self.send("log", Writes([[b"", 0, [TXN_SESSION_EXPIRE, due], None]]))
         if self._watch_pending:
             self._tell_watch([])
         expired = self.core.tick(now)
         if expired:
-            self.send("gateway", [MSG_REPLY, self.core.applied_zxid, expired])
+            self.send("gateway", Replies(self.core.applied_zxid, expired))

@@ -24,8 +24,9 @@ import zmq
 
 from zkactors.core.watches import WatchCore
 from zkactors.errors import Code
-from zkactors.protocol import MSG_EVENTS, MSG_REPLY, MSG_WATCH, OP_EVENTS, pack
+from zkactors.protocol import OP_EVENTS, pack
 from zkactors.runtime.actor import Actor
+from zkactors.runtime.mail import Events, Replies, WatchQueries
 
 
 class WatchActor(Actor):
@@ -58,17 +59,16 @@ class WatchActor(Actor):
             if message[:1] in (b"\x00", b"\x01"):
                 self._publish(core.on_subscription(message[1:], message[:1] == b"\x01"))
 
-    def on_inbox(self, messages: list[list]) -> None:
+    def on_inbox(self, messages: list[Any]) -> None:
         core = self.core
         replies = []
         for message in messages:
-            kind = message[0]
-            if kind == MSG_EVENTS:
-                if len(message) > 3 and message[3]:
-                    core.restart_from(message[2])
-                self._publish(core.on_events(message[1], message[2]))
-            elif kind == MSG_WATCH:
-                for ident, rid, op, args in message[1]:
+            if isinstance(message, Events):
+                if message.restarted:
+                    core.restart_from(message.applied_zxid)
+                self._publish(core.on_events(message.events, message.applied_zxid))
+            elif isinstance(message, WatchQueries):
+                for ident, rid, op, args in message.queries:
                     paths = [(path, recursive) for path, recursive in args[0]]
                     if op == OP_EVENTS:
                         answer = core.resume(paths, args[1])
@@ -76,9 +76,9 @@ class WatchActor(Actor):
                         answer = core.count(paths, args[1], args[2])
                     replies.append([ident, rid, int(Code.OK), answer.to_wire(), False])
             else:
-                raise RuntimeError(f"watch got unknown message kind {kind!r}")
+                raise TypeError(f"watch got {message!r:.80}")
         if replies:
-            self.send("gateway", [MSG_REPLY, core.applied_zxid, replies])
+            self.send("gateway", Replies(core.applied_zxid, replies))
 
     def on_tick(self, now: int) -> None:
         self._publish(self.core.tick(now))
