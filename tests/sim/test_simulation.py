@@ -353,7 +353,7 @@ def test_a_stale_leader_does_not_answer_a_sync_from_its_old_state(monkeypatch):
     assert pair["floor"] and not pair["sync_ok"]  # it could not confirm its leadership
     # A core that skipped the leadership check would answer from its stale tree:
     # the linearizability check catches that.
-    monkeypatch.setattr(ReplicatedLog, "_confirmed_round", lambda self: self.read_round)
+    monkeypatch.setattr(ReplicatedLog, "_confirmed_round", lambda self: self.reads.round)
     with pytest.raises(InvariantViolation, match="linearizability"):
         _stale_leader_sync(15)
 

@@ -13,8 +13,10 @@ Commit rule (Raft §5.3–5.4): an index is committed once a majority of members
 it durably *and* it is from the leader's current term; earlier entries commit with
 it. With one member that is "once our own fsync has returned". The counting is
 :mod:`zkactors.core.quorum`'s; what a leader knows of each follower is its
-:class:`Progress` (probe, replicate or snapshot, as etcd-raft has it); and the
-orders the code relies on are :meth:`ReplicatedLog.check_invariants`.
+:class:`Progress` (probe, replicate or snapshot, as etcd-raft has it); the
+rounds by which a leader proves it still leads before a linearizable read are
+:mod:`zkactors.core.readindex`'s; and the orders the code relies on are
+:meth:`ReplicatedLog.check_invariants`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from zkactors.core.messages import (
     sender_of,
 )
 from zkactors.core.quorum import majority, quorum_index
+from zkactors.core.readindex import LeadershipRounds
 from zkactors.errors import Code
 
 
@@ -242,10 +245,7 @@ class ReplicatedLog:
         #: highest round each peer acknowledged in this term, when the latest
         #: check went out, and followers' requests waiting for a round:
         #: (round, follower, request id, read index).
-        self.read_round = 0
-        self.acked_round: dict[int, int] = {}
-        self.check_sent_ms = 0
-        self._remote_reads: list[tuple[int, int, int, int]] = []
+        self.reads = LeadershipRounds()
         self._read_ids = 0
         #: The index of this leader's first entry of its term (its no-op).
         self.term_start = 0
@@ -335,9 +335,9 @@ class ReplicatedLog:
                     # Everything this client sent before, and everything committed
                     # anywhere before now, once we have proven we still lead.
                     if not new_round:
-                        self.read_round += 1
+                        self.reads.next_round()
                         new_round = True
-                    pending.round = self.read_round
+                    pending.round = self.reads.round
                 self._waiting.append(pending)
                 continue
             entry = Entry(self.last_index + 1, self.term, stamp, txn)
@@ -564,14 +564,12 @@ class ReplicatedLog:
     # ------------------------------------------------------------- ReadIndex
     def _check_leadership(self, now_ms: int, ready: Ready) -> None:
         """Ask every peer to acknowledge our term for the latest round."""
-        self.check_sent_ms = now_ms
-        check = LeaderCheck(self.term, self.node_id, self.read_round)
+        check = self.reads.check(self.term, self.node_id, now_ms)
         ready.messages.extend((peer, check) for peer in self.peers)
 
     def _confirmed_round(self) -> int:
         """The highest round a majority (us included) has acknowledged."""
-        return quorum_index([self.acked_round.get(p, 0) for p in self.peers]
-                            + [self.read_round])
+        return self.reads.confirmed(self.peers)
 
     def _on_leader_check(self, message: LeaderCheck, ready: Ready) -> None:
         if message.term == self.term:
@@ -587,8 +585,7 @@ class ReplicatedLog:
     def _on_leader_check_ack(self, message: LeaderCheckAck, ready: Ready) -> None:
         if self.role != LEADER or message.term != self.term:
             return
-        if message.round > self.acked_round.get(message.sender, 0):
-            self.acked_round[message.sender] = message.round
+        if self.reads.acknowledged(message.sender, message.round):
             self._answer_remote_reads(ready)
             ready.committed.extend(self._release())
 
@@ -601,24 +598,16 @@ class ReplicatedLog:
         # Everything committed before the request arrived: our commit index, which
         # is current only once our own term's first entry has committed.
         index = max(self.commit_index, self.term_start)
-        self.read_round += 1
-        self._remote_reads.append((self.read_round, message.sender, message.request_id, index))
+        self.reads.wait(message.sender, message.request_id, index)
         self._check_leadership(now_ms, ready)
         self._answer_remote_reads(ready)
 
     def _answer_remote_reads(self, ready: Ready) -> None:
-        if not self._remote_reads:
+        if not self.reads.remote:
             return
-        confirmed = self._confirmed_round()
-        waiting = []
-        for read in self._remote_reads:
-            round_, follower, request_id, index = read
-            if round_ <= confirmed:
-                ready.messages.append((follower, ReadIndexResponse(
-                    self.term, self.node_id, request_id, index)))
-            else:
-                waiting.append(read)
-        self._remote_reads = waiting
+        for follower, request_id, index in self.reads.answerable(self._confirmed_round()):
+            ready.messages.append((follower, ReadIndexResponse(
+                self.term, self.node_id, request_id, index)))
 
     def _on_read_index_response(self, message: ReadIndexResponse, ready: Ready) -> None:
         for pending in self._waiting:
@@ -775,8 +764,8 @@ class ReplicatedLog:
                         ready.messages.append((self.leader, ReadIndexRequest(
                             self.term, self.node_id, pending.remote)))
             return ready
-        if self.read_round > self._confirmed_round() and \
-                now_ms - self.check_sent_ms >= self.retransmit_ms:
+        if self.reads.round > self._confirmed_round() and \
+                now_ms - self.reads.sent_ms >= self.retransmit_ms:
             self._check_leadership(now_ms, ready)
         for peer, progress in self.progress.items():
             if progress.snapshot_offset is not None:
@@ -820,10 +809,9 @@ class ReplicatedLog:
                     ready.failed.append((item.ident, item.rid, int(Code.CONNECTION_LOSS),
                                          "leadership lost before commit; outcome unknown"))
             self._waiting.clear()
-            for _, follower, request_id, _ in self._remote_reads:
+            for follower, request_id in self.reads.abandon():
                 ready.messages.append((follower, ReadIndexResponse(
                     self.term, self.node_id, request_id, 0)))
-            self._remote_reads = []
         elif leader_changed:
             # Syncs waiting for the old leader's read index never get one, and one
             # it answered may name an index we won't reach as we were (a new
@@ -835,7 +823,7 @@ class ReplicatedLog:
                 ready.failed.append((pending.item.ident, pending.item.rid,
                                      int(Code.NOT_READY), "the leader changed; sync again"))
             ready.committed.extend(self._release())
-        self.acked_round = {}
+        self.reads.acked = {}
         if leader_changed:
             self.catch_up_target = None
             self.caught_up = False

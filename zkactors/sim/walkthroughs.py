@@ -402,7 +402,7 @@ WALKTHROUGHS = (
         read_index,
         (("the follower asking", "zkactors.core.replog:ReplicatedLog._propose_at_follower"),
          ("the leader's round", "zkactors.core.replog:ReplicatedLog._on_read_index_request"),
-         ("a majority confirming", "zkactors.core.replog:ReplicatedLog._on_leader_check_ack"),
+         ("a majority confirming", "zkactors.core.readindex:LeadershipRounds.confirmed"),
          ("releasing the read", "zkactors.core.replog:ReplicatedLog._release"))),
 )
 
