@@ -323,3 +323,20 @@ def test_the_hint_never_names_entries_not_yet_on_disk():
     core.handed_index = core.commit_index = 4
     node.tick(30)
     assert disk.terms.load_commit_hint() == hinted
+
+
+@pytest.mark.parametrize(("poke", "words"), [
+    (lambda core: setattr(core, "commit_index", core.last_index + 1), "commit"),
+    (lambda core: setattr(core, "handed_index", core.commit_index + 1), "handed"),
+    (lambda core: setattr(core, "persisted_index", core.last_index + 1), "persisted"),
+    (lambda core: setattr(core.progress[3], "next_index", 0), "follower 3"),
+])
+def test_the_driver_stops_on_a_core_state_its_code_cannot_rely_on(poke, words):
+    """ReplicatedLog.check_invariants, asked after every batch: a core in a state
+    that breaks an order the code relies on stops the driver there."""
+    disk = MemoryDisk()
+    node, core = _leader_with_commits(disk, 2)
+    node.tick(20)  # a healthy state passes
+    poke(core)
+    with pytest.raises(AssertionError, match=words):
+        node.tick(30)
