@@ -17,6 +17,11 @@ it. With one member that is "once our own fsync has returned". The counting is
 rounds by which a leader proves it still leads before a linearizable read are
 :mod:`zkactors.core.readindex`'s; and the orders the code relies on are
 :meth:`ReplicatedLog.check_invariants`.
+
+A peer's message meets first the rules every role obeys (a newer term wins, one
+vote per term, a stale request is refused with our term), then its role's step:
+:meth:`~ReplicatedLog._step_leader`, :meth:`~ReplicatedLog._step_candidate` or
+:meth:`~ReplicatedLog._step_follower` — so a handler never asks which role it is in.
 """
 
 from __future__ import annotations
@@ -118,6 +123,8 @@ NOOP = ["noop"]  # appended by a new leader, so entries of earlier terms can com
 LOG_MESSAGES = (RequestVote, VoteResponse, AppendEntries, AppendResponse,
                 LeaderCheck, LeaderCheckAck, ReadIndexRequest, ReadIndexResponse,
                 InstallSnapshot, InstallSnapshotResponse)
+#: What only a leader sends: receiving one of our term means its sender leads it.
+_FROM_A_LEADER = (AppendEntries, LeaderCheck, InstallSnapshot)
 #: The read op that needs a ReadIndex (protocol.OP_SYNC; the core doesn't import
 #: the wire module).
 SYNC = "sync"
@@ -447,37 +454,89 @@ class ReplicatedLog:
 
     # -------------------------------------------------------------- from peers
     def on_message(self, message: Any, now_ms: int = 0) -> Ready:
+        """A message from a peer: first the rules every role obeys, then the
+        role's own step (as etcd-raft's ``Step`` and ``stepLeader``,
+        ``stepCandidate``, ``stepFollower``)."""
         ready = Ready()
         # Only log messages from a member; anything else (a misrouted PreVote carries
         # term + 1!) must not touch the term or the vote.
         if not isinstance(message, LOG_MESSAGES) or sender_of(message) not in self.peers:
             self.rejected += 1
             return ready
+        # Raft §5.1: a newer term makes any role a follower of it (of its sender,
+        # if that is the term's leader).
         if message.term > self.term:
-            leader = message.leader if isinstance(
-                message, (AppendEntries, LeaderCheck, InstallSnapshot)) else 0
+            leader = message.leader if isinstance(message, _FROM_A_LEADER) else 0
             self._become(FOLLOWER, message.term, leader, ready)
         if isinstance(message, RequestVote):
-            self._on_request_vote(message, ready)
-        elif isinstance(message, VoteResponse):
-            self._on_vote(message, now_ms, ready)
-        elif isinstance(message, AppendEntries):
-            self._on_append(message, ready)
-        elif isinstance(message, AppendResponse):
-            self._on_append_response(message, now_ms, ready)
+            self._on_request_vote(message, ready)  # §5.2, §5.4.1: the same for every role
+        elif isinstance(message, ReadIndexResponse):
+            self._on_read_index_response(message, ready)  # the answer to our own request
+        elif message.term < self.term:
+            self._answer_stale(message, ready)
+        elif self.role == LEADER:
+            self._step_leader(message, now_ms, ready)
+        elif self.role == CANDIDATE:
+            self._step_candidate(message, now_ms, ready)
+        else:
+            self._step_follower(message, now_ms, ready)
+        return ready
+
+    def _answer_stale(self, message: Any, ready: Ready) -> None:
+        """A message of an older term: a request gets a refusal carrying our term,
+        which deposes its sender (§5.1); an answer to a request of that term is
+        dropped."""
+        if isinstance(message, AppendEntries):
+            ready.messages.append((message.leader, AppendResponse(
+                self.term, self.node_id, False, 0, 0, message.prev_index)))
+        elif isinstance(message, InstallSnapshot):
+            ready.messages.append((message.leader, InstallSnapshotResponse(
+                self.term, self.node_id, message.index, 0, False)))
         elif isinstance(message, LeaderCheck):
-            self._on_leader_check(message, ready)
+            ready.messages.append((message.leader, LeaderCheckAck(
+                self.term, self.node_id, message.round)))
+        elif isinstance(message, ReadIndexRequest):
+            self._refuse_read_index(message, ready)
+
+    def _step_leader(self, message: Any, now_ms: int, ready: Ready) -> None:
+        """Our term's messages, as its leader: the followers' answers, and their
+        requests for a read index."""
+        if isinstance(message, AppendResponse):
+            self._on_append_response(message, now_ms, ready)
         elif isinstance(message, LeaderCheckAck):
             self._on_leader_check_ack(message, ready)
         elif isinstance(message, ReadIndexRequest):
             self._on_read_index_request(message, now_ms, ready)
-        elif isinstance(message, ReadIndexResponse):
-            self._on_read_index_response(message, ready)
+        elif isinstance(message, InstallSnapshotResponse):
+            self._on_install_snapshot_response(message, now_ms, ready)
+        elif isinstance(message, _FROM_A_LEADER):
+            self.rejected += 1  # another leader in our term: impossible (§5.2)
+        # A VoteResponse comes after we already won: nothing to count.
+
+    def _step_candidate(self, message: Any, now_ms: int, ready: Ready) -> None:
+        """Our term's messages, as a candidate: votes; or a leader of this term,
+        which won the election we lost (§5.2)."""
+        if isinstance(message, VoteResponse):
+            self._on_vote(message, now_ms, ready)
+        elif isinstance(message, (*_FROM_A_LEADER, ReadIndexRequest)):
+            self._step_follower(message, now_ms, ready)
+
+    def _step_follower(self, message: Any, now_ms: int, ready: Ready) -> None:
+        """Our term's messages, as a follower: the leader's appends, snapshot and
+        leadership checks. A follower has no read index to give."""
+        if isinstance(message, _FROM_A_LEADER) and (
+                self.role != FOLLOWER or self.leader != message.leader):
+            self._become(FOLLOWER, self.term, message.leader, ready)
+        if isinstance(message, AppendEntries):
+            self._on_append(message, ready)
         elif isinstance(message, InstallSnapshot):
             self._on_install_snapshot(message, ready)
-        else:
-            self._on_install_snapshot_response(message, now_ms, ready)
-        return ready
+        elif isinstance(message, LeaderCheck):
+            ready.messages.append((message.leader, LeaderCheckAck(
+                self.term, self.node_id, message.round)))
+        elif isinstance(message, ReadIndexRequest):
+            self._refuse_read_index(message, ready)
+        # Votes and answers to a leader's requests come too late: we lost or left.
 
     # ------------------------------------------------------ snapshots, compaction
     def compact(self, index: int) -> int:
@@ -493,15 +552,6 @@ class ReplicatedLog:
         return index
 
     def _on_install_snapshot(self, message: InstallSnapshot, ready: Ready) -> None:
-        if message.term < self.term:
-            ready.messages.append((message.leader, InstallSnapshotResponse(
-                self.term, self.node_id, message.index, 0, False)))
-            return
-        if self.role == LEADER:
-            self.rejected += 1  # another leader in our term: impossible
-            return
-        if self.role == CANDIDATE or self.leader != message.leader:
-            self._become(FOLLOWER, self.term, message.leader, ready)
         if message.index <= self.commit_index:
             # Already ours (committed entries are the leader's too): say so.
             ready.messages.append((message.leader, InstallSnapshotResponse(
@@ -544,8 +594,6 @@ class ReplicatedLog:
 
     def _on_install_snapshot_response(self, message: InstallSnapshotResponse, now_ms: int,
                                       ready: Ready) -> None:
-        if self.role != LEADER or message.term != self.term:
-            return
         peer = message.sender
         progress = self.progress[peer]
         if progress.snapshot_offset is None:
@@ -571,36 +619,24 @@ class ReplicatedLog:
         """The highest round a majority (us included) has acknowledged."""
         return self.reads.confirmed(self.peers)
 
-    def _on_leader_check(self, message: LeaderCheck, ready: Ready) -> None:
-        if message.term == self.term:
-            if self.role == LEADER:
-                self.rejected += 1  # another leader in our term: impossible
-                return
-            if self.role == CANDIDATE or self.leader != message.leader:
-                self._become(FOLLOWER, self.term, message.leader, ready)
-        # (An older term gets our newer one back: that leader is deposed.)
-        ready.messages.append((message.leader, LeaderCheckAck(
-            self.term, self.node_id, message.round)))
-
     def _on_leader_check_ack(self, message: LeaderCheckAck, ready: Ready) -> None:
-        if self.role != LEADER or message.term != self.term:
-            return
         if self.reads.acknowledged(message.sender, message.round):
             self._answer_remote_reads(ready)
             ready.committed.extend(self._release())
 
     def _on_read_index_request(self, message: ReadIndexRequest, now_ms: int,
                                ready: Ready) -> None:
-        if self.role != LEADER or message.term != self.term:
-            ready.messages.append((message.sender, ReadIndexResponse(
-                self.term, self.node_id, message.request_id, 0)))
-            return
         # Everything committed before the request arrived: our commit index, which
         # is current only once our own term's first entry has committed.
         index = max(self.commit_index, self.term_start)
         self.reads.wait(message.sender, message.request_id, index)
         self._check_leadership(now_ms, ready)
         self._answer_remote_reads(ready)
+
+    def _refuse_read_index(self, message: ReadIndexRequest, ready: Ready) -> None:
+        """Not this term's leader: index 0 tells the follower to ask again later."""
+        ready.messages.append((message.sender, ReadIndexResponse(
+            self.term, self.node_id, message.request_id, 0)))
 
     def _answer_remote_reads(self, ready: Ready) -> None:
         if not self.reads.remote:
@@ -651,22 +687,13 @@ class ReplicatedLog:
                                VoteResponse(self.term, self.node_id, granted)))
 
     def _on_vote(self, message: VoteResponse, now_ms: int, ready: Ready) -> None:
-        if self.role != CANDIDATE or message.term != self.term or not message.granted:
+        if not message.granted:
             return
         self.votes.add(message.voter)
         if len(self.votes) >= self.majority():
             self._become_leader(now_ms, ready)
 
     def _on_append(self, message: AppendEntries, ready: Ready) -> None:
-        if message.term < self.term:
-            ready.messages.append((message.leader, AppendResponse(
-                self.term, self.node_id, False, 0, 0, message.prev_index)))
-            return
-        if self.role == LEADER:
-            self.rejected += 1  # another leader in our term: impossible
-            return
-        if self.role == CANDIDATE or self.leader != message.leader:
-            self._become(FOLLOWER, self.term, message.leader, ready)
         prev, prev_term, incoming = message.prev_index, message.prev_term, message.entries
         if prev < self.base_index:
             # Up to our base everything is committed, hence the leader's too: skip
@@ -713,8 +740,6 @@ class ReplicatedLog:
             ready.role = self.role_changed()
 
     def _on_append_response(self, message: AppendResponse, now_ms: int, ready: Ready) -> None:
-        if self.role != LEADER or message.term != self.term:
-            return
         peer = message.sender
         progress = self.progress[peer]
         if message.success:
