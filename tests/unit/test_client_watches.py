@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from zkactors.client.watches import (
+from zkactors.client.watchstream import (
     CHILD_KINDS,
     DATA_KINDS,
     LIVE,

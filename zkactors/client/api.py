@@ -25,15 +25,8 @@ import zmq
 from zkactors.client.agent import CONNECTED, LOST, SUSPENDED, Agent, Request, ZkFuture
 from zkactors.client.session import RECONNECT_MAX_S
 from zkactors.client.transaction import TransactionRequest
-from zkactors.client.watches import (
-    CHILD_KINDS,
-    DATA_KINDS,
-    ChildrenWatch,
-    DataWatch,
-    Watch,
-    WatchedEvent,
-    WatchService,
-)
+from zkactors.client.watches import ChildrenWatch, DataWatch, WatchService
+from zkactors.client.watchstream import CHILD_KINDS, DATA_KINDS, Watch, WatchedEvent
 from zkactors.errors import (
     BadArgumentsError,
     ConnectionClosedError,
