@@ -21,7 +21,8 @@ KILLED_BY = {
     "install-acked-before-durable": 1, "check-quorum": 16, "gateway-catching-up": 0,
     "store-read-floor": 1, "session-no-grace": 3, "session-touch-dropped": 4,
     "session-stall-counted": 72, "ephemerals-outlive-session": 13,
-    "ephemeral-owner-lost": 13,
+    "ephemeral-owner-lost": 13, "watch-restart-keeps-numbers": 27,
+    "watch-resume-redelivers": 8,
 }
 
 

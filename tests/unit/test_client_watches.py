@@ -455,3 +455,30 @@ def test_a_last_one_shot_watch_firing_from_a_resume_leaves_a_clean_idle_stream()
     h.take(h.stream.on_answer(resume.qid, ResumeAnswer(ResumeKind.EVENTS, 12, events)))
     assert h.versions() == [1]
     assert not h.stream.watches and h.stream.synced is None and not h.stream._log
+
+
+def test_a_live_stream_learns_of_the_events_a_snapshot_install_skipped():
+    # A follower's watch core starts over at an installed snapshot: the events
+    # it skipped were never published. The stream, live with numbers running
+    # unbroken, must not take the next heartbeat as "nothing missed".
+    # (Found by the simulator's watchers, zkactors.sim.watchers.)
+    from zkactors.core.watches import WatchCore
+
+    core = WatchCore(1000, 1 << 20, heartbeat_ms=50)
+    h = Harness()
+    h.watch("/k", recursive=True, start=0, current=0)
+    core.on_subscription(b"/k", True)
+    barrier = core.on_subscription(b"\x00bar/b//k", True)[0].body
+    h.settle_live(barrier[1], "/k", barrier[4])
+    core.restart_from(90)  # the snapshot covers 1..90, including changes of /k
+    for publish in core.on_events([changed("/k", 95, 7)], 95):
+        _, path, zxid, version, seqs = publish.body
+        h.take(h.stream.on_event(changed(path, zxid, version), seqs))
+    beat = core.tick(1000)[0].body
+    h.take(h.stream.on_heartbeat(*beat[1:]))
+    assert h.stream.synced < 90, "confirmed a position it holds no events for"
+    query = h.queries[-1]
+    answer = core.resume(list(query.entries), query.since)
+    assert answer.compacted
+    h.take(h.stream.on_answer(query.qid, answer))
+    assert [e.type for _, e in h.delivered][-1] == "COMPACTED"

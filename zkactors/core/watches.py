@@ -259,6 +259,13 @@ class WatchCore:
         self.applied_zxid = self.horizon_zxid = self.last_event_zxid = start_zxid
         self.last_event_count = 0
         self._min_zxid = start_zxid + 1
+        # Break every subscribed prefix's run of sequence numbers: a subscriber
+        # whose numbers ran on unbroken would take it that it missed nothing and
+        # never learn of the events the snapshot skipped. (Found by the
+        # simulator's watchers: a live watcher on a follower that installed a
+        # snapshot confirmed a position it had no events for.)
+        for prefix in self._seqs:
+            self._seqs[prefix] += 1
 
     # -- publishing ---------------------------------------------------------
 

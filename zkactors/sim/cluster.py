@@ -84,19 +84,20 @@ from zkactors.engine.records import decode_record
 from zkactors.engine.replica import Compact, Propose, Replica
 from zkactors.engine.state import load_snapshot, recover, save_snapshot
 from zkactors.errors import Code
-from zkactors.protocol import OP_HELLO, OP_PING, PROTOCOL_VERSION, pack
+from zkactors.protocol import OP_HELLO, OP_PING, PROTOCOL_VERSION, make_zxid, pack
 from zkactors.sim.clock import EPOCH_MS, NodeClock
 from zkactors.sim.faults import Faults
-from zkactors.sim.invariants import Checker
+from zkactors.sim.invariants import Checker, LivenessFailure
 from zkactors.sim.pipelined import PipelinedClient
 from zkactors.sim.session_checks import SessionChecker
 from zkactors.sim.sessions import Hold, LockClient, Resource
 from zkactors.sim.trace import Tracer
+from zkactors.sim.watchers import Watchers, new_watch_core
 
 #: Events addressed to one node, and where their payload names it: a paused node
 #: takes none of them until it resumes.
 _NODE_EVENTS = frozenset(("tick", "deliver", "drain", "fsynced", "client_frame",
-                          "lock_frame"))
+                          "lock_frame", "to_watch"))
 
 #: Answers after which a client does not know whether its write took effect.
 RETRY_CODES = frozenset((int(Code.NOT_LEADER), int(Code.CONNECTION_LOSS), int(Code.NOT_READY)))
@@ -105,10 +106,6 @@ MAX_BATCH = 64
 #: A healthy majority must have a working leader after this long (see
 #: Simulation._check_progress): some seven election timeouts.
 PROGRESS_MS = 1000
-
-
-class LivenessFailure(AssertionError):
-    """Safe, but stuck: no leader, or a node left behind, where one was due."""
 
 
 def durable_entry(disk: MemoryDisk, index: int) -> Entry | None:
@@ -226,6 +223,10 @@ class SimNode:
             sim.sessions.applied(self, [Committed(entry, None, 0) for entry in hinted])
         if recovered.commit:
             sim.checker.state_at(self, "restarted from its snapshot and its commit hint")
+        # The watch actor's history starts at the snapshot and refills from the log
+        # applied after it, as in zkactors/runtime/node.py.
+        self.watch = new_watch_core(make_zxid(recovered.base[1], recovered.base[0]))
+        sim.watchers.started(self, recovered.events, self.store.applied_zxid)
         #: Everything committed anywhere before this start: no read it answers may
         #: come from an older state.
         self.read_floor = max(sim.checker.commit_terms, default=0)
@@ -314,6 +315,8 @@ class Simulation:
         self.paused: dict[int, int] = {}
         self.pauses = 0
         self.checker = Checker(self)
+        #: The nodes' watch actors, the watchers following them, and their checks.
+        self.watchers = Watchers(self)
         self.acked: dict[str, int] = {}  # created path -> zxid at which it was acknowledged
         self._acked_paths: list[str] = []  # the same, in order of acknowledgement
         #: (client, seq) -> the first answer [code, result] and when it came.
@@ -360,6 +363,11 @@ class Simulation:
             self.nodes[node_id] = SimNode(node_id, self.members, self)
         self.lock_clients = [LockClient(self, i, self.rng.randint(*f.session_timeout_ms))
                              for i in range(f.lock_clients)]
+        #: The watchers' own random stream (their network delays).
+        self.watch_rng = random.Random(f"watch-{seed}")
+        for i in range(f.watchers):
+            self.watchers.add(f"w{i + 1}", f.watch_paths[i % len(f.watch_paths)],
+                              self.members[i % nodes])
         for node_id in self.members:
             self._schedule(self.rng.randint(0, tick_ms), "tick", node_id)
         self._schedule(1, "chaos", None)
@@ -523,16 +531,18 @@ class Simulation:
         if kind == "commit":
             _, committed, commit_index, term = message
             duplicates = store.duplicate_writes
-            replies, _ = store.apply(committed, commit_index, term, node.mono())
+            replies, events = store.apply(committed, commit_index, term, node.mono())
             self.stats["duplicates_suppressed"] += store.duplicate_writes - duplicates
             self.checker.applied(node, committed)
             self.sessions.applied(node, committed)
             if self.trace:
                 self.trace.applied(self.now, node, committed)
+            self.watchers.applied(node, events, store.applied_zxid)
             if store.applied_index in self.checker.digests:
                 self.checker.state_at(node, "applied")
         elif kind == "restore":
             load_snapshot(store, node.disk.snapshots, message[1], message[2])
+            node.watch.restart_from(store.applied_zxid)
             if self.trace:
                 self.trace.restored(self.now, node.id, message[1], message[2])
             self.checker.state_at(node, "installed the leader's snapshot")
@@ -572,6 +582,22 @@ class Simulation:
         expired = node.store.tick(now)
         if expired:
             self._send_pipe(node, "store", "gateway", ("replies", expired))
+        self.watchers.tick(node, now)  # (the watch actor's own tick)
+
+    # ------------------------------------------------------------ watchers
+    def schedule_watch(self, delay: int, kind: str, payload: tuple) -> None:
+        """A message between a watcher and a node's watch actor (zkactors.sim.watchers)."""
+        self._schedule(delay, kind, payload)
+
+    def _on_to_watch(self, payload: tuple) -> None:
+        node_id, incarnation, watcher, conn, message = payload
+        node = self.nodes[node_id]
+        if node.up and node.incarnation == incarnation:
+            self.watchers.on_to_watch(node, watcher, conn, message)
+
+    def _on_to_watcher(self, payload: tuple) -> None:
+        watcher, conn, kind, body = payload
+        watcher.from_node(conn, kind, body)
 
     def _relay_touch(self, node: SimNode, ids: list[int]) -> None:
         """The log actor carries sessions heard from to the leader's store. Not

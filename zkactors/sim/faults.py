@@ -103,6 +103,11 @@ class Faults:
     #: session timeouts, and their own pauses (per ms: one of them freezes for
     #: ``client_pause_ms``; with ``client_clock_stops`` its clock stands still).
     lock_clients: int = 3
+    #: Clients holding a recursive watch (zkactors.sim.watchers), attached to
+    #: nodes in turn, on these paths in turn. They draw from a random stream of
+    #: their own, so they never change the run they watch.
+    watchers: int = 2
+    watch_paths: tuple[str, ...] = ("/", "/q")
     session_timeout_ms: tuple[int, int] = (200, 800)
     #: How long a lock client waits between releasing the lock and asking again.
     lock_idle_ms: tuple[int, int] = (5, 200)

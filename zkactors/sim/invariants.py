@@ -49,6 +49,10 @@ class InvariantViolation(AssertionError):
     pass
 
 
+class LivenessFailure(AssertionError):
+    """Safe, but stuck: no leader, or a node left behind, where one was due."""
+
+
 def _key(entry) -> tuple:
     return (entry.term, entry.time_ms, repr(entry.txn))
 

@@ -139,6 +139,15 @@ MUTANTS = (
     Mutant("ephemerals-outlive-session", "ending a session leaves its ephemeral nodes", (
         Edit("zkactors.core.store:StoreCore._apply_session_txn",
              "events.extend(self.tree.delete_ephemerals(session_id, zxid))", "pass"),)),
+    Mutant("watch-restart-keeps-numbers", "a watch core starting over at a snapshot lets "
+           "its subscribers' numbers run on", (
+               Edit("zkactors.core.watches:WatchCore.restart_from",
+                    "            self._seqs[prefix] += 1\n", "            pass\n"),)),
+    Mutant("watch-resume-redelivers", "a client's resume hands again events it already "
+           "dispatched", (
+               Edit("zkactors.client.watchstream:WatchStream._merge",
+                    "        for entry in merged:\n            if not entry.dispatched:\n",
+                    "        for entry in merged:\n            if True:\n"),)),
     Mutant("ephemeral-owner-lost", "an ephemeral node is created without its owner", (
         Edit("zkactors.core.tree:Tree.create",
              "self._ephemerals.setdefault(owner, set()).add(path)", "pass"),)),

@@ -44,6 +44,8 @@ def end_of_run_checks(sim: Simulation, settle_ms: int) -> dict[str, Any]:
     sim.checker.replicas_identical()
     sim.checker.at_most_once()
     sim.checker.fifo_order()
+    sim.watchers.check()
+    sim.watchers.caught_up()
     return {
         "seed": seed,
         "writes_acked": len(sim.acked),
@@ -51,6 +53,7 @@ def end_of_run_checks(sim: Simulation, settle_ms: int) -> dict[str, Any]:
         "events": sim.checker.checks,
         "applied_index": next(iter(applied.values())),
         "session_expiries": sim.sessions.expiries,
+        **sim.watchers.stats(),
         **sim.clock_stats(),
         **sim.stats,
     }

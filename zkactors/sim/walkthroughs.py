@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zkactors.client.watchstream import LIVE
 from zkactors.core.messages import LEADER
 from zkactors.docgen import link
+from zkactors.protocol import make_zxid
 from zkactors.sim.cluster import Simulation
 from zkactors.sim.faults import Faults
 from zkactors.sim.trace import Tracer
+from zkactors.sim.watchers import SimWatcher
 
 REPO = Path(__file__).resolve().parents[2]
 #: The longest any script waits for something (simulated ms).
@@ -147,10 +150,14 @@ class Script:
     def snapshot(self, node: int) -> None:
         self.sim._take_snapshot(self.sim.nodes[node])
 
+    def watch(self, name: str, path: str, node: int) -> SimWatcher:
+        """A client's recursive watch on ``path``, attached to ``node``."""
+        return self.sim.watchers.add(name, path, node)
+
 
 def calm(**changes: Any) -> Faults:
     """No random fault, no random client; messages 1–5 ms, fsyncs 1–2 ms."""
-    quiet = Faults(pipelined=0, lock_clients=0, snapshot=0, drift=0, max_delay_ms=5,
+    quiet = Faults(pipelined=0, lock_clients=0, watchers=0, snapshot=0, drift=0, max_delay_ms=5,
                    fsync_ms=(1, 2), retain_entries=(0, 0)).calm()
     for name, value in changes.items():
         setattr(quiet, name, value)
@@ -302,6 +309,33 @@ def read_index(s: Script) -> None:
     s.expect(rf"n{follower}.*answers client c50's request \d+: ok", "the read answered")
 
 
+def watch_failover(s: Script) -> None:
+    old = s.until_leader()
+    s.until_applied_everywhere(1)
+    s.skip_to_here()
+    s.say(f"a client watches /app and everything under it, attached to n{old}")
+    w = s.watch("w1", "/app", old)
+    s.until("w1 live", lambda: w.stream.mode == LIVE)
+    s.write(old, "create", "/app", b"")
+    s.write(old, "create", "/app/db", b"primary=a")
+    s.until("w1 handed three events", lambda: len(w.delivered) == 3)
+    s.until("w1 sure of them", lambda: w.stream.synced == make_zxid(1, 3))
+    s.say(f"n{old} crashes: the leader, and the node w1 is attached to")
+    s.crash(old)
+    new = s.until_leader(other_than=old)
+    rest = [n for n in (1, 2, 3) if n != old]
+    s.until_applied_everywhere(s.sim.nodes[new].log.term_start, rest)
+    s.write(new, "set", "/app/db", b"primary=b")
+    s.until("w1 attached elsewhere", lambda: w.node != old)
+    s.until("w1 handed the change it missed", lambda: len(w.delivered) == 4)
+    s.until("w1 live again", lambda: w.stream.mode == LIVE)
+    s.write(new, "create", "/app/cache", b"")
+    s.until("w1 handed the live events", lambda: len(w.delivered) == 6)
+    s.sim.watchers.check()
+    s.expect(r"watcher w1 heard nothing from n\d for \d+ ms", "silence noticed")
+    s.expect(r"watcher w1 gets 1 event through", "the missed change from the history")
+
+
 WALKTHROUGHS = (
     Walkthrough(
         "first-election", "A first election",
@@ -404,6 +438,33 @@ WALKTHROUGHS = (
          ("the leader's round", "zkactors.core.replog:ReplicatedLog._on_read_index_request"),
          ("a majority confirming", "zkactors.core.readindex:LeadershipRounds.confirmed"),
          ("releasing the read", "zkactors.core.replog:ReplicatedLog._release"))),
+    Walkthrough(
+        "watch-failover", "A watch across a failover",
+        "A client watches `/app` and everything under it (a persistent, recursive "
+        "watch, as ZooKeeper 3.6's `addWatch`). Its events come from the node it is "
+        "attached to, over PUB/SUB, which can lose messages, so the client keeps a "
+        "position, `synced`: the zxid through which it holds every event of its "
+        "watch. On attaching it subscribes, then subscribes a one-off *barrier* "
+        "topic; the node answers on it once every subscription before it is in "
+        "place, and from then on PUB carries every event. What happened before the "
+        "barrier, the client asks the node's history for: the events since `synced` "
+        "(the ZeroMQ Guide's Clone pattern). Then its node — here also the leader — "
+        "crashes. A new leader is elected and a change is committed that the watcher "
+        "cannot hear. When it has heard nothing, not even a heartbeat, for a while, "
+        "it attaches to another node and asks that node's history for the events "
+        "since `synced`: a zxid names a log entry, the same on every node, so the "
+        "position carries over, and it is handed the change it missed — once, in "
+        "order — before anything newer. (Zxids print as `index@term`.)",
+        watch_failover,
+        (("what a node publishes, and its history", "zkactors.core.watches:WatchCore.on_events"),
+         ("the barrier", "zkactors.core.watches:WatchCore.on_subscription"),
+         ("answering from the history", "zkactors.core.watches:WatchCore.resume"),
+         ("the client: a heartbeat confirming its position",
+          "zkactors.client.watchstream:WatchStream.on_heartbeat"),
+         ("the client: held events, resume, going live",
+          "zkactors.client.watchstream:WatchStream.on_answer"),
+         ("the client: a new connection starts syncing",
+          "zkactors.client.watchstream:WatchStream.on_reconnect"))),
 )
 
 
