@@ -24,9 +24,10 @@ def test_sessions_expire_locks_move_and_stale_holders_are_fenced_under_chaos(def
     # clock stopped still believes it holds it: fencing's case, which the checks
     # must judge. (Whether that holder then acts before its hold ends, and is
     # refused by the resource — "fenced" — is up to the chaos: 0 to 19 times in a
-    # block of 40 seeds.)
+    # block of 40 seeds.) Expiries, too, are up to the chaos: 3 to 14 per block of
+    # 40 seeds as the simulator stood on 2026-12-01.
     assert totals["lock_acquisitions"] > 800, totals
-    assert totals["session_expiries"] >= 5 and totals["sessions_lost"] >= 5, totals
+    assert totals["session_expiries"] >= 3 and totals["sessions_lost"] >= 3, totals
     assert totals["stale_holders"] >= 1, totals
 
 

@@ -457,7 +457,7 @@ def test_append_makes_a_candidate_follow_the_leader_of_its_term():
     ready = node.on_message(AppendEntries(1, 3, 0, 0, [[1, 0, NOOP]], 0))
     assert (node.role, node.leader, node.term) == (FOLLOWER, 3, 1)
     assert ready.role is not None and (ready.role.role, ready.role.leader) == (FOLLOWER, 3)
-    assert ready.messages == [(3, AppendResponse(1, 2, True, 1, 0, 0))]
+    assert sent(ready, AppendResponse, 3) == [AppendResponse(1, 2, True, 1, 0, 0)]
 
 
 def test_a_leader_refuses_an_append_from_another_leader_of_its_term():
@@ -474,7 +474,7 @@ def test_prev_mismatch_fails_with_a_hint_skipping_the_whole_conflicting_term():
     node = ReplicatedLog(2, [1, 2, 3], term=3, entries=log_of(1, 1, 2, 2, 2))
     ready = node.on_message(AppendEntries(4, 1, 5, 3, [[4, 0, txn("x")]], 0))
     # Index 5 has term 2, not 3: the whole of term 2 (indexes 3..5) is suspect.
-    assert ready.messages == [(1, AppendResponse(4, 2, False, 0, 3, 5))]
+    assert sent(ready, AppendResponse, 1) == [AppendResponse(4, 2, False, 0, 3, 5)]
     assert ready.entries == [] and ready.truncate_after is None
     assert terms_of(node) == [1, 1, 2, 2, 2]
 
@@ -482,13 +482,13 @@ def test_prev_mismatch_fails_with_a_hint_skipping_the_whole_conflicting_term():
 def test_prev_mismatch_in_the_first_term_hints_index_one():
     node = ReplicatedLog(2, [1, 2, 3], term=2, entries=log_of(2, 2, 2))
     ready = node.on_message(AppendEntries(3, 1, 2, 1, [], 0))
-    assert ready.messages == [(1, AppendResponse(3, 2, False, 0, 1, 2))]
+    assert sent(ready, AppendResponse, 1) == [AppendResponse(3, 2, False, 0, 1, 2)]
 
 
 def test_a_follower_missing_entries_hints_one_past_its_last_index():
     node = ReplicatedLog(2, [1, 2, 3], term=1, entries=log_of(1, 1))
     ready = node.on_message(AppendEntries(2, 1, 6, 2, [[2, 0, txn("x")]], 0))
-    assert ready.messages == [(1, AppendResponse(2, 2, False, 0, 3, 6))]
+    assert sent(ready, AppendResponse, 1) == [AppendResponse(2, 2, False, 0, 3, 6)]
     assert ready.entries == [] and node.last_index == 2
 
 
@@ -501,7 +501,7 @@ def test_a_conflicting_suffix_is_truncated_and_replaced():
     assert ready.entries == new
     assert terms_of(node) == [1, 1, 2, 2, 2]
     assert node.entries[2:] == new
-    assert ready.messages == [(1, AppendResponse(2, 2, True, 5, 0, 0))]
+    assert sent(ready, AppendResponse, 1) == [AppendResponse(2, 2, True, 5, 0, 0)]
 
 
 def test_a_truncation_makes_the_persisted_report_of_the_old_suffix_stale():
@@ -541,11 +541,35 @@ def test_a_conflict_with_a_committed_entry_raises():
         node.on_message(AppendEntries(2, 3, 1, 1, [[2, 0, txn("other")]], 2))
 
 
+def test_a_follower_of_a_new_leader_asks_it_for_a_read_index_and_catches_up_to_the_answer():
+    # Not to an append's commit index: an append can have been queued for us
+    # while we were down, and vouches only for what was committed when it left.
+    node = ReplicatedLog(2, [1, 2, 3], term=1, entries=log_of(1, 1), read_id_base=7 << 32)
+    ready = node.on_message(AppendEntries(1, 1, 2, 1, [], 2), now_ms=10)
+    ask = sent(ready, ReadIndexRequest, 1)
+    assert ask == [ReadIndexRequest(1, 2, (7 << 32) + 1)]
+    assert node.commit_index == 2 and not node.caught_up  # (old: caught up here)
+    assert not node.tick(20).messages  # asked; not again before the retransmit time
+    node.on_message(AppendEntries(1, 1, 2, 1, [[1, 0, txn("x")]], 3), now_ms=30)
+    done = node.on_message(ReadIndexResponse(1, 1, ask[0].request_id, 3), now_ms=40)
+    assert node.catch_up_target == 3 and node.caught_up and done.role is not None
+    stale = ReplicatedLog(2, [1, 2, 3], term=1, entries=log_of(1, 1), read_id_base=8 << 32)
+    stale.on_message(AppendEntries(1, 1, 2, 1, [], 2), now_ms=10)
+    stale.on_message(ReadIndexResponse(1, 1, ask[0].request_id, 2), now_ms=11)
+    assert not stale.caught_up  # an answer to another incarnation's request
+    assert sent(stale.tick(10 + stale.retransmit_ms), ReadIndexRequest, 1)  # asks again
+    refused = sent(stale.tick(20 + 2 * stale.retransmit_ms), ReadIndexRequest, 1)[0]
+    stale.on_message(ReadIndexResponse(1, 1, refused.request_id, 0), now_ms=30)
+    assert not stale.tick(40 + 3 * stale.retransmit_ms).messages  # waits to hear a leader
+    again = stale.on_message(AppendEntries(1, 1, 2, 1, [], 2), now_ms=50)
+    assert sent(again, ReadIndexRequest, 1)
+
+
 def test_commit_learned_from_the_leader_is_capped_at_the_verified_index():
     # Our log has a stale tail of term 1; the term-2 leader has committed 5 entries.
     node = ReplicatedLog(2, [1, 2, 3], term=1, entries=log_of(1, 1, 1, 1, 1))
     ready = node.on_message(AppendEntries(2, 1, 2, 1, [], 5))
-    assert ready.messages == [(1, AppendResponse(2, 2, True, 2, 0, 0))]
+    assert sent(ready, AppendResponse, 1) == [AppendResponse(2, 2, True, 2, 0, 0)]
     # Only 1..2 are known to match the leader's log.
     assert node.commit_index == 2
     assert shape(ready.committed) == [("entry", 1), ("entry", 2)]

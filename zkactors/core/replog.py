@@ -213,7 +213,12 @@ class ReplicatedLog:
     def __init__(self, node_id: int, members: list[int], term: int = 0, voted_for: int = 0,
                  entries: list[Entry] | None = None, max_batch: int = 512,
                  max_inflight: int = 8, retransmit_ms: int = 200,
-                 snapshot: tuple[int, int] = (0, 0), commit: int = 0) -> None:
+                 snapshot: tuple[int, int] = (0, 0), commit: int = 0,
+                 read_id_base: int = 0) -> None:
+        """``read_id_base``: where this incarnation's ReadIndex request ids start.
+        Give each start of the process a different one (the driver draws it), so
+        an answer to a request of the previous incarnation, still on its way
+        when the process restarted, is never taken for an answer to ours."""
         if node_id not in members:
             raise ValueError(f"node {node_id} is not a member of {members}")
         self.node_id = node_id
@@ -253,17 +258,21 @@ class ReplicatedLog:
         #: check went out, and followers' requests waiting for a round:
         #: (round, follower, request id, read index).
         self.reads = LeadershipRounds()
-        self._read_ids = 0
+        self._read_ids = read_id_base
         #: The index of this leader's first entry of its term (its no-op).
         self.term_start = 0
         #: Catching up (ZooKeeper's "synced with the leader"): reads are served only
-        #: once this node has applied a commit index its leader reached in its own
-        #: term — for a leader, its term's first entry; for a follower, the first
-        #: such index an append vouches for (see _learn_commit). Everything committed
-        #: anywhere before is at or below it (leader completeness). Reset whenever
-        #: the leader changes or its lease lapses.
+        #: once this node has applied an index that covers everything committed
+        #: anywhere before it started following its leader — for a leader, its
+        #: term's first entry (leader completeness); for a follower, the read index
+        #: its leader gives in answer to a request this incarnation sent
+        #: (_ask_catch_up). Reset whenever the leader changes or its lease lapses.
         self.catch_up_target: int | None = None
         self.caught_up = False
+        #: The id of our catch-up ReadIndexRequest awaiting its answer (0: none),
+        #: and when it was sent.
+        self._catch_up_ask = 0
+        self._catch_up_asked_ms = 0
         self.rejected = 0  # messages dropped as stale, foreign or impossible
 
     # ------------------------------------------------------------------ queries
@@ -429,18 +438,19 @@ class ReplicatedLog:
             self._become(FOLLOWER, message.term, message.leader, ready)
         # A heartbeat's commit index is the election actor's view, which lags: it
         # moves our commit, never our catch-up target.
-        self._learn_commit(message.commit_index, ready, vouched=False)
+        self._learn_commit(message.commit_index, ready)
         return ready
 
     def leader_lost(self, message: LeaderLost, now_ms: int = 0) -> Ready:
         """The election actor heard nothing from our leader for an election
         timeout. Cut off, we may have missed any number of commits: stop serving
-        reads until an append from a leader vouches for our state again."""
+        reads until the leader gives us a read index again."""
         ready = Ready()
         if self.role == FOLLOWER and message.term == self.term \
                 and message.leader == self.leader and self.catch_up_target is not None:
             self.catch_up_target = None
             self.caught_up = False
+            self._catch_up_ask = 0
             ready.role = self.role_changed()
         return ready
 
@@ -537,6 +547,8 @@ class ReplicatedLog:
         elif isinstance(message, ReadIndexRequest):
             self._refuse_read_index(message, ready)
         # Votes and answers to a leader's requests come too late: we lost or left.
+        if isinstance(message, _FROM_A_LEADER):
+            self._ask_catch_up(now_ms, ready)
 
     # ------------------------------------------------------ snapshots, compaction
     def compact(self, index: int) -> int:
@@ -646,6 +658,9 @@ class ReplicatedLog:
                 self.term, self.node_id, request_id, index)))
 
     def _on_read_index_response(self, message: ReadIndexResponse, ready: Ready) -> None:
+        if message.request_id == self._catch_up_ask:
+            self._on_catch_up_answer(message, ready)
+            return
         for pending in self._waiting:
             if pending.remote == message.request_id:
                 break
@@ -734,7 +749,7 @@ class ReplicatedLog:
         self.verified_index = max(self.verified_index, index)
         ready.messages.append((message.leader, AppendResponse(
             self.term, self.node_id, True, index, 0, 0)))
-        self._learn_commit(message.commit_index, ready, vouched=True)
+        self._learn_commit(message.commit_index, ready)
         if ready.entries or ready.truncate_after is not None:
             # The election actor pre-votes on our log end: keep its view current.
             ready.role = self.role_changed()
@@ -780,7 +795,8 @@ class ReplicatedLog:
         append carries the commit index and proves the logs still match)."""
         ready = Ready()
         if self.role != LEADER:
-            if self.leader and self.role == FOLLOWER:
+            if self.leader and self.role == FOLLOWER and self._catch_up_ask:
+                self._ask_catch_up(now_ms, ready)  # the ask or its answer was lost
                 # A ReadIndexRequest or its answer may have been lost: ask again
                 # (the leader answers each; the first answer wins).
                 for pending in self._waiting:
@@ -852,6 +868,7 @@ class ReplicatedLog:
         if leader_changed:
             self.catch_up_target = None
             self.caught_up = False
+            self._catch_up_ask = 0
         ready.role = self.role_changed()
 
     def _become_leader(self, now_ms: int, ready: Ready) -> None:
@@ -919,25 +936,38 @@ class ReplicatedLog:
                 if not progress.inflight:
                     self._send_appends(peer, now_ms, ready, probe=True)
 
-    def _learn_commit(self, leader_commit: int, ready: Ready, vouched: bool) -> None:
-        """``leader_commit`` is committed (as far as our log matches the leader's).
-        ``vouched``: it comes from the leader's log itself (an append), not from
-        the election actor's lagging view."""
-        if vouched and self.catch_up_target is None and \
-                self.term_at(min(leader_commit, self.verified_index)) == self.term:
-            # The leader's commit index has reached an entry of its own term, so it
-            # is at least everything committed before this term began — and, the
-            # leader having learned it in this term, everything committed before
-            # now. (Before its first entry commits, a new leader's commit index may
-            # be anything older: a restarted leader's is its snapshot's.) Taken
-            # once: chasing every later commit would never end under load.
-            self.catch_up_target = leader_commit
+    def _learn_commit(self, leader_commit: int, ready: Ready) -> None:
+        """``leader_commit`` is committed (as far as our log matches the leader's)."""
         # Only what is verified to match the leader's log may be taken as committed.
         commit = min(leader_commit, self.verified_index)
         if commit > self.commit_index:
             self.commit_index = commit
             ready.committed.extend(self._release())
         self._check_caught_up(ready)
+
+    def _ask_catch_up(self, now_ms: int, ready: Ready) -> None:
+        """A follower that must catch up asks its leader for a read index (Raft
+        thesis §6.4) and takes the answer as its target. Not an append's commit
+        index: an append may have been sent before this process started (queued
+        for it while it was down), and vouches only for what was committed then.
+        (Found by the simulator, swarm seed 318: a restarted node served a read
+        from index 1 while index 4 had been committed before it started.)"""
+        if self.role != FOLLOWER or not self.leader or self.catch_up_target is not None:
+            return
+        if self._catch_up_ask and now_ms - self._catch_up_asked_ms < self.retransmit_ms:
+            return  # asked; the answer may still come
+        self._read_ids += 1
+        self._catch_up_ask, self._catch_up_asked_ms = self._read_ids, now_ms
+        ready.messages.append((self.leader, ReadIndexRequest(
+            self.term, self.node_id, self._catch_up_ask)))
+
+    def _on_catch_up_answer(self, message: ReadIndexResponse, ready: Ready) -> None:
+        self._catch_up_ask = 0
+        if message.index and message.term == self.term and message.leader == self.leader \
+                and self.role == FOLLOWER and self.catch_up_target is None:
+            self.catch_up_target = message.index
+            self._check_caught_up(ready)
+        # (Refused — it no longer leads — or moot: asked again when a leader is heard.)
 
     def _check_caught_up(self, ready: Ready) -> None:
         if not self.caught_up and self.catch_up_target is not None \

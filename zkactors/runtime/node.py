@@ -126,7 +126,10 @@ class Node:
                                snapshot_at=base[0], **common),
             lambda: LogActor(core=ReplicatedLog(config.node_id, members, term, voted_for, entries,
                                                 max_batch=limits.max_batch, snapshot=base,
-                                                commit=commit),
+                                                commit=commit,
+                                                # Ids no earlier run of this node used.
+                                                read_id_base=int.from_bytes(os.urandom(6),
+                                                                            "big") << 16),
                              wal=self.wal, stable=stable, snapshots=snapshots,
                              log_retain_entries=config.storage.log_retain_entries,
                              peer_endpoints={m.id: m.peer for m in config.members},

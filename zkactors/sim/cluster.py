@@ -237,7 +237,7 @@ class SimNode:
                                  recovered.entries, max_batch=sim.faults.log_batch,
                                  max_inflight=sim.faults.log_inflight,
                                  retransmit_ms=4 * sim.heartbeat_ms, snapshot=recovered.base,
-                                 commit=recovered.commit)
+                                 commit=recovered.commit, read_id_base=self.incarnation * 10**6)
         self.replica = Replica(self.log, disk.log, disk.terms, disk.snapshots,
                                SimOutputs(sim, self),
                                log_retain_entries=sim.rng.randint(*sim.faults.retain_entries),

@@ -78,13 +78,6 @@ MUTANTS = (
         Edit(R + "_become_leader", "self.caught_up = False", "self.caught_up = True"),
         Edit(R + "_become_leader", "self.term_start = self.catch_up_target = noop.index",
              "self.term_start = noop.index"))),
-    Mutant("follower-caught-up-on-any-commit",
-           "a follower catches up to a commit index that may predate its restart", (
-               Edit(R + "_learn_commit",
-                    "if vouched and self.catch_up_target is None and \\\n"
-                    "                self.term_at(min(leader_commit, self.verified_index)) "
-                    "== self.term:",
-                    "if self.catch_up_target is None:"),)),
     Mutant("fifo-order", "a client's write is applied before an earlier one", (
         Edit("zkactors.core.dedup:ClientTable.in_order",
              "return seq <= last_seq + 1 or seq <= ack_below", "return True"),)),

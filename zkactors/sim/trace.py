@@ -322,7 +322,7 @@ class Tracer:
         elif isinstance(message, AppendResponse):
             said = (message.term, message.success, message.match_index)
         elif isinstance(message, (LeaderCheck, LeaderCheckAck)):
-            said = (message.term,)
+            said = (message.term, message.round)  # each ReadIndex round is news
         else:
             return False
         key = (type(message).__name__, src, dst)

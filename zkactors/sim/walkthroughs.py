@@ -346,7 +346,11 @@ WALKTHROUGHS = (
         "majority would vote for it does it become a candidate, raise its term, "
         "vote for itself and ask for real votes. The winner's first act is to "
         "append a no-op entry of its own term: entries of earlier terms may only "
-        "commit under an entry of the leader's term (§5.4.2).",
+        "commit under an entry of the leader's term (§5.4.2). Each follower, hearing "
+        "its new leader, asks it for a *read index* (the leader confirms it still "
+        "leads with a round a majority answers); it serves reads once it has applied "
+        "that far, so it never answers from a state older than what was committed "
+        "before it began to follow.",
         first_election,
         (("when a timer fires and a pre-vote starts", "zkactors.core.election:ElectionCore.tick"),
          ("whether a pre-vote is granted", "zkactors.core.election:ElectionCore.pre_vote_refusal"),
@@ -379,7 +383,8 @@ WALKTHROUGHS = (
         split_vote,
         (("one vote per term", "zkactors.core.replog:ReplicatedLog.vote_refusal"),
          ("a fresh random timeout after each round", "zkactors.core.election:ElectionCore._timeout"),
-         ("a candidate counting votes", "zkactors.core.replog:ReplicatedLog._on_vote"))),
+         ("a candidate counting votes", "zkactors.core.replog:ReplicatedLog._on_vote")),
+        seed=8),
     Walkthrough(
         "leader-crash", "A leader crash, and the entry that survives",
         "One follower is cut off; the client's `/kept` reaches the leader and the "
@@ -419,12 +424,17 @@ WALKTHROUGHS = (
         "two more; this time the leader snapshots its tree and drops the log "
         "before the snapshot. What the follower misses exists only in the "
         "snapshot, so the leader sends the snapshot, in chunks; the follower "
-        "installs it and its log restarts after it (Raft §7).",
+        "installs it and its log restarts after it (Raft §7). Each time it comes "
+        "back it asks the leader for a read index before serving reads again: an "
+        "append's commit index would not do, as one queued for it while it was down "
+        "vouches only for what was committed when it left.",
         catch_up,
         (("finding where the logs agree", "zkactors.core.replog:ReplicatedLog._on_append_response"),
          ("sending a snapshot instead", "zkactors.core.replog:ReplicatedLog._send_appends"),
          ("installing it", "zkactors.core.replog:ReplicatedLog._on_install_snapshot"),
-         ("reading chunks from disk", "zkactors.engine.replica:Replica._snapshot_chunks"))),
+         ("reading chunks from disk", "zkactors.engine.replica:Replica._snapshot_chunks"),
+         ("asking for a read index before serving reads",
+          "zkactors.core.replog:ReplicatedLog._ask_catch_up"))),
     Walkthrough(
         "read-index", "A linearizable read (ReadIndex)",
         "A client asks a follower to `sync` and then `get /x`. A follower's tree may "
