@@ -482,3 +482,16 @@ def test_a_live_stream_learns_of_the_events_a_snapshot_install_skipped():
     assert answer.compacted
     h.take(h.stream.on_answer(query.qid, answer))
     assert [e.type for _, e in h.delivered][-1] == "COMPACTED"
+
+
+def test_one_transaction_firing_the_same_type_and_path_twice_is_delivered_twice():
+    # A session's end deletes two children of /lock in one transaction: two CHILD
+    # events of /lock at one zxid, told apart by the cversion each leaves.
+    # (Found by the simulator's watchers, plain seed 497.)
+    h = Harness()
+    h.watch("/lock", recursive=True, start=10)
+    h.go_live(10)
+    first, second = Event("child", "/lock", 11, 7), Event("child", "/lock", 11, 8)
+    for event in (first, second, first):  # the last: a duplicate, from a resume
+        h.take(h.stream.on_event(event))
+    assert h.versions() == [7, 8]

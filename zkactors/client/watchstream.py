@@ -12,7 +12,7 @@ The Clone pattern, as done here
 
 ``synced`` (S) is the zxid through which every event of the watch set has been
 received. Events received over PUB with ``zxid > S`` sit in a bounded log (so a
-duplicate is recognised by ``(zxid, type, path)``) until a check confirms them.
+duplicate is recognised by ``(zxid, type, path, version)``) until a check confirms them.
 The stream is in one of two modes:
 
 * **live**: the SUB connection is settled, so events are dispatched as they
@@ -170,9 +170,13 @@ class _Entry:
         self.dispatched = dispatched
 
 
-def _key(event: Event) -> tuple[int, str, str]:
-    # One transaction never fires the same (type, path) twice (see tree.py).
-    return (event.zxid, event.type, event.path)
+def _key(event: Event) -> tuple[int, str, str, int]:
+    # One transaction can fire the same (type, path) more than once — a session's
+    # end deleting two children of /lock, a multi creating two — but each with
+    # the version it leaves (cversion, version), so with it the key is unique.
+    # (Without it, the second CHILD event of an expiry was taken for a duplicate
+    # and never delivered: found by the simulator's watchers, seed 497.)
+    return (event.zxid, event.type, event.path, event.version)
 
 
 LIVE = "live"
@@ -212,7 +216,7 @@ class WatchStream:
         self._qids = itertools.count(1)
         self._log: list[_Entry] = []
         self._log_zxids: list[int] = []
-        self._keys: dict[tuple[int, str, str], _Entry] = {}
+        self._keys: dict[tuple[int, str, str, int], _Entry] = {}
         #: wid -> the stream's position when that pending watch was registered.
         self._floors: dict[int, int] = {}
         self.dispatched_zxid = 0

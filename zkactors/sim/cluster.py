@@ -106,6 +106,8 @@ MAX_BATCH = 64
 #: A healthy majority must have a working leader after this long (see
 #: Simulation._check_progress): some seven election timeouts.
 PROGRESS_MS = 1000
+#: How many peer messages are queued for a node that is down (a high-water mark).
+QUEUED_FOR_A_DOWN_PEER = 1000
 
 
 def durable_entry(disk: MemoryDisk, index: int) -> Entry | None:
@@ -191,6 +193,11 @@ class SimNode:
         self.members = members
         self.sim = sim
         self.disk = MemoryDisk()
+        #: Peer messages that reached it while it was down: its peers' ZeroMQ
+        #: sockets queue them for the connection and deliver them once it is
+        #: back (up to their high-water mark), so a restarted node meets
+        #: messages sent before it started.
+        self.queued_at_peers: list[tuple] = []
         self.up = False
         self.incarnation = 0
         f, rng = sim.faults, sim.rng
@@ -755,6 +762,10 @@ class Simulation:
     def _on_deliver(self, payload: tuple) -> None:
         dst, incarnation, actor, message = payload
         node = self.nodes[dst]
+        if not node.up and incarnation is None:
+            if len(node.queued_at_peers) < QUEUED_FOR_A_DOWN_PEER:
+                node.queued_at_peers.append(payload)
+            return
         if not node.up or (incarnation is not None and incarnation != node.incarnation):
             return
         if actor == "election":
@@ -887,6 +898,13 @@ class Simulation:
         node = self.nodes[node_id]
         if not node.up:
             node.start()
+            self.deliver_queued(node)
+
+    def deliver_queued(self, node: SimNode) -> None:
+        """What its peers queued for ``node`` while it was down arrives now."""
+        for payload in node.queued_at_peers:
+            self._schedule(1, "deliver", payload)
+        node.queued_at_peers = []
 
     def _on_heal(self, pair: frozenset[int]) -> None:
         if self.trace and pair in self.partitioned:
@@ -1242,6 +1260,7 @@ class Simulation:
             self.resume(node)
             if not node.up:
                 node.start()
+                self.deliver_queued(node)
         for lock_client in self.lock_clients:
             lock_client.wake()
         self.faults = self.faults.calm()

@@ -78,6 +78,15 @@ MUTANTS = (
         Edit(R + "_become_leader", "self.caught_up = False", "self.caught_up = True"),
         Edit(R + "_become_leader", "self.term_start = self.catch_up_target = noop.index",
              "self.term_start = noop.index"))),
+    Mutant("follower-caught-up-on-an-append",
+           "a follower catches up to an append's commit index, which may have left "
+           "the leader before the follower restarted", (
+               Edit(R + "_learn_commit",
+                    "        commit = min(leader_commit, self.verified_index)\n",
+                    "        commit = min(leader_commit, self.verified_index)\n"
+                    "        if self.catch_up_target is None and self.role == FOLLOWER and \\\n"
+                    "                self.term_at(commit) == self.term:\n"
+                    "            self.catch_up_target = leader_commit\n"),)),
     Mutant("fifo-order", "a client's write is applied before an earlier one", (
         Edit("zkactors.core.dedup:ClientTable.in_order",
              "return seq <= last_seq + 1 or seq <= ack_below", "return True"),)),
@@ -219,7 +228,7 @@ def hunt(mutant: Mutant, seeds: range, try_first: int | None = None) -> tuple[in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zkactors.sim.mutants",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=200, help="seed budget per mutant")
+    parser.add_argument("--seeds", type=int, default=600, help="seed budget per mutant")
     parser.add_argument("--first", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--only", action="append", help="just this mutant (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")

@@ -136,6 +136,7 @@ class Script:
 
     def restart(self, node: int) -> None:
         self.sim.nodes[node].start()
+        self.sim.deliver_queued(self.sim.nodes[node])
 
     def cut(self, a: int, b: int) -> None:
         pair = frozenset((a, b))
@@ -277,17 +278,20 @@ def catch_up(s: Script) -> None:
     s.say(f"n{lagging} restarts: the leader's log still holds what it misses")
     s.restart(lagging)
     s.until_applied_everywhere(4)
-    s.expect(rf"n{lagging}.*appends 2..4", "catching up by log")
-    s.say(f"n{lagging} crashes again; two more writes; then the leader snapshots "
-          "and drops its log")
+    s.expect(rf"n{lagging}.*applies 2\.\.4", "catching up by log")
+    s.say(f"n{lagging} crashes again, and its link to the leader is down too (nothing "
+          "is queued for it); two more writes; then the leader snapshots and drops its log")
     s.crash(lagging)
+    s.cut(leader, lagging)
     for k in range(2):
         s.write(leader, "create", f"/b{k}")
     s.until("the two writes applied at the leader",
             lambda: s.sim.nodes[leader].store.applied_index >= 6)
     s.snapshot(leader)
     s.until("the leader's log compacted", lambda: s.sim.nodes[leader].log.base_index >= 6)
-    s.say(f"n{lagging} restarts: what it misses is only in the snapshot now")
+    s.say(f"n{lagging} restarts and can reach the leader: what it misses is only in the "
+          "snapshot now")
+    s.heal(leader, lagging)
     s.restart(lagging)
     s.until_applied_everywhere(6)
     s.expect(r"snapshot through 6@1, bytes 0\.\.\d+ \(last chunk\)", "a snapshot sent")
@@ -417,10 +421,11 @@ WALKTHROUGHS = (
     Walkthrough(
         "catch-up", "A follower catching up, by log and by snapshot",
         "A follower crashes and misses three writes. When it restarts it follows "
-        "the leader again, and the leader sends it everything after the last entry "
-        "it knows the follower holds (had their logs disagreed, the follower would "
-        "have refused the append with a hint where to start, and the leader would "
-        "have backed up). Then it crashes again and misses "
+        "the leader again. First come the appends the leader sent while it was "
+        "down (the leader's socket queued them for it, as ZeroMQ does), in whatever "
+        "order the network delivers them: it takes each that matches its log and "
+        "refuses one that does not, with a hint where to start; the leader sends "
+        "the rest from there. Then it crashes again, cut off, and misses "
         "two more; this time the leader snapshots its tree and drops the log "
         "before the snapshot. What the follower misses exists only in the "
         "snapshot, so the leader sends the snapshot, in chunks; the follower "

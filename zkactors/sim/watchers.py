@@ -207,7 +207,7 @@ class SimWatcher:
 
     def note(self, text: str) -> None:
         trace = self.sim.trace
-        if trace:
+        if trace and trace.clients:  # (watchers are clients: shown with --clients)
             trace.note(self.sim.now, self.node, f"watcher {self.name} {text}")
 
 
