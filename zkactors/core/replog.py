@@ -948,10 +948,12 @@ class ReplicatedLog:
     def _ask_catch_up(self, now_ms: int, ready: Ready) -> None:
         """A follower that must catch up asks its leader for a read index (Raft
         thesis §6.4) and takes the answer as its target. Not an append's commit
-        index: an append may have been sent before this process started (queued
-        for it while it was down), and vouches only for what was committed then.
-        (Found by the simulator, swarm seed 318: a restarted node served a read
-        from index 1 while index 4 had been committed before it started.)"""
+        index: that vouches only for what was committed when the append left the
+        leader, and nothing in the append says it left after this process
+        started. (The real transport happens not to deliver such a message — its
+        links are ``immediate`` and TCP — but the rule should not rest on that.
+        The simulator's network may: swarm seed 318 had a restarted node serve a
+        read from index 1 while index 4 had been committed before it started.)"""
         if self.role != FOLLOWER or not self.leader or self.catch_up_target is not None:
             return
         if self._catch_up_ask and now_ms - self._catch_up_asked_ms < self.retransmit_ms:

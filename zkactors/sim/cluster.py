@@ -193,10 +193,8 @@ class SimNode:
         self.members = members
         self.sim = sim
         self.disk = MemoryDisk()
-        #: Peer messages that reached it while it was down: its peers' ZeroMQ
-        #: sockets queue them for the connection and deliver them once it is
-        #: back (up to their high-water mark), so a restarted node meets
-        #: messages sent before it started.
+        #: Peer messages that reached it while it was down, delivered once it is
+        #: back (``faults.deliver_after_restart``).
         self.queued_at_peers: list[tuple] = []
         self.up = False
         self.incarnation = 0
@@ -762,7 +760,7 @@ class Simulation:
     def _on_deliver(self, payload: tuple) -> None:
         dst, incarnation, actor, message = payload
         node = self.nodes[dst]
-        if not node.up and incarnation is None:
+        if not node.up and incarnation is None and self.faults.deliver_after_restart:
             if len(node.queued_at_peers) < QUEUED_FOR_A_DOWN_PEER:
                 node.queued_at_peers.append(payload)
             return

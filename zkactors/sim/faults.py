@@ -107,6 +107,12 @@ class Faults:
     #: nodes in turn, on these paths in turn. They draw from a random stream of
     #: their own, so they never change the run they watch.
     watchers: int = 2
+    #: Hold peer messages that reach a node while it is down and deliver them
+    #: after it restarts. More than the real transport allows (its DEALERs are
+    #: ``immediate``, and TCP never carries an old connection's bytes into a new
+    #: one), on purpose: the cores must not trust that a message was sent after
+    #: its receiver started. It caught a catch-up rule that did (cb83b27).
+    deliver_after_restart: bool = True
     watch_paths: tuple[str, ...] = ("/", "/q")
     session_timeout_ms: tuple[int, int] = (200, 800)
     #: How long a lock client waits between releasing the lock and asking again.

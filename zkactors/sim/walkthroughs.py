@@ -158,7 +158,8 @@ class Script:
 
 def calm(**changes: Any) -> Faults:
     """No random fault, no random client; messages 1–5 ms, fsyncs 1–2 ms."""
-    quiet = Faults(pipelined=0, lock_clients=0, watchers=0, snapshot=0, drift=0, max_delay_ms=5,
+    quiet = Faults(pipelined=0, lock_clients=0, watchers=0, deliver_after_restart=False,
+                   snapshot=0, drift=0, max_delay_ms=5,
                    fsync_ms=(1, 2), retain_entries=(0, 0)).calm()
     for name, value in changes.items():
         setattr(quiet, name, value)
@@ -278,7 +279,7 @@ def catch_up(s: Script) -> None:
     s.say(f"n{lagging} restarts: the leader's log still holds what it misses")
     s.restart(lagging)
     s.until_applied_everywhere(4)
-    s.expect(rf"n{lagging}.*applies 2\.\.4", "catching up by log")
+    s.expect(rf"n{lagging}.*appends 2\.\.4 from the leader", "catching up by log")
     s.say(f"n{lagging} crashes again, and its link to the leader is down too (nothing "
           "is queued for it); two more writes; then the leader snapshots and drops its log")
     s.crash(lagging)
@@ -421,18 +422,17 @@ WALKTHROUGHS = (
     Walkthrough(
         "catch-up", "A follower catching up, by log and by snapshot",
         "A follower crashes and misses three writes. When it restarts it follows "
-        "the leader again. First come the appends the leader sent while it was "
-        "down (the leader's socket queued them for it, as ZeroMQ does), in whatever "
-        "order the network delivers them: it takes each that matches its log and "
-        "refuses one that does not, with a hint where to start; the leader sends "
-        "the rest from there. Then it crashes again, cut off, and misses "
+        "the leader again, and the leader sends it everything after the last entry "
+        "it knows the follower holds (had their logs disagreed, the follower would "
+        "have refused the append with a hint where to start, and the leader would "
+        "have backed up). Then it crashes again, cut off, and misses "
         "two more; this time the leader snapshots its tree and drops the log "
         "before the snapshot. What the follower misses exists only in the "
         "snapshot, so the leader sends the snapshot, in chunks; the follower "
         "installs it and its log restarts after it (Raft §7). Each time it comes "
         "back it asks the leader for a read index before serving reads again: an "
-        "append's commit index would not do, as one queued for it while it was down "
-        "vouches only for what was committed when it left.",
+        "append's commit index vouches only for what was committed when the append "
+        "left the leader, which may be before the follower started.",
         catch_up,
         (("finding where the logs agree", "zkactors.core.replog:ReplicatedLog._on_append_response"),
          ("sending a snapshot instead", "zkactors.core.replog:ReplicatedLog._send_appends"),
