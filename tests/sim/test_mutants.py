@@ -16,7 +16,8 @@ SEEDS = range(600)
 KILLED_BY = {
     "figure-8": 3, "vote-up-to-date": 1, "higher-term-step-down": 64,
     "conflict-truncation": 0, "commit-beyond-verified": 3, "leader-caught-up-at-once": 1,
-    "follower-caught-up-on-an-append": 7, "fifo-order": 1, "dedup-lookup": 0,
+    "follower-caught-up-on-an-append": 7,
+    "read-ids-reused": 168, "fifo-order": 1, "dedup-lookup": 0,
     "ack-before-fsync": 4, "commit-hint-uncommitted": 0, "install-keeps-old-log": 115,
     "install-acked-before-durable": 12, "check-quorum": 12, "gateway-catching-up": 1,
     "store-read-floor": 1, "session-no-grace": 3, "session-touch-dropped": 3,

@@ -87,6 +87,9 @@ MUTANTS = (
                     "        if self.catch_up_target is None and self.role == FOLLOWER and \\\n"
                     "                self.term_at(commit) == self.term:\n"
                     "            self.catch_up_target = leader_commit\n"),)),
+    Mutant("read-ids-reused", "a restarted node numbers its ReadIndex requests from 1 "
+           "again, so an answer meant for its previous process is taken for ours", (
+               Edit(R + "__init__", "self._read_ids = read_id_base", "self._read_ids = 0"),)),
     Mutant("fifo-order", "a client's write is applied before an earlier one", (
         Edit("zkactors.core.dedup:ClientTable.in_order",
              "return seq <= last_seq + 1 or seq <= ack_below", "return True"),)),

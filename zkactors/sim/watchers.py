@@ -42,7 +42,7 @@ from zkactors.client.watchstream import (
     WatchStream,
 )
 from zkactors.core.watches import WatchCore
-from zkactors.protocol import OP_EVENTS
+from zkactors.protocol import OP_EVENTS, zxid_index, zxid_term
 from zkactors.sim.invariants import InvariantViolation, LivenessFailure
 from zkactors.wire import BARRIER_PREFIX, CONTROL_TOPIC, Event, matches
 
@@ -66,7 +66,7 @@ _WIRE = {EventType.CREATED: "created", EventType.DELETED: "deleted",
 
 def zxid_text(zxid: int) -> str:
     """A zxid as the trace writes log positions: ``index@term``."""
-    return f"{zxid & 0xFFFFFFFF}@{zxid >> 32}"
+    return f"{zxid_index(zxid)}@{zxid_term(zxid)}"
 
 
 def new_watch_core(start_zxid: int) -> WatchCore:
@@ -255,6 +255,7 @@ class Watchers:
 
     def tick(self, node: SimNode, now: int) -> None:
         self.publish(node, node.watch.tick(now))
+        # Any node's tick will do for the watchers' clocks: theirs may be down.
         for watcher in self.watchers:
             watcher.check_silence()
 
